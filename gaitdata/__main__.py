@@ -1,0 +1,3 @@
+from gaitdata.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Teacher adapters; each module registers itself with :mod:`pseudolabel.registry` on import."""

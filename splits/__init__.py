@@ -1,0 +1,1 @@
+"""Video/subject-level splitting and leakage audits."""
