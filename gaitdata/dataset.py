@@ -85,7 +85,7 @@ FRAME_STATUSES = (
     "ok",  # written (rgb, and depth when the recording has depth)
     "sampled_out",  # skipped by stride / target fps / max frames
     "out_of_range",  # outside the requested time range
-    "no_depth_partner",  # no depth frame within tolerance: written as rgb only? no: not written
+    "no_depth_partner",  # no depth frame within half a frame period: not written
     "decode_error",  # the container's frame could not be decoded
 )
 
