@@ -1,0 +1,191 @@
+"""The main job on built-in sample data: synth -> extract -> validate -> label -> split -> export
+-> train -> evaluate (-> browse). Every stage is an ordinary library call; rerunning resumes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    out: Path = Path("demo_output")
+    subjects: int = 3
+    frames: int = 48
+    seed: int = 0
+    teacher: str = "mediapipe"
+    epochs: int = 8
+    train: bool = True
+    browse: bool = False
+    port: int | None = None
+
+
+@dataclass
+class DemoResult:
+    root: Path
+    stages: list[tuple[str, float, str]] = field(default_factory=list)  # (stage, seconds, summary)
+    report: Path | None = None
+
+
+def _stage(console: Console, result: DemoResult, name: str, fn: Callable[[], tuple[Any, str]]) -> Any:
+    console.rule(f"[bold]{name}")
+    t0 = time.perf_counter()
+    value, summary = fn()
+    dt = time.perf_counter() - t0
+    result.stages.append((name, dt, summary))
+    console.print(f"[green]✓[/] {name}: {summary} [dim]({dt:.1f} s)[/]")
+    return value
+
+
+def run_demo(opts: DemoOptions = DemoOptions(), console: Console | None = None) -> DemoResult:
+    from gaitdata import synth
+    from gaitdata.dataset import validate
+    from gaitdata.errors import GaitdataError
+    from gaitdata.extract import ExtractOptions, extract
+
+    console = console or Console()
+    out = Path(opts.out).resolve()
+    rec_dir = out / "recordings"
+    root = out / "dataset"
+    result = DemoResult(root=root)
+
+    sample = _stage(
+        console, result, "synth",
+        lambda: _with_summary(
+            synth.make_sample_set(rec_dir, n_subjects=opts.subjects, n_frames=opts.frames, seed=opts.seed),
+            lambda s: f"{len(s.recordings)} recordings of {opts.subjects} subjects in {rec_dir}",
+        ),
+    )  # fmt: skip
+
+    ex_opts = ExtractOptions(id_pattern=sample.id_pattern, metadata_csv=sample.metadata_csv)
+    summary = _stage(
+        console, result, "extract",
+        lambda: _with_summary(
+            extract([rec_dir], root, ex_opts, progress=True),
+            lambda s: f"{s.n_ok} recordings ok, {s.n_failed} failed, {s.frames_written} frames written",
+        ),
+    )  # fmt: skip
+    if summary.n_failed:
+        raise GaitdataError(f"{summary.n_failed} sample recordings failed to extract; see the table above")
+
+    def _validate() -> tuple[Any, str]:
+        report = validate(root)
+        if not report.ok:
+            raise GaitdataError(f"validation of {root} failed: {report.errors[:3]}")
+        return report, f"valid ({report.counts['frames_written']} frames)"
+
+    _stage(console, result, "validate", _validate)
+
+    _stage(
+        console, result, "ground truth",
+        lambda: (synth.write_ground_truth_labels(root), "synthetic ground truth stored as label set 'ground_truth'"),
+    )  # fmt: skip
+
+    from pseudolabel.runner import label
+
+    _stage(
+        console, result, f"label ({opts.teacher})",
+        lambda: _with_summary(
+            label(root, teacher=opts.teacher, label_set=opts.teacher, progress=True),
+            lambda s: f"{s.n_frames} frames, {s.n_persons} persons, mean confidence {s.mean_confidence:.2f}",
+        ),
+    )  # fmt: skip
+
+    _stage(console, result, "agreement with ground truth", lambda: _agreement(console, root, opts.teacher))
+
+    import splits
+
+    _stage(
+        console, result, "split",
+        lambda: _with_summary(
+            splits.make_split(root, by="subject", fractions=(0.34, 0.33, 0.33), seed=opts.seed, name="demo"),
+            lambda s: "by subject: " + ", ".join(f"{k}={len(s.videos(k))} videos" for k in ("train", "val", "test")),
+        ),
+    )  # fmt: skip
+    _stage(console, result, "audit", lambda: (splits.audit(root, "demo"), "no video or subject shared across splits"))
+
+    from gaitdata.coco import export_coco
+
+    files = _stage(
+        console, result, "export coco",
+        lambda: _with_summary(
+            export_coco(root, opts.teacher, "demo"),
+            lambda f: ", ".join(f"{k}: {Path(v).name}" for k, v in f.items()),
+        ),
+    )  # fmt: skip
+
+    if opts.train:
+        from gaitdata import student
+
+        export_dir = Path(next(iter(files.values()))).parent
+        run_dir = _stage(
+            console, result, "train student",
+            lambda: _with_summary(
+                student.train(root, export_dir, epochs=opts.epochs, seed=opts.seed, progress=True),
+                lambda p: f"run {p}",
+            ),
+        )  # fmt: skip
+        ev = _stage(
+            console, result, "evaluate",
+            lambda: _with_summary(
+                student.evaluate(root, run_dir, split="test", labels=opts.teacher),
+                lambda e: f"report {e.report}",
+            ),
+        )  # fmt: skip
+        result.report = Path(ev.report)
+
+    _print_summary(console, result)
+    if opts.browse:
+        from gaitdata import browse
+
+        browse.launch(root, labels=None, split="demo", port=opts.port)
+    return result
+
+
+def _with_summary(value: Any, fmt: Callable[[Any], str]) -> tuple[Any, str]:
+    return value, fmt(value)
+
+
+def _agreement(console: Console, root: Path, teacher: str) -> tuple[Any, str]:
+    """Per-recording agreement of the teacher with the synthetic ground truth (OKS, PCK@0.1)."""
+    import numpy as np
+
+    from pseudolabel.agreement import compare_label_sets
+
+    df = compare_label_sets(root, "ground_truth", teacher)
+    table = Table(title=f"{teacher} vs synthetic ground truth")
+    for col in ("recording", "persons", "mean OKS", "PCK@0.1"):
+        table.add_column(col, justify="right" if col != "recording" else "left")
+    matched = df[df["oks"].notna()] if "oks" in df else df
+    for vid, g in matched.groupby("video_id", sort=True):
+        table.add_row(str(vid), str(len(g)), f"{g['oks'].mean():.3f}", f"{_pck(g):.3f}")
+    console.print(table)
+    return df, f"mean OKS {float(np.nanmean(matched['oks'])):.3f} over {len(matched)} persons"
+
+
+def _pck(g: Any) -> float:
+    import numpy as np
+
+    if "pck_0.1" in g:
+        return float(np.nanmean(g["pck_0.1"]))
+    return float("nan")
+
+
+def _print_summary(console: Console, result: DemoResult) -> None:
+    table = Table(title="gaitdata demo")
+    table.add_column("stage")
+    table.add_column("time", justify="right")
+    table.add_column("result")
+    for name, dt, summary in result.stages:
+        table.add_row(name, f"{dt:.1f} s", summary)
+    console.print(table)
+    console.print(f"dataset root: {result.root}")
+    if result.report:
+        console.print(f"report: {result.report}")
