@@ -1,0 +1,198 @@
+"""Loading official checkpoints into our own modules, strictly and reproducibly.
+
+The checkpoint-exact teachers (AlphaPose FastPose, CenterNet) load the files their authors
+published *unchanged*. Loading follows timm's ``checkpoint_filter_fn`` habit:
+
+1. :func:`read_checkpoint` reads the file with ``torch.load(..., weights_only=True)`` (no arbitrary
+   code runs) and turns every failure (missing, empty, truncated, not a PyTorch file, pickled
+   objects that are not tensors) into one :class:`CheckpointError` naming the file.
+2. :func:`clean_state_dict` unwraps ``{'state_dict': ...}`` / ``{'model': ...}`` and strips the
+   ``module.`` prefix that ``nn.DataParallel`` adds.
+3. An optional ``filter_fn(state_dict, model) -> state_dict`` remaps keys. It is a pure function
+   (no side effects, returns a new dict); :func:`make_filter_fn` builds one from regex renames and
+   drop patterns.
+4. :func:`check_state_dict` compares keys and shapes with the model and raises an error listing the
+   missing, unexpected and shape-mismatched keys and which checkpoint was expected;
+   ``model.load_state_dict(strict=True)`` then copies the tensors.
+
+``load_checkpoint`` returns the file's sha256, which label sets record as the teacher's weights
+hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import re
+import struct
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gaitdata.errors import GaitdataError, require
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+StateDict = dict[str, "torch.Tensor"]
+FilterFn = Callable[[StateDict, "torch.nn.Module"], StateDict]
+
+_WRAPPER_KEYS = ("state_dict", "model")  # tried in this order
+_MAX_LISTED = 12  # keys listed per category in a mismatch message
+
+# What torch.load raises on files that are not (complete) PyTorch checkpoints, measured with
+# torch 2.x: truncated zip -> RuntimeError, empty/truncated legacy -> EOFError, plain text ->
+# KeyError, foreign pickles -> UnpicklingError, zip cut inside the directory -> OSError.
+_UNREADABLE = (
+    OSError, RuntimeError, EOFError, KeyError, IndexError, ValueError, TypeError, AttributeError,
+    UnicodeDecodeError, pickle.UnpicklingError, zipfile.BadZipFile, struct.error,
+)  # fmt: skip
+
+
+class CheckpointError(GaitdataError):
+    """A checkpoint file is missing, unreadable, or does not match the model."""
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a whole file (recorded as the weights hash of a label set)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_checkpoint(path: str | os.PathLike, *, expected: str | None = None) -> Any:
+    """``torch.load(path, map_location="cpu", weights_only=True)`` with clear errors.
+
+    ``expected`` describes the checkpoint the caller wants (e.g. "AlphaPose fast_res50_256x192.pth");
+    it is repeated in error messages so that the user knows what to put where.
+    """
+    torch = require("torch", "teachers")
+    path = Path(path)
+    want = f" (expected {expected})" if expected else ""
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}{want}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes){want}; download it again")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except _UNREADABLE as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: it is truncated, corrupt or not a PyTorch weights file "
+            f"({type(exc).__name__}: {reason}){want}; download it again"
+        ) from exc
+
+
+def clean_state_dict(obj: Any, *, source: str = "checkpoint") -> StateDict:
+    """Unwrap ``'state_dict'``/``'model'`` containers and strip ``module.``; a pure function.
+
+    Raises :class:`CheckpointError` when the result is not a flat ``str -> Tensor`` mapping.
+    """
+    torch = require("torch", "teachers")
+    sd = obj
+    for _ in range(2):  # e.g. {'model': {'state_dict': ...}} in some training loops
+        if isinstance(sd, Mapping):
+            inner = next((sd[k] for k in _WRAPPER_KEYS if isinstance(sd.get(k), Mapping)), None)
+            if inner is not None and not any(torch.is_tensor(v) for v in sd.values()):
+                sd = inner
+    if not isinstance(sd, Mapping):
+        raise CheckpointError(
+            f"{source}: expected a state_dict (a dict of tensors), found {type(sd).__name__}"
+        )
+    out: StateDict = {}
+    non_tensor: list[str] = []
+    for k, v in sd.items():
+        if not torch.is_tensor(v):
+            non_tensor.append(str(k))
+            continue
+        key = str(k)
+        out[key[len("module.") :] if key.startswith("module.") else key] = v
+    if not out:
+        raise CheckpointError(f"{source}: holds no tensors (top-level entries: {_fmt_keys(list(sd.keys()))})")
+    if non_tensor:
+        raise CheckpointError(
+            f"{source}: the state_dict holds non-tensor entries {_fmt_keys(non_tensor)}; "
+            "is this a training checkpoint of another program?"
+        )
+    return out
+
+
+def make_filter_fn(renames: Iterable[tuple[str, str]] = (), drop: Iterable[str] = ()) -> FilterFn:
+    """Build a pure ``filter_fn(state_dict, model)``: drop keys matching any ``drop`` regex, then
+    apply each ``(pattern, replacement)`` of ``renames`` with :func:`re.sub`, in order."""
+    rename_rules = [(re.compile(p), r) for p, r in renames]
+    drop_rules = [re.compile(p) for p in drop]
+
+    def filter_fn(state_dict: StateDict, model: Any = None) -> StateDict:
+        out: StateDict = {}
+        for k, v in state_dict.items():
+            if any(d.search(k) for d in drop_rules):
+                continue
+            for pat, rep in rename_rules:
+                k = pat.sub(rep, k)
+            out[k] = v
+        return out
+
+    return filter_fn
+
+
+def _fmt_keys(keys: list[str], limit: int = _MAX_LISTED) -> str:
+    shown = ", ".join(keys[:limit])
+    return f"[{shown}{', ...' if len(keys) > limit else ''}] ({len(keys)})"
+
+
+def check_state_dict(
+    state_dict: Mapping[str, Any], model: torch.nn.Module, *, source: str = "checkpoint",
+    expected: str | None = None, strict: bool = True,
+) -> None:  # fmt: skip
+    """Raise :class:`CheckpointError` when keys or shapes differ from ``model.state_dict()``.
+
+    With ``strict=False`` only shape mismatches of shared keys are errors.
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [
+        f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
+    ]
+    if not mismatched and (not strict or (not missing and not unexpected)):
+        return
+    parts = [
+        f"{source} does not match {type(model).__name__} "
+        f"({len(state_dict)} entries found, {len(own)} expected)"
+    ]
+    if missing:
+        parts.append(f"missing keys {_fmt_keys(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys {_fmt_keys(unexpected)}")
+    if mismatched:
+        parts.append(f"shape mismatches (found vs expected) {_fmt_keys(mismatched)}")
+    parts.append(f"expected {expected}" if expected else "is this the right checkpoint for this model?")
+    raise CheckpointError("; ".join(parts))
+
+
+def load_checkpoint(
+    path: str | os.PathLike, model: torch.nn.Module, filter_fn: FilterFn | None = None,
+    strict: bool = True, *, expected: str | None = None,
+) -> str:  # fmt: skip
+    """Load an official checkpoint into ``model`` and return the file's sha256.
+
+    The file is read safely (``weights_only=True``), unwrapped and de-prefixed
+    (:func:`clean_state_dict`), remapped by ``filter_fn`` when given, checked key by key and shape
+    by shape (:func:`check_state_dict`), then loaded with ``load_state_dict(strict=strict)``.
+    Every failure raises :class:`CheckpointError` naming the file and, when given, ``expected``.
+    """
+    path = Path(path)
+    raw = read_checkpoint(path, expected=expected)
+    sd = clean_state_dict(raw, source=f"checkpoint {path}")
+    if filter_fn is not None:
+        sd = filter_fn(sd, model)
+    check_state_dict(sd, model, source=f"checkpoint {path}", expected=expected, strict=strict)
+    model.load_state_dict(sd, strict=strict)
+    return sha256_file(path)
