@@ -1,0 +1,415 @@
+"""Leakage audit of a split, and per-split statistics.
+
+Checks, in order:
+
+1. **Membership** (hard error): a video listed in two splits; a subject whose videos sit in two
+   splits (an error for subject-unit splits; for a split made ``--by video`` on purpose it is a
+   warning, since that unit shares identities by design); videos listed that are not in the
+   dataset root (warning) and ok recordings missing from every split (warning).
+2. **Near-duplicate frames across splits** by perceptual hash: ``imagehash.phash`` (64-bit DCT
+   hash of the grey image) of ``frames_per_video`` evenly spaced written frames per video (or every
+   frame with ``all_frames``). Two frames in different splits whose hashes differ in at most
+   ``threshold`` bits (default :data:`PHASH_THRESHOLD` = 4 of 64) are listed with their paths.
+   Distinct real frames typically differ by 20-40 bits; re-encoded or copied frames by 0-2. These
+   are warnings unless ``strict`` (then errors).
+3. **Statistics** per split: subjects, videos, frames, labelled frames/persons, mean person score,
+   mean joint confidence and QA-flag counts (from a label set).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gaitdata.dataset import DatasetRoot
+from gaitdata.errors import GaitdataError, require
+from splits.core import Split, load_split
+
+PHASH_THRESHOLD = 4
+MAX_LISTED = 200  # near-duplicate pairs kept in the report (the count is always exact)
+
+
+class LeakageError(GaitdataError):
+    """A split shares a video or subject between splits (or near-duplicate frames, when strict)."""
+
+    def __init__(self, message: str, report: AuditReport):
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class NearDuplicate:
+    distance: int
+    split_a: str
+    path_a: str
+    split_b: str
+    path_b: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    name: str
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    video_overlap: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    subject_overlap: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    near_duplicates: tuple[NearDuplicate, ...] = ()
+    n_near_duplicates: int = 0
+    n_hashed: int = 0
+    threshold: int = PHASH_THRESHOLD
+    stats: tuple[dict[str, Any], ...] = ()
+    labels: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def raise_for_leakage(self) -> None:
+        if self.errors:
+            raise LeakageError(f"split {self.name!r} leaks: " + "; ".join(self.errors), self)
+
+    def stats_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(list(self.stats))
+
+    def summary(self) -> dict[str, Any]:
+        """Deterministic digest stored in the split file."""
+        return {
+            "ok": self.ok,
+            "errors": list(self.errors),
+            "warnings": list(self.warnings),
+            "near_duplicates": {
+                "threshold": self.threshold,
+                "frames_hashed": self.n_hashed,
+                "pairs": self.n_near_duplicates,
+                "examples": [d.to_dict() for d in self.near_duplicates[:10]],
+            },
+            "labels": self.labels,
+            "stats": [dict(s) for s in self.stats],
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.summary()
+        d["name"] = self.name
+        d["video_overlap"] = {k: list(v) for k, v in self.video_overlap.items()}
+        d["subject_overlap"] = {k: list(v) for k, v in self.subject_overlap.items()}
+        d["near_duplicates"]["examples"] = [x.to_dict() for x in self.near_duplicates]
+        return d
+
+
+# ------------------------------------------------------------------------------------------------
+# perceptual hashes
+# ------------------------------------------------------------------------------------------------
+def phash_file(path: str | os.PathLike, hash_size: int = 8) -> int:
+    """64-bit perceptual hash of an image file as an unsigned integer (``imagehash.phash``)."""
+    imagehash = require("imagehash", "core")
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.draft("L", (hash_size * 16, hash_size * 16))  # JPEG: decode at reduced scale, much faster
+        h = imagehash.phash(im, hash_size=hash_size)
+    bits = np.packbits(np.asarray(h.hash, dtype=bool).ravel())
+    return int.from_bytes(bits.tobytes(), "big")
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(x)
+    b = x.view(np.uint8).reshape(*x.shape, 8)
+    return np.unpackbits(b, axis=-1).sum(axis=-1)
+
+
+def cross_pairs(
+    hashes: np.ndarray, groups: np.ndarray, threshold: int, block: int = 4096
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (i, j), i < j, with ``groups[i] != groups[j]`` and Hamming distance <= ``threshold``."""
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    groups = np.asarray(groups)
+    out_i: list[np.ndarray] = []
+    out_j: list[np.ndarray] = []
+    out_d: list[np.ndarray] = []
+    n = len(hashes)
+    for s in range(0, n, block):
+        a = hashes[s : s + block]
+        ga = groups[s : s + block]
+        for t in range(s, n, block):
+            b = hashes[t : t + block]
+            gb = groups[t : t + block]
+            d = _popcount(a[:, None] ^ b[None, :])
+            mask = (d <= threshold) & (ga[:, None] != gb[None, :])
+            if t == s:
+                mask &= np.triu(np.ones_like(mask, dtype=bool), k=1)
+            ii, jj = np.nonzero(mask)
+            if len(ii):
+                out_i.append(ii + s)
+                out_j.append(jj + t)
+                out_d.append(d[ii, jj].astype(np.int64))
+    if not out_i:
+        e = np.zeros(0, dtype=np.int64)
+        return e, e, e
+    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d)
+
+
+def _sample(idx: np.ndarray, k: int) -> np.ndarray:
+    if k <= 0 or len(idx) <= k:
+        return idx
+    pos = np.unique(np.round(np.linspace(0, len(idx) - 1, k)).astype(int))
+    return idx[pos]
+
+
+def _near_duplicates(
+    root: DatasetRoot, v2s: dict[str, str], frames: pd.DataFrame, threshold: int, frames_per_video: int,
+    all_frames: bool, progress: bool,
+) -> tuple[list[NearDuplicate], int, int, list[str]]:  # fmt: skip
+    ok = frames[(frames["status"] == "ok") & frames["rgb_path"].notna() & frames["video_id"].isin(list(v2s))]
+    ok = ok.sort_values(["video_id", "frame_index"], kind="stable")
+    paths: list[str] = []
+    for _vid, grp in ok.groupby("video_id", sort=True):
+        rels = grp["rgb_path"].astype(str).to_numpy()
+        paths.extend(rels if all_frames else rels[_sample(np.arange(len(rels)), frames_per_video)])
+    hashes: list[int] = []
+    kept: list[str] = []
+    unreadable: list[str] = []
+    it: Iterable[str] = paths
+    if progress:
+        from rich.progress import track
+
+        it = track(paths, description="perceptual hashes", transient=True)
+    for rel in it:
+        try:
+            hashes.append(phash_file(root.path / rel))
+            kept.append(rel)
+        except (OSError, ValueError):
+            unreadable.append(rel)
+    vid_of = {rel: vid for vid, rel in zip(ok["video_id"].astype(str), ok["rgb_path"].astype(str), strict=True)}
+    split_idx = {s: i for i, s in enumerate(sorted(set(v2s.values())))}
+    groups = np.array([split_idx[v2s[vid_of[p]]] for p in kept], dtype=np.int64)
+    ii, jj, dd = cross_pairs(np.array(hashes, dtype=np.uint64), groups, threshold)
+    pairs = []
+    for i, j, d in zip(ii.tolist(), jj.tolist(), dd.tolist(), strict=True):
+        a, b = kept[i], kept[j]
+        sa, sb = v2s[vid_of[a]], v2s[vid_of[b]]
+        if (sa, a) > (sb, b):
+            (sa, a), (sb, b) = (sb, b), (sa, a)
+        pairs.append(NearDuplicate(int(d), sa, a, sb, b))
+    pairs.sort(key=lambda p: (p.distance, p.split_a, p.path_a, p.split_b, p.path_b))
+    return pairs, len(kept), len(pairs), unreadable
+
+
+# ------------------------------------------------------------------------------------------------
+# statistics
+# ------------------------------------------------------------------------------------------------
+def split_stats(
+    root: DatasetRoot, split: Split, labels: str | None, videos: pd.DataFrame, frames: pd.DataFrame
+) -> list[dict[str, Any]]:
+    ok = frames[frames["status"] == "ok"]
+    n_frames = ok.groupby("video_id").size()
+    lab = None
+    if labels is not None:
+        from gaitdata.labels import read_labels
+
+        lab = read_labels(root, labels)
+    subj_of = dict(zip(videos["video_id"].astype(str), videos["subject"], strict=True))
+    rows = []
+    for s in split.split_names:
+        vids = split.videos(s)
+        subjects = {subj_of.get(v) for v in vids} - {None}
+        subjects = {x for x in subjects if not pd.isna(x)}
+        row: dict[str, Any] = {
+            "split": s,
+            "subjects": len(subjects),
+            "videos": len(vids),
+            "frames": int(sum(int(n_frames.get(v, 0)) for v in vids)),
+        }
+        if lab is not None:
+            sub = lab[lab["video_id"].isin(vids)]
+            persons = sub[sub["has_person"].fillna(False).astype(bool)]
+            row["labelled_frames"] = int(len(sub.drop_duplicates(["video_id", "frame_index"])))
+            row["labelled_persons"] = int(len(persons))
+            row["mean_score"] = round(float(persons["score"].mean()), 4) if len(persons) else None
+            conf = [np.asarray(k, dtype=np.float64)[2::3] for k in persons["keypoints"] if k is not None and len(k)]
+            row["mean_joint_confidence"] = round(float(np.concatenate(conf).mean()), 4) if conf else None
+            flags: Counter[str] = Counter()
+            for fl in sub["qa_flags"]:
+                if fl is not None:
+                    flags.update(str(x) for x in fl)
+            row["qa_flags"] = dict(sorted(flags.items()))
+        rows.append(row)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
+# audit
+# ------------------------------------------------------------------------------------------------
+def audit_split(
+    root: DatasetRoot | str | os.PathLike,
+    split: Split,
+    labels: str | None = None,
+    near_duplicates: bool = True,
+    threshold: int = PHASH_THRESHOLD,
+    frames_per_video: int = 8,
+    all_frames: bool = False,
+    strict: bool = False,
+    progress: bool = False,
+) -> AuditReport:
+    """Audit an in-memory :class:`Split` (see the module docstring). Never raises for leakage;
+    call :meth:`AuditReport.raise_for_leakage`."""
+    r = root if isinstance(root, DatasetRoot) else DatasetRoot(root)
+    r.meta()
+    if not 0 <= int(threshold) <= 64:
+        raise GaitdataError(f"--threshold is a Hamming distance between 64-bit hashes: 0..64, not {threshold}")
+    errors: list[str] = []
+    warnings: list[str] = []
+    if not split.hash_ok:
+        warnings.append(f"{split.path}: content hash does not match: the file was edited after it was made")
+
+    seen: dict[str, list[str]] = {}
+    for s in split.split_names:
+        for v in split.members[s]["videos"]:
+            seen.setdefault(v, []).append(s)
+    video_overlap = {v: tuple(ss) for v, ss in sorted(seen.items()) if len(ss) > 1}
+    if video_overlap:
+        ex = ", ".join(f"{v} in {'+'.join(ss)}" for v, ss in list(video_overlap.items())[:5])
+        errors.append(f"{len(video_overlap)} video(s) in more than one split ({ex})")
+
+    videos = r.read_videos()
+    frames = r.read_frames()
+    subj_of = {
+        str(v): (None if pd.isna(s) else str(s))
+        for v, s in zip(videos["video_id"], videos["subject"], strict=True)
+    }
+    subj_splits: dict[str, set[str]] = {}
+    for s in split.split_names:
+        for v in split.members[s]["videos"]:
+            subj = subj_of.get(v)
+            if subj is not None:
+                subj_splits.setdefault(subj, set()).add(s)
+        for subj in split.members[s]["subjects"]:
+            subj_splits.setdefault(subj, set()).add(s)
+    order = {s: i for i, s in enumerate(split.split_names)}
+    subject_overlap = {
+        k: tuple(sorted(ss, key=order.__getitem__)) for k, ss in sorted(subj_splits.items()) if len(ss) > 1
+    }
+    if subject_overlap:
+        ex = ", ".join(f"{k} in {'+'.join(ss)}" for k, ss in list(subject_overlap.items())[:5])
+        msg = f"{len(subject_overlap)} subject(s) in more than one split ({ex})"
+        if split.unit == "video":
+            warnings.append(msg + ": identities are shared (the split was made --by video)")
+        else:
+            errors.append(msg)
+
+    known = set(videos["video_id"].astype(str))
+    unknown = sorted(set(seen) - known)
+    if unknown:
+        warnings.append(f"{len(unknown)} video(s) of the split are not in the dataset root (e.g. {', '.join(unknown[:3])})")
+    ok_videos = set(videos.loc[videos["status"] == "ok", "video_id"].astype(str))
+    missing = sorted(ok_videos - set(seen))
+    if missing:
+        warnings.append(
+            f"{len(missing)} ok recording(s) are in no split (e.g. {', '.join(missing[:3])}); "
+            f"re-run gaitdata split to include them"
+        )
+
+    pairs: list[NearDuplicate] = []
+    n_pairs = n_hashed = 0
+    if near_duplicates and len(split.split_names) > 1:
+        v2s = {v: ss[0] for v, ss in seen.items() if v in known}
+        pairs, n_hashed, n_pairs, unreadable = _near_duplicates(
+            r, v2s, frames, int(threshold), frames_per_video, all_frames, progress
+        )
+        if unreadable:
+            warnings.append(f"{len(unreadable)} frame(s) could not be read for hashing (e.g. {unreadable[0]})")
+        if n_pairs:
+            ex = pairs[0]
+            msg = (
+                f"{n_pairs} near-duplicate frame pair(s) across splits (Hamming <= {threshold}), "
+                f"e.g. {ex.path_a} ({ex.split_a}) ~ {ex.path_b} ({ex.split_b}), distance {ex.distance}"
+            )
+            (errors if strict else warnings).append(msg)
+
+    if labels is None:
+        labels = split.params.get("labels")
+        if labels is None and len(r.label_sets()) == 1:
+            labels = r.label_sets()[0]
+    stats = split_stats(r, split, labels, videos, frames)
+    return AuditReport(
+        name=split.name, errors=tuple(errors), warnings=tuple(warnings), video_overlap=video_overlap,
+        subject_overlap=subject_overlap, near_duplicates=tuple(pairs[:MAX_LISTED]), n_near_duplicates=n_pairs,
+        n_hashed=n_hashed, threshold=int(threshold), stats=tuple(stats), labels=labels,
+    )  # fmt: skip
+
+
+def audit(
+    root: DatasetRoot | str | os.PathLike,
+    name: str = "default",
+    labels: str | None = None,
+    *,
+    near_duplicates: bool = True,
+    threshold: int = PHASH_THRESHOLD,
+    frames_per_video: int = 8,
+    all_frames: bool = False,
+    strict: bool = False,
+    raise_on_leak: bool = True,
+    progress: bool = False,
+) -> AuditReport:
+    """Audit the saved split ``<root>/splits/<name>.json``.
+
+    Raises :class:`LeakageError` (a :class:`GaitdataError`, carrying ``.report``) when a video or
+    subject is in two splits, unless ``raise_on_leak=False``. ``labels`` names the label set for
+    the statistics (default: the split's, or the root's only label set).
+    """
+    r = root if isinstance(root, DatasetRoot) else DatasetRoot(root)
+    r.meta()
+    sp = load_split(r, name)
+    report = audit_split(
+        r, sp, labels=labels, near_duplicates=near_duplicates, threshold=threshold,
+        frames_per_video=frames_per_video, all_frames=all_frames, strict=strict, progress=progress,
+    )  # fmt: skip
+    if raise_on_leak:
+        report.raise_for_leakage()
+    return report
+
+
+def print_report(report: AuditReport, console: Any = None, max_pairs: int = 10) -> None:
+    """Print the statistics table, warnings, errors and some near-duplicate pairs with rich."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title=f"split {report.name}" + (f" (labels: {report.labels})" if report.labels else ""))
+    cols = ["split", "subjects", "videos", "frames"]
+    if report.stats and "labelled_persons" in report.stats[0]:
+        cols += ["labelled_frames", "labelled_persons", "mean_score", "mean_joint_confidence", "qa_flags"]
+    for c in cols:
+        table.add_column(c.replace("_", " "), justify="left" if c in ("split", "qa_flags") else "right")
+    for row in report.stats:
+        cells = []
+        for c in cols:
+            v = row.get(c)
+            if c == "qa_flags":
+                cells.append(", ".join(f"{k}:{n}" for k, n in (v or {}).items()) or "-")
+            elif isinstance(v, float):
+                cells.append(f"{v:.3f}")
+            else:
+                cells.append("-" if v is None else str(v))
+        table.add_row(*cells)
+    console.print(table)
+    if report.n_hashed:
+        console.print(
+            f"perceptual hashes: {report.n_hashed} frames, {report.n_near_duplicates} near-duplicate pair(s) "
+            f"across splits (Hamming <= {report.threshold})"
+        )
+    for d in report.near_duplicates[:max_pairs]:
+        console.print(f"  [yellow]~{d.distance}[/] {d.split_a}: {d.path_a}  <->  {d.split_b}: {d.path_b}", highlight=False)
+    for w in report.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    for e in report.errors:
+        console.print(f"[red]error:[/] {e}", highlight=False)

@@ -1,0 +1,549 @@
+"""Group-aware splits: every frame of a video, and every video of a subject, land in one split.
+
+Frames of one video are near-duplicates and a person's gait is their identity, so a split by
+frame leaks. :func:`make_split` assigns whole *groups* (subjects when every recording names one,
+else videos) to splits so that the requested fractions are met by **frame count** (or by
+labelled-person count when a label set is given), not by group count; both are reported.
+
+The assignment is deterministic for a seed: a largest-first greedy pass plus ``trials - 1``
+seeded random orders, each improved by local search (move one group, swap two groups), and the
+lowest-cost result wins (ties go to the earliest trial). The cost is the absolute deviation of
+each split's weight from its target, plus, for ``stratify`` columns, the same deviation per
+stratum value (so each view/condition is spread over the splits in the same proportions).
+
+The result is saved as ``<root>/splits/<name>.json`` (see :meth:`Split.to_dict`): member lists,
+counts, parameters, an input fingerprint and a content hash. Nothing time-dependent is written,
+so rerunning with the same inputs rewrites the file byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gaitdata.dataset import DatasetRoot
+from gaitdata.errors import GaitdataError
+from gaitdata.io import atomic_write_text
+
+SPLIT_FORMAT = "gaitdata-split"
+SPLIT_FORMAT_VERSION = 1
+DEFAULT_TRIALS = 16
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_UNITS = ("subject", "video")
+_NULL = "<none>"
+
+
+def _as_root(root: DatasetRoot | str | os.PathLike) -> DatasetRoot:
+    r = root if isinstance(root, DatasetRoot) else DatasetRoot(root)
+    r.meta()  # a clear error when this is not a dataset root
+    return r
+
+
+def check_split_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise GaitdataError(f"split name {name!r} must be letters, digits, '_', '-', '.' (no slashes)")
+    return name
+
+
+def split_path(root: DatasetRoot | str | os.PathLike, name: str) -> Path:
+    r = root if isinstance(root, DatasetRoot) else DatasetRoot(root)
+    return r.splits_dir / f"{check_split_name(name)}.json"
+
+
+def list_splits(root: DatasetRoot | str | os.PathLike) -> list[str]:
+    r = root if isinstance(root, DatasetRoot) else DatasetRoot(root)
+    return sorted(p.stem for p in r.splits_dir.glob("*.json")) if r.splits_dir.is_dir() else []
+
+
+# ------------------------------------------------------------------------------------------------
+# the Split record
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Split:
+    """A saved assignment of videos (and subjects) to named splits.
+
+    ``members[split] = {"subjects": (...), "videos": (...)}``. For k-fold splits the split names
+    are ``fold0 .. fold{K-1}``; :meth:`fold` gives the (train, test) videos of one fold.
+    """
+
+    name: str
+    kind: str  # holdout | kfold
+    unit: str  # subject | video
+    weight: str  # frames | labelled_persons
+    split_names: tuple[str, ...]
+    members: dict[str, dict[str, tuple[str, ...]]]
+    params: dict[str, Any]
+    counts: dict[str, dict[str, Any]]
+    inputs: dict[str, Any]
+    content_hash: str
+    audit_summary: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    hash_ok: bool = True
+
+    # ---- queries -------------------------------------------------------------------------------
+    def _check(self, split: str) -> str:
+        if split not in self.members:
+            raise GaitdataError(
+                f"split {self.name!r} has no part {split!r}; it has: {', '.join(self.split_names)}"
+            )
+        return split
+
+    def videos(self, split: str) -> list[str]:
+        return list(self.members[self._check(split)]["videos"])
+
+    def subjects(self, split: str) -> list[str]:
+        return list(self.members[self._check(split)]["subjects"])
+
+    def all_videos(self) -> list[str]:
+        return sorted({v for m in self.members.values() for v in m["videos"]})
+
+    def split_of_video(self, video_id: str) -> str | None:
+        """The split holding ``video_id`` (the first one, should a hand-edited file list it twice)."""
+        for s in self.split_names:
+            if video_id in self.members[s]["videos"]:
+                return s
+        return None
+
+    def video_to_split(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for s in self.split_names:
+            for v in self.members[s]["videos"]:
+                out.setdefault(v, s)
+        return out
+
+    @property
+    def folds(self) -> int | None:
+        return len(self.split_names) if self.kind == "kfold" else None
+
+    def fold(self, k: int) -> tuple[list[str], list[str]]:
+        """(train videos, test videos) of fold ``k`` of a k-fold split."""
+        if self.kind != "kfold":
+            raise GaitdataError(f"split {self.name!r} is a {self.kind} split, not k-fold; use .videos(name)")
+        if not 0 <= k < len(self.split_names):
+            raise GaitdataError(f"split {self.name!r} has folds 0..{len(self.split_names) - 1}, not {k}")
+        test = self.videos(self.split_names[k])
+        train = sorted(v for s in self.split_names if s != self.split_names[k] for v in self.members[s]["videos"])
+        return train, test
+
+    # ---- serialisation -------------------------------------------------------------------------
+    def content(self) -> dict[str, Any]:
+        """Everything the content hash covers (membership, parameters, counts, inputs)."""
+        return {
+            "format": SPLIT_FORMAT,
+            "format_version": SPLIT_FORMAT_VERSION,
+            "name": self.name,
+            "kind": self.kind,
+            "unit": self.unit,
+            "weight": self.weight,
+            "params": self.params,
+            "split_names": list(self.split_names),
+            "splits": {
+                s: {"subjects": list(self.members[s]["subjects"]), "videos": list(self.members[s]["videos"])}
+                for s in self.split_names
+            },
+            "counts": self.counts,
+            "inputs": self.inputs,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.content()
+        d["content_hash"] = self.content_hash
+        d["audit"] = self.audit_summary
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def content_hash(content: dict[str, Any]) -> str:
+    blob = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def split_from_dict(d: dict[str, Any], path: Path | None = None) -> Split:
+    where = str(path) if path else "split"
+    if d.get("format") != SPLIT_FORMAT:
+        raise GaitdataError(f"{where} is not a gaitdata split file (format {d.get('format')!r}); recreate it with gaitdata split")
+    if d.get("format_version") != SPLIT_FORMAT_VERSION:
+        raise GaitdataError(f"{where}: split format version {d.get('format_version')} is not supported; recreate it with gaitdata split")
+    try:
+        names = tuple(d["split_names"])
+        members = {
+            s: {"subjects": tuple(d["splits"][s].get("subjects", [])), "videos": tuple(d["splits"][s]["videos"])}
+            for s in names
+        }
+        sp = Split(
+            name=d["name"], kind=d["kind"], unit=d["unit"], weight=d["weight"], split_names=names,
+            members=members, params=d.get("params", {}), counts=d.get("counts", {}), inputs=d.get("inputs", {}),
+            content_hash=d.get("content_hash", ""), audit_summary=d.get("audit", {}), path=path,
+        )  # fmt: skip
+    except (KeyError, TypeError) as exc:
+        raise GaitdataError(f"{where}: malformed split file (missing {exc}); recreate it with gaitdata split") from exc
+    ok = sp.content_hash == content_hash(sp.content())
+    return Split(**{**sp.__dict__, "hash_ok": ok})
+
+
+def load_split(root: DatasetRoot | str | os.PathLike, name: str) -> Split:
+    """Read ``<root>/splits/<name>.json``. A file edited by hand loads with ``hash_ok = False``."""
+    r = root if isinstance(root, DatasetRoot) else DatasetRoot(root)
+    path = split_path(r, name)
+    if not path.is_file():
+        have = list_splits(r)
+        raise GaitdataError(
+            f"split {name!r} not found ({path}); available: {', '.join(have) or 'none'}. "
+            f"Create it with: gaitdata split {r.path} --name {name}"
+        )
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise GaitdataError(f"{path} is not valid JSON ({exc}); recreate it with gaitdata split") from exc
+    return split_from_dict(d, path)
+
+
+def save_split(root: DatasetRoot | str | os.PathLike, split: Split) -> Path:
+    """Write the split atomically to ``<root>/splits/<name>.json``."""
+    path = split_path(root, split.name)
+    atomic_write_text(path, split.to_json())
+    return path
+
+
+# ------------------------------------------------------------------------------------------------
+# inputs: groups and their weights
+# ------------------------------------------------------------------------------------------------
+def video_table(root: DatasetRoot, labels: str | None = None) -> pd.DataFrame:
+    """One row per ok video: metadata columns, ``frames`` (written frames) and, with ``labels``,
+    ``labelled_frames`` and ``labelled_persons``."""
+    videos = root.read_videos()
+    videos = videos[videos["status"] == "ok"].copy()
+    if videos.empty:
+        raise GaitdataError(
+            f"{root.videos_path}: no recordings with status ok to split. Extract recordings first: "
+            f"gaitdata extract RECORDINGS --out {root.path}"
+        )
+    frames = root.read_frames()
+    ok = frames[frames["status"] == "ok"]
+    n_frames = ok.groupby("video_id").size()
+    videos["frames"] = videos["video_id"].map(n_frames).fillna(0).astype("int64")
+    if labels is not None:
+        from gaitdata.labels import read_labels
+
+        lab = read_labels(root, labels)
+        persons = lab[lab["has_person"].fillna(False).astype(bool)].groupby("video_id").size()
+        lframes = lab.drop_duplicates(["video_id", "frame_index"]).groupby("video_id").size()
+        videos["labelled_persons"] = videos["video_id"].map(persons).fillna(0).astype("int64")
+        videos["labelled_frames"] = videos["video_id"].map(lframes).fillna(0).astype("int64")
+    return videos.sort_values("video_id", kind="stable").reset_index(drop=True)
+
+
+def _resolve_unit(videos: pd.DataFrame, by: str | None, root: DatasetRoot) -> str:
+    known = bool(videos["subject"].notna().all())
+    if by is None:
+        return "subject" if known else "video"
+    if by not in _UNITS:
+        raise GaitdataError(f"--by must be one of {', '.join(_UNITS)}, not {by!r}")
+    if by == "subject" and not known:
+        missing = videos.loc[videos["subject"].isna(), "video_id"].tolist()
+        raise GaitdataError(
+            f"cannot split by subject: {len(missing)} recording(s) of {root.videos_path} have no subject "
+            f"(e.g. {', '.join(missing[:3])}). Re-extract with --id-pattern or a metadata CSV, or use --by video."
+        )
+    return by
+
+
+def _check_fractions(fractions: Sequence[float], names: Sequence[str] | None) -> tuple[np.ndarray, tuple[str, ...]]:
+    try:
+        f = np.asarray([float(x) for x in fractions], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise GaitdataError(f"fractions must be numbers, got {fractions!r}") from exc
+    if f.ndim != 1 or len(f) < 2:
+        raise GaitdataError(f"give at least two fractions (e.g. 0.7,0.15,0.15), got {list(fractions)}")
+    if (f < 0).any() or not np.isfinite(f).all():
+        raise GaitdataError(f"fractions must be non-negative, got {list(fractions)}")
+    if abs(f.sum() - 1.0) > 1e-6:
+        raise GaitdataError(f"fractions must sum to 1, got {list(fractions)} (sum {f.sum():.6g})")
+    if names is None:
+        names = {2: ("train", "test"), 3: ("train", "val", "test")}.get(len(f))
+        if names is None:
+            names = tuple(f"split{i}" for i in range(len(f)))
+    names = tuple(names)
+    if len(names) != len(f) or len(set(names)) != len(names):
+        raise GaitdataError(f"need {len(f)} distinct split names for fractions {list(fractions)}, got {list(names)}")
+    for n in names:
+        check_split_name(n)
+    return f, names
+
+
+# ------------------------------------------------------------------------------------------------
+# assignment
+# ------------------------------------------------------------------------------------------------
+def _cost_rows(a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    return np.abs(a - t).sum(axis=-1)
+
+
+def _local_search(assign: np.ndarray, m: np.ndarray, t: np.ndarray, f: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Improve ``assign`` by single moves and pairwise swaps until nothing lowers the cost."""
+    s_count = len(t)
+    a = np.zeros_like(t)
+    np.add.at(a, assign, m)
+    counts = np.bincount(assign, minlength=s_count)
+    g_count = len(assign)
+    swaps = g_count <= 3000
+    for _ in range(200):  # passes; each strictly lowers the cost, so this terminates far earlier
+        improved = False
+        for g in order:
+            src = assign[g]
+            if counts[src] <= 1 and f[src] > 0:
+                continue
+            base = _cost_rows(a[src], t[src]) + _cost_rows(a, t)
+            new_src = _cost_rows(a[src] - m[g], t[src])
+            delta = new_src + _cost_rows(a + m[g], t) - base
+            delta[src] = 0.0
+            dst = int(np.argmin(delta))
+            if delta[dst] < -1e-9:
+                a[src] -= m[g]
+                a[dst] += m[g]
+                counts[src] -= 1
+                counts[dst] += 1
+                assign[g] = dst
+                improved = True
+        if swaps:
+            for g in order:
+                src = assign[g]
+                other = assign != src
+                if not other.any():
+                    continue
+                idx = np.nonzero(other)[0]
+                d = m[idx] - m[g]  # what the source split gains
+                dst = assign[idx]
+                before = _cost_rows(a[src], t[src]) + _cost_rows(a[dst], t[dst])
+                after = _cost_rows(a[src] + d, t[src]) + _cost_rows(a[dst] - d, t[dst])
+                delta = after - before
+                j = int(np.argmin(delta))
+                if delta[j] < -1e-9:
+                    h = idx[j]
+                    a[src] += d[j]
+                    a[dst[j]] -= d[j]
+                    assign[g], assign[h] = assign[h], src
+                    improved = True
+        if not improved:
+            break
+    return assign
+
+
+def _greedy(order: np.ndarray, m: np.ndarray, t: np.ndarray, f: np.ndarray) -> np.ndarray:
+    s_count = len(t)
+    a = np.zeros_like(t)
+    assign = np.full(len(m), -1, dtype=np.int64)
+    counts = np.zeros(s_count, dtype=np.int64)
+    for g in order:
+        delta = _cost_rows(a + m[g], t) - _cost_rows(a, t)
+        # prefer splits that are still empty, then the largest relative deficit
+        deficit = (t[:, 0] - a[:, 0]) / np.maximum(t[:, 0], 1e-12)
+        key = np.lexsort((np.arange(s_count), -deficit, delta, ~((counts == 0) & (f > 0))))
+        s = int(key[0])
+        assign[g] = s
+        a[s] += m[g]
+        counts[s] += 1
+    return assign
+
+
+def _total_cost(assign: np.ndarray, m: np.ndarray, t: np.ndarray) -> float:
+    a = np.zeros_like(t)
+    np.add.at(a, assign, m)
+    return float(_cost_rows(a, t).sum())
+
+
+def assign_groups(
+    weights: np.ndarray, strata: np.ndarray | None, fractions: np.ndarray, seed: int, trials: int = DEFAULT_TRIALS
+) -> np.ndarray:
+    """Assign groups to splits. ``weights``: (G,), ``strata``: (G, K) weight of each group per stratum
+    value (or None). Returns (G,) split indices; every split with a positive fraction gets a group."""
+    w = np.asarray(weights, dtype=np.float64)
+    cols = [w[:, None]] if strata is None else [w[:, None], np.asarray(strata, dtype=np.float64)]
+    m = np.concatenate(cols, axis=1)
+    total = m.sum(axis=0)
+    scale = np.where(total > 0, 1.0 / np.maximum(total, 1e-12), 0.0)
+    scale[1:] *= 1.0 / max(m.shape[1] - 1, 1)  # strata together weigh as much as the total
+    m = m * scale
+    t = fractions[:, None] * (total * scale)[None, :]
+    g_count = len(w)
+    rng = np.random.default_rng(seed)
+    best: tuple[float, np.ndarray] | None = None
+    for trial in range(max(1, trials)):
+        # largest-first (seeded tie order), then seeded random orders
+        perm = rng.permutation(g_count)
+        order = perm[np.argsort(-w[perm], kind="stable")] if trial == 0 else perm
+        assign = _greedy(order, m, t, fractions)
+        assign = _local_search(assign, m, t, fractions, order)
+        cost = round(_total_cost(assign, m, t), 12)
+        if best is None or cost < best[0]:
+            best = (cost, assign.copy())
+    assert best is not None  # trials >= 1
+    return best[1]
+
+
+# ------------------------------------------------------------------------------------------------
+# make_split
+# ------------------------------------------------------------------------------------------------
+def _fingerprint(videos: pd.DataFrame, cols: list[str]) -> str:
+    h = hashlib.sha256()
+    for row in videos[cols].itertuples(index=False):
+        h.update(json.dumps([None if pd.isna(x) else (x if isinstance(x, str) else int(x)) for x in row]).encode())
+    return "sha256:" + h.hexdigest()[:32]
+
+
+def build_split(
+    root: DatasetRoot | str | os.PathLike,
+    by: str | None = None,
+    fractions: Sequence[float] = (0.7, 0.15, 0.15),
+    seed: int = 0,
+    stratify: Sequence[str] = (),
+    name: str = "default",
+    folds: int | None = None,
+    labels: str | None = None,
+    names: Sequence[str] | None = None,
+    trials: int = DEFAULT_TRIALS,
+) -> Split:
+    """Compute a split (nothing is written). See :func:`make_split`."""
+    r = _as_root(root)
+    check_split_name(name)
+    if isinstance(stratify, str):
+        stratify = [s for s in stratify.split(",") if s]
+    stratify = tuple(stratify)
+    if folds is not None:
+        if int(folds) < 2:
+            raise GaitdataError(f"--folds must be at least 2, got {folds}")
+        folds = int(folds)
+        f = np.full(folds, 1.0 / folds)
+        split_names = tuple(f"fold{i}" for i in range(folds))
+        kind = "kfold"
+    else:
+        f, split_names = _check_fractions(fractions, names)
+        kind = "holdout"
+    videos = video_table(r, labels)
+    unit = _resolve_unit(videos, by, r)
+    allowed = ("subject", "session", "view", "condition", "kind")
+    for col in stratify:
+        if col not in allowed:
+            raise GaitdataError(f"--stratify: {col!r} is not a recording column; choose from {', '.join(allowed)}")
+        if col == unit:
+            raise GaitdataError(f"--stratify {col}: cannot stratify by the split unit itself")
+    weight_col = "labelled_persons" if labels is not None else "frames"
+    if videos[weight_col].sum() == 0:
+        what = f"labelled persons in label set {labels!r}" if labels else "written frames"
+        raise GaitdataError(f"{r.path}: no {what} to split; label or extract first")
+
+    videos["group"] = videos["subject"] if unit == "subject" else videos["video_id"]
+    groups = sorted(videos["group"].astype(str).unique().tolist())
+    n_needed = int((f > 0).sum())
+    if len(groups) < n_needed:
+        raise GaitdataError(
+            f"only {len(groups)} {unit}(s) ({', '.join(groups)}) for {n_needed} non-empty splits; "
+            f"add recordings, use fewer splits/folds{' or --by video' if unit == 'subject' else ''}"
+        )
+    gidx = {g: i for i, g in enumerate(groups)}
+    vg = videos["group"].astype(str).map(gidx).to_numpy()
+    gw = np.bincount(vg, weights=videos[weight_col].to_numpy(dtype=np.float64), minlength=len(groups))
+    strata_m = None
+    strata_keys: list[str] = []
+    if stratify:
+        key = videos[list(stratify)].astype(object).where(videos[list(stratify)].notna(), _NULL)
+        skey = key.astype(str).agg("|".join, axis=1)
+        strata_keys = sorted(skey.unique().tolist())
+        kidx = skey.map({k: i for i, k in enumerate(strata_keys)}).to_numpy()
+        strata_m = np.zeros((len(groups), len(strata_keys)))
+        np.add.at(strata_m, (vg, kidx), videos[weight_col].to_numpy(dtype=np.float64))
+        videos["stratum"] = skey
+    assign = assign_groups(gw, strata_m, f, seed=seed, trials=trials)
+    videos["split"] = [split_names[assign[g]] for g in vg]
+
+    members: dict[str, dict[str, tuple[str, ...]]] = {}
+    counts: dict[str, dict[str, Any]] = {}
+    total_w = float(videos[weight_col].sum())
+    for i, s in enumerate(split_names):
+        sub = videos[videos["split"] == s]
+        subj = tuple(sorted(sub["subject"].dropna().astype(str).unique().tolist()))
+        members[s] = {"subjects": subj, "videos": tuple(sorted(sub["video_id"].astype(str).tolist()))}
+        n_groups = int((assign == i).sum())
+        c: dict[str, Any] = {
+            "target_fraction": round(float(f[i]), 6),
+            "weight_fraction": round(float(sub[weight_col].sum()) / total_w, 6) if total_w else 0.0,
+            "group_fraction": round(n_groups / len(groups), 6),
+            "groups": n_groups,
+            "subjects": len(subj),
+            "videos": len(sub),
+            "frames": int(sub["frames"].sum()),
+        }
+        if labels is not None:
+            c["labelled_frames"] = int(sub["labelled_frames"].sum())
+            c["labelled_persons"] = int(sub["labelled_persons"].sum())
+        if stratify:
+            c["strata"] = {k: int(sub.loc[sub["stratum"] == k, weight_col].sum()) for k in strata_keys}
+        counts[s] = c
+    params = {
+        "by": unit,
+        "fractions": [round(float(x), 6) for x in f],
+        "seed": int(seed),
+        "stratify": list(stratify),
+        "labels": labels,
+        "folds": folds,
+        "trials": int(trials),
+    }
+    fp_cols = ["video_id", "subject", "view", "condition", "frames"] + (
+        ["labelled_persons"] if labels is not None else []
+    )
+    inputs = {"videos": len(videos), "groups": len(groups), "fingerprint": _fingerprint(videos, fp_cols)}
+    sp = Split(
+        name=name, kind=kind, unit=unit, weight=weight_col, split_names=split_names, members=members,
+        params=params, counts=counts, inputs=inputs, content_hash="",
+    )  # fmt: skip
+    return Split(**{**sp.__dict__, "content_hash": content_hash(sp.content())})
+
+
+def make_split(
+    root: DatasetRoot | str | os.PathLike,
+    by: str | None = None,
+    fractions: Sequence[float] = (0.7, 0.15, 0.15),
+    seed: int = 0,
+    stratify: Sequence[str] = (),
+    name: str = "default",
+    folds: int | None = None,
+    labels: str | None = None,
+    *,
+    names: Sequence[str] | None = None,
+    trials: int = DEFAULT_TRIALS,
+    near_duplicates: bool = True,
+    frames_per_video: int = 8,
+    strict: bool = False,
+    progress: bool = False,
+) -> Split:
+    """Split the ok recordings of ``root`` by group, audit the result, and save ``splits/<name>.json``.
+
+    ``by``: ``"subject"`` | ``"video"`` | None (subject when every recording names one, else video).
+    ``fractions`` are met by frame count (by labelled-person count with ``labels``). ``folds=K``
+    makes a k-fold split (``fold0..``) instead. ``stratify`` balances recording columns (e.g.
+    ``("view", "condition")``) over the splits. The audit runs before saving: a video or subject in
+    two splits (or, with ``strict``, a near-duplicate frame across splits) raises
+    :class:`splits.audit.LeakageError` and nothing is written.
+    """
+    from splits.audit import audit_split
+
+    r = _as_root(root)
+    sp = build_split(r, by, fractions, seed, stratify, name, folds, labels, names=names, trials=trials)
+    report = audit_split(
+        r, sp, labels=labels, near_duplicates=near_duplicates, frames_per_video=frames_per_video,
+        strict=strict, progress=progress,
+    )  # fmt: skip
+    report.raise_for_leakage()
+    sp = Split(**{**sp.__dict__, "audit_summary": report.summary()})
+    path = save_split(r, sp)
+    return Split(**{**sp.__dict__, "path": path})
