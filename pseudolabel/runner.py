@@ -1,0 +1,426 @@
+"""The labelling run: every extracted frame of a dataset root -> a label set.
+
+``label(root, teacher="mediapipe")`` reads ``frames.parquet``, decodes each recording's frames in
+background threads (a bounded queue of ``prefetch`` frames) while the teacher runs on batches,
+post-processes the recording as a whole (:mod:`pseudolabel.postprocess`) and writes it as a part,
+atomically: ``labels/.parts/<set>/<video_id>.parquet``. When every recording is done the parts are
+merged into ``labels/<set>.parquet`` plus ``labels/<set>.json`` (teacher, its config, weights
+hash, box source, post-processing settings and thresholds, tool version, per-recording stats).
+
+Every frame with status ``ok`` gets pose rows or one explicit no-person row. A rerun with the same
+settings skips finished recordings (their parts are kept) and writes an identical table; a rerun
+with different settings needs ``overwrite=True``. Nothing is written before the inputs (root,
+frames on disk, device, teacher and its extra) have been checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gaitdata._version import __version__
+from gaitdata.dataset import DatasetRoot, conform, utc_now
+from gaitdata.errors import GaitdataError, require
+from gaitdata.io import atomic_write_json, atomic_write_parquet
+from gaitdata.labels import LABEL_COLUMNS, check_label_set_name, write_labels
+from gaitdata.records import Pose
+from pseudolabel.boxes import BoxProposer, DepthProposer, make_proposer, read_depth, recording_background
+from pseudolabel.postprocess import PostprocessConfig, depth_features, postprocess_recording
+from pseudolabel.registry import Teacher, create_teacher
+
+
+@dataclass(frozen=True)
+class RecordingStats:
+    video_id: str
+    n_frames: int  # frames labelled (status ok)
+    n_persons: int  # person rows
+    n_no_person: int  # frames without any person
+    n_subject: int  # frames with the gait subject
+    n_flagged: int  # person rows with at least one QA flag
+    mean_confidence: float  # mean joint confidence over person rows (NaN without persons)
+    resumed: bool  # taken from an earlier run's part
+
+
+@dataclass(frozen=True)
+class LabelSummary:
+    root: Path
+    label_set: str
+    teacher: str
+    weights_hash: str | None
+    path: Path
+    recordings: tuple[RecordingStats, ...]
+    seconds: float
+    frames_per_second: float  # frames labelled in this run (resumed ones excluded) per second
+
+    @property
+    def n_frames(self) -> int:
+        return sum(r.n_frames for r in self.recordings)
+
+    @property
+    def n_persons(self) -> int:
+        return sum(r.n_persons for r in self.recordings)
+
+    @property
+    def n_no_person(self) -> int:
+        return sum(r.n_no_person for r in self.recordings)
+
+    @property
+    def n_flagged(self) -> int:
+        return sum(r.n_flagged for r in self.recordings)
+
+    @property
+    def n_resumed(self) -> int:
+        return sum(r.resumed for r in self.recordings)
+
+    @property
+    def mean_confidence(self) -> float:
+        w = [(r.mean_confidence, r.n_persons) for r in self.recordings if r.n_persons]
+        return float(sum(c * n for c, n in w) / sum(n for _, n in w)) if w else float("nan")
+
+
+# ---- input checks -------------------------------------------------------------------------------
+def check_device(device: str) -> None:
+    """``auto``/``cpu`` always pass; ``cuda[:N]`` needs torch with a visible CUDA device."""
+    if device in ("auto", "cpu"):
+        return
+    if not device.startswith("cuda"):
+        raise GaitdataError(f"device must be auto, cpu or cuda[:N], got {device!r}")
+    torch = require("torch", "teachers")
+    if not torch.cuda.is_available():
+        raise GaitdataError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu or auto")
+
+
+def _frames_to_label(root: DatasetRoot, videos: list[str] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    root.meta()  # raises a clear error when this is not a dataset root
+    vids = root.read_videos()
+    frames = root.read_frames()
+    ok = frames[frames["status"] == "ok"]
+    if videos is not None:
+        unknown = sorted(set(videos) - set(vids["video_id"]))
+        if unknown:
+            raise GaitdataError(f"{root.path}: unknown video ids {unknown[:5]}; see videos.parquet")
+        ok = ok[ok["video_id"].isin(videos)]
+    if ok.empty:
+        raise GaitdataError(
+            f"{root.path} has no extracted frames (status ok) to label; run: gaitdata extract RECORDINGS --out {root.path}"
+        )
+    ok = ok.sort_values(["video_id", "frame_index"], kind="stable").reset_index(drop=True)
+    if ok["rgb_path"].isna().any():
+        raise GaitdataError(f"{root.frames_path}: frames with status ok but no rgb_path; re-extract the recordings")
+    missing = [p for p in ok["rgb_path"] if not (root.path / p).is_file()]
+    missing += [p for p in ok["depth_path"].dropna() if not (root.path / p).is_file()]
+    if missing:
+        raise GaitdataError(
+            f"{len(missing)} frame files listed in {root.frames_path} are missing on disk (e.g. {missing[0]}); "
+            f"re-extract the affected recordings (gaitdata extract ... --out {root.path}) or run gaitdata validate {root.path}"
+        )
+    vids = vids[vids["video_id"].isin(ok["video_id"].unique())].set_index("video_id", drop=False)
+    return vids, ok
+
+
+# ---- decoding in background threads -------------------------------------------------------------
+def _load(root: DatasetRoot, rgb: str, depth: str | None, want_depth: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    import cv2
+
+    bgr = cv2.imread(str(root.path / rgb), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise GaitdataError(f"cannot decode {root.path / rgb}; re-extract this recording (gaitdata extract)")
+    d = read_depth(root.path / depth) if (want_depth and depth) else None
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), d
+
+
+def iter_frames(
+    root: DatasetRoot, rows: pd.DataFrame, want_depth: bool, workers: int = 2, prefetch: int = 16
+) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    """Yield (frame_index, RGB, depth or None) in order; decoding runs ahead in ``workers`` threads."""
+    items = list(zip(rows["frame_index"].astype(int), rows["rgb_path"], rows["depth_path"], strict=True))
+    ex = ThreadPoolExecutor(max_workers=max(int(workers), 1), thread_name_prefix="gaitdata-decode")
+    pending: deque = deque()
+    it = iter(items)
+    try:
+        for fi, rgb, dep in it:
+            pending.append((fi, ex.submit(_load, root, rgb, None if pd.isna(dep) else dep, want_depth)))
+            if len(pending) >= max(prefetch, 1):
+                break
+        while pending:
+            fi, fut = pending.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append((nxt[0], ex.submit(_load, root, nxt[1], None if pd.isna(nxt[2]) else nxt[2], want_depth)))
+            rgb_img, depth_img = fut.result()
+            yield fi, rgb_img, depth_img
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
+# ---- rows ---------------------------------------------------------------------------------------
+def _person_row(video_id: str, fi: int, k: int, pose: Pose, teacher: str, whash: str | None) -> dict:
+    x, y, w, h = pose.bbox
+    return {
+        "video_id": video_id, "frame_index": fi, "person_index": k, "has_person": True,
+        "bbox_x": x, "bbox_y": y, "bbox_w": w, "bbox_h": h, "score": float(np.clip(pose.score, 0, 1)),
+        "keypoints": [float(v) for v in np.asarray(pose.keypoints, np.float64).reshape(-1)],
+        "teacher": teacher, "weights_hash": whash, "qa_flags": [],
+    }  # fmt: skip
+
+
+def _empty_row(video_id: str, fi: int, teacher: str, whash: str | None) -> dict:
+    return {
+        "video_id": video_id, "frame_index": fi, "person_index": -1, "has_person": False,
+        "teacher": teacher, "weights_hash": whash, "qa_flags": [], "keypoints": None, "visibility": None,
+    }  # fmt: skip
+
+
+def _recording_stats(df: pd.DataFrame, resumed: bool) -> RecordingStats:
+    person = df[df["has_person"].fillna(False)]
+    conf = [float(np.mean(np.asarray(k, np.float64).reshape(-1, 3)[:, 2])) for k in person["keypoints"]]
+    return RecordingStats(
+        video_id=str(df["video_id"].iloc[0]),
+        n_frames=int(df["frame_index"].nunique()),
+        n_persons=len(person),
+        n_no_person=int((~df["has_person"].fillna(False)).sum()),
+        n_subject=int(person.loc[person["is_subject"].fillna(False), "frame_index"].nunique()),
+        n_flagged=int(sum(1 for f in person["qa_flags"] if f is not None and len(f))),
+        mean_confidence=float(np.mean(conf)) if conf else float("nan"),
+        resumed=resumed,
+    )
+
+
+def label_recording(
+    root: DatasetRoot,
+    video: pd.Series,
+    frames: pd.DataFrame,
+    teacher: Teacher,
+    teacher_name: str,
+    proposer: BoxProposer | None,
+    cfg: PostprocessConfig,
+    *,
+    batch_size: int = 8,
+    workers: int = 2,
+    prefetch: int = 16,
+    on_frames: Any = None,
+) -> pd.DataFrame:
+    """Label one recording's ok frames; returns its post-processed rows (LABEL_COLUMNS)."""
+    vid = str(video["video_id"])
+    whash = getattr(teacher, "weights_hash", None)
+    has_depth = frames["depth_path"].notna().any()
+    scale = video.get("depth_scale")
+    depth_scale = float(scale) if scale is not None and not pd.isna(scale) else 0.001
+    teacher.reset()
+    if proposer is not None:
+        proposer.begin(root, video, frames)
+    background = None
+    if has_depth and cfg.qa:
+        background = proposer.background if isinstance(proposer, DepthProposer) else recording_background(root, frames)
+    want_depth = bool(has_depth and (cfg.qa or isinstance(proposer, DepthProposer) or cfg.select_subject))
+    rows: list[dict] = []
+    depth_m: list[float] = []
+    bg_joints: list[list[int]] = []
+    height = float(video["height"]) if not pd.isna(video.get("height")) else float("nan")
+    batch: list[tuple[int, np.ndarray, np.ndarray | None]] = []
+
+    def flush() -> None:
+        imgs = [b[1] for b in batch]
+        boxes = [proposer.propose(fi, img, d)[:, :4] for fi, img, d in batch] if proposer is not None else None
+        out = teacher.predict(imgs, boxes)
+        if len(out) != len(batch):
+            raise GaitdataError(f"teacher {teacher_name} returned {len(out)} results for {len(batch)} images")
+        for (fi, _, d), poses in zip(batch, out, strict=True):
+            poses = sorted(poses, key=lambda p: (-p.score, p.bbox[0]))
+            if not poses:
+                rows.append(_empty_row(vid, fi, teacher_name, whash))
+                depth_m.append(float("nan"))
+                bg_joints.append([])
+            for k, p in enumerate(poses):
+                rows.append(_person_row(vid, fi, k, p, teacher_name, whash))
+                dm, bj = depth_features(p.keypoints, d, background, depth_scale, cfg)
+                depth_m.append(dm)
+                bg_joints.append(bj)
+        if on_frames is not None:
+            on_frames(len(batch))
+        batch.clear()
+
+    for item in iter_frames(root, frames, want_depth, workers, prefetch):
+        if np.isnan(height):
+            height = float(item[1].shape[0])
+        batch.append(item)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    df = conform(pd.DataFrame(rows), LABEL_COLUMNS, f"labels of {vid}")
+    fps = float(video["fps"]) if not pd.isna(video.get("fps")) else 30.0
+    df = postprocess_recording(
+        df, n_frames=len(frames), image_height=height, fps=fps,
+        depth_m=np.asarray(depth_m), background_joints=bg_joints, cfg=cfg,
+    )  # fmt: skip
+    return conform(df, LABEL_COLUMNS, f"labels of {vid}")
+
+
+# ---- the run ------------------------------------------------------------------------------------
+def parts_dir(root: DatasetRoot, label_set: str) -> Path:
+    return root.labels_dir / ".parts" / label_set
+
+
+def _teacher_config(teacher: Teacher) -> dict:
+    cfg = teacher.cfg
+    return {
+        "name": cfg.name, "input_size": list(cfg.input_size) if cfg.input_size else None,
+        "mean": list(cfg.mean) if cfg.mean else None, "std": list(cfg.std) if cfg.std else None,
+        "channel_order": cfg.channel_order, "schema": cfg.schema.name, "top_down": cfg.top_down,
+        "source": cfg.source, "license": cfg.license, "weights_file": cfg.weights_file, "extra": cfg.extra,
+    }  # fmt: skip
+
+
+def _json_safe(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def label(
+    root: str | os.PathLike | DatasetRoot,
+    teacher: str = "mediapipe",
+    label_set: str | None = None,
+    weights: str | os.PathLike | None = None,
+    device: str = "auto",
+    batch_size: int = 8,
+    boxes: str | None = "auto",
+    progress: bool = True,
+    *,
+    smooth: str | None = None,
+    vis_thresholds: tuple[float, float] = (0.2, 0.5),
+    postprocess: PostprocessConfig | None = None,
+    select_subject: bool = True,
+    qa: bool = True,
+    videos: list[str] | None = None,
+    overwrite: bool = False,
+    workers: int = 2,
+    prefetch: int = 16,
+    box_opts: dict | None = None,
+    **opts: Any,
+) -> LabelSummary:
+    """Label every extracted frame of ``root`` with ``teacher``; writes ``labels/<label_set>.parquet``.
+
+    ``boxes``: ``auto`` (top-down teachers: ``depth`` when every recording has depth, else
+    ``detector``; other teachers: none), ``none``, ``depth``, ``detector``, ``json:PATH`` or
+    ``labels:SET`` (see :mod:`pseudolabel.boxes`). ``postprocess`` overrides ``smooth``,
+    ``vis_thresholds``, ``select_subject`` and ``qa``. Remaining ``opts`` go to the teacher's
+    factory (e.g. ``mode="static"`` for mediapipe).
+    """
+    t0 = time.perf_counter()
+    root = root if isinstance(root, DatasetRoot) else DatasetRoot(root)
+    name = check_label_set_name(label_set or teacher)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    cfg = postprocess or PostprocessConfig(
+        vis_thresholds=tuple(vis_thresholds), smooth=smooth, select_subject=select_subject, qa=qa
+    )
+    vids, frames = _frames_to_label(root, videos)
+    check_device(device)
+    kwargs: dict[str, Any] = {"device": device, **opts}
+    if weights is not None:
+        kwargs["weights"] = str(weights)
+    model = create_teacher(teacher, **kwargs)
+    whash = getattr(model, "weights_hash", None)
+
+    spec = boxes if boxes is not None else "none"
+    if spec == "auto":
+        if model.cfg.top_down:
+            spec = "depth" if frames.groupby("video_id")["depth_path"].apply(lambda s: s.notna().all()).all() else "detector"
+        else:
+            spec = "none"
+    proposer = None if spec == "none" else make_proposer(spec, **(box_opts or {}))
+    if proposer is None and model.cfg.top_down:
+        raise GaitdataError(f"teacher {teacher} is top-down and needs person boxes; use --boxes depth|detector|json:PATH|labels:SET")
+
+    run_cfg = _json_safe(
+        {
+            "teacher": teacher, "teacher_options": {k: v for k, v in opts.items()}, "weights_hash": whash,
+            "boxes": proposer.describe() if proposer is not None else None, "postprocess": cfg.to_dict(),
+            "schema": model.cfg.schema.name,
+        }
+    )  # fmt: skip
+    pdir = parts_dir(root, name)
+    run_json = pdir / "run.json"
+    final = root.label_path(name)
+    if overwrite and pdir.exists():
+        shutil.rmtree(pdir)
+    elif run_json.is_file():
+        before = json.loads(run_json.read_text())
+        if before != run_cfg:
+            changed = sorted(k for k in set(before) | set(run_cfg) if before.get(k) != run_cfg.get(k))
+            raise GaitdataError(
+                f"label set {name!r} was started with other settings ({', '.join(changed)} differ; see {run_json}); "
+                f"rerun with the same settings to resume, or pass --overwrite to relabel"
+            )
+    elif final.is_file() and not overwrite:
+        raise GaitdataError(f"label set {name!r} already exists ({final}); pass --overwrite to relabel, or choose --label-set")
+    atomic_write_json(run_json, run_cfg)
+
+    stats: list[RecordingStats] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(frames), unit="frame", desc=f"label {name}", dynamic_ncols=True)
+    n_new = 0
+    try:
+        for vid, fr in frames.groupby("video_id", sort=True):
+            fr = fr.reset_index(drop=True)
+            part = pdir / f"{vid}.parquet"
+            if part.is_file():
+                done = conform(pd.read_parquet(part), LABEL_COLUMNS, str(part))
+                if sorted(done["frame_index"].unique().tolist()) == fr["frame_index"].astype(int).tolist():
+                    stats.append(_recording_stats(done, resumed=True))
+                    if bar is not None:
+                        bar.update(len(fr))
+                    continue
+            df = label_recording(
+                root, vids.loc[vid], fr, model, teacher, proposer, cfg,
+                batch_size=batch_size, workers=workers, prefetch=prefetch,
+                on_frames=bar.update if bar is not None else None,
+            )  # fmt: skip
+            atomic_write_parquet(part, df)
+            n_new += len(fr)
+            stats.append(_recording_stats(df, resumed=False))
+    finally:
+        if bar is not None:
+            bar.close()
+
+    merged = pd.concat(
+        [conform(pd.read_parquet(pdir / f"{v}.parquet"), LABEL_COLUMNS, v) for v in sorted(frames["video_id"].unique())],
+        ignore_index=True,
+    )
+    seconds = time.perf_counter() - t0
+    summary = LabelSummary(
+        root=root.path, label_set=name, teacher=teacher, weights_hash=whash, path=final,
+        recordings=tuple(stats), seconds=seconds, frames_per_second=n_new / seconds if seconds > 0 else 0.0,
+    )  # fmt: skip
+    meta = _json_safe(
+        {
+            "label_set": name, "teacher": teacher, "teacher_config": _teacher_config(model),
+            "teacher_options": run_cfg["teacher_options"], "weights_hash": whash,
+            "weights_path": str(getattr(model, "weights_path", weights) or "") or None,
+            "device": device, "batch_size": batch_size, "boxes": run_cfg["boxes"],
+            "vis_thresholds": list(cfg.vis_thresholds), "postprocess": cfg.to_dict(),
+            "keypoint_schema": model.cfg.schema.name, "tool": "gaitdata", "tool_version": __version__,
+            "created_at": utc_now(),
+            "summary": {
+                "frames": summary.n_frames, "persons": summary.n_persons, "frames_without_person": summary.n_no_person,
+                "mean_confidence": summary.mean_confidence, "flagged_persons": summary.n_flagged,
+            },
+            "recordings": {r.video_id: {k: v for k, v in r.__dict__.items() if k != "video_id"} for r in stats},
+        }
+    )  # fmt: skip
+    write_labels(root, name, merged, meta)
+    return summary

@@ -1,0 +1,285 @@
+"""BlazePose (mediapipe 0.10.14, ``model_complexity=1``) as the offline default teacher.
+
+The weights ship inside the mediapipe wheel (``pose_detection.tflite``, ``pose_landmark_full.tflite``),
+so this teacher works offline on CPU. BlazePose finds one person per call:
+
+- without boxes, each image is processed whole: in ``mode="video"`` the landmarks of one frame seed
+  the region of the next (tracking within one recording; call :meth:`MediaPipeTeacher.reset` between
+  recordings), in ``mode="static"`` every image is detected afresh;
+- with person boxes (multi-person frames), each box is cropped with context, processed in static
+  mode and mapped back (top-down); duplicates found in overlapping crops are suppressed.
+
+The 33 BlazePose landmarks map to COCO-17 with :data:`BLAZEPOSE_TO_COCO` (person's left = COCO
+left). Per-joint confidence is the landmark visibility; joints outside the image get at most
+:data:`OFF_IMAGE_CONFIDENCE`. The person score is the mean visibility of the torso landmarks
+(shoulders and hips), the box is the landmarks' extent padded to a COCO person box.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gaitdata.errors import GaitdataError, require
+from gaitdata.records import Pose
+from pseudolabel.registry import TeacherConfig, register_teacher
+
+# BlazePose landmark index of each COCO-17 keypoint, in COCO order.
+BLAZEPOSE_TO_COCO: tuple[int, ...] = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
+TORSO_LANDMARKS: tuple[int, ...] = (11, 12, 23, 24)
+OFF_IMAGE_CONFIDENCE = 0.05
+# Padding of the landmarks' extent to a COCO person box, as fractions of the extent's height
+# (the crown lies above the eyes/ears, the body surface beyond the joint centres).
+BOX_PAD_TOP = 0.10
+BOX_PAD_BOTTOM = 0.02
+BOX_PAD_SIDE = 0.05
+
+MEDIAPIPE_CONFIG = TeacherConfig(
+    name="mediapipe",
+    input_size=(256, 256),  # the landmark model's input; the detector runs at 224x224
+    mean=None,  # mediapipe normalises internally
+    std=None,
+    channel_order="RGB",
+    top_down=False,  # finds its own person; boxes are optional (multi-person frames)
+    source="BlazePose GHUM 3D, full model (mediapipe==0.10.14 mp.solutions.pose, model_complexity=1)",
+    license="Apache-2.0",
+    weights_file="pose_landmark_full.tflite",
+    extra={
+        "landmarks": 33,
+        "coco_from_blazepose": list(BLAZEPOSE_TO_COCO),
+        "confidence": "landmark visibility; off-image joints capped at 0.05",
+        "score": "mean visibility of shoulders and hips",
+        "box_padding": {"top": BOX_PAD_TOP, "bottom": BOX_PAD_BOTTOM, "side": BOX_PAD_SIDE},
+        "modes": ["video", "static"],
+    },
+)
+
+
+def bundled_model_files() -> list[Path]:
+    """The .tflite files of the pose solution inside the installed mediapipe package."""
+    mp = require("mediapipe", "teachers")
+    base = Path(mp.__file__).parent / "modules"
+    files = [base / "pose_detection" / "pose_detection.tflite", base / "pose_landmark" / "pose_landmark_full.tflite"]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise GaitdataError(
+            f"mediapipe at {base.parent} lacks the BlazePose weights {missing}; "
+            f"install the release that ships them: pip install --no-deps mediapipe==0.10.14"
+        )
+    return files
+
+
+def bundled_weights_hash() -> str:
+    """sha256 over the bundled .tflite files (name and content, in a fixed order)."""
+    h = hashlib.sha256()
+    for f in bundled_model_files():
+        h.update(f.name.encode())
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def landmarks_to_coco(landmarks: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(33, 4) normalised landmarks (x, y, z, visibility) -> (17, 3) pixel x, y and confidence.
+
+    Coordinates are continuous pixels (COCO convention): ``x_px = x_norm * width``.
+    """
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape != (33, 4):
+        raise ValueError(f"expected (33, 4) BlazePose landmarks, got {lm.shape}")
+    sel = lm[list(BLAZEPOSE_TO_COCO)]
+    x = sel[:, 0] * width
+    y = sel[:, 1] * height
+    conf = np.clip(np.nan_to_num(sel[:, 3]), 0.0, 1.0)
+    off = (x < 0) | (x >= width) | (y < 0) | (y >= height)
+    conf = np.where(off, np.minimum(conf, OFF_IMAGE_CONFIDENCE), conf)
+    return np.stack([x, y, conf], axis=1).astype(np.float32)
+
+
+def box_from_landmarks(landmarks: np.ndarray, width: int, height: int) -> tuple[float, float, float, float]:
+    """COCO person box (x, y, w, h) from all 33 landmarks, padded and clipped to the image."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    x = lm[:, 0] * width
+    y = lm[:, 1] * height
+    x0, x1, y0, y1 = x.min(), x.max(), y.min(), y.max()
+    ext = max(y1 - y0, x1 - x0, 1.0)
+    x0, x1 = x0 - BOX_PAD_SIDE * ext, x1 + BOX_PAD_SIDE * ext
+    y0, y1 = y0 - BOX_PAD_TOP * ext, y1 + BOX_PAD_BOTTOM * ext
+    x0, x1 = float(np.clip(x0, 0, width)), float(np.clip(x1, 0, width))
+    y0, y1 = float(np.clip(y0, 0, height)), float(np.clip(y1, 0, height))
+    return (x0, y0, max(x1 - x0, 0.0), max(y1 - y0, 0.0))
+
+
+def person_score(landmarks: np.ndarray) -> float:
+    vis = np.clip(np.nan_to_num(np.asarray(landmarks, np.float64)[list(TORSO_LANDMARKS), 3]), 0, 1)
+    return float(vis.mean())
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """IoU of two (x, y, w, h) boxes."""
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
+    ih = max(0.0, min(ay1, by1) - max(a[1], b[1]))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def crop_window(box: Sequence[float], width: int, height: int, context: float = 1.3) -> tuple[int, int, int]:
+    """A square window (x0, y0, side) around a box, ``context`` times its longer side (may leave the image)."""
+    x, y, w, h = (float(v) for v in box)
+    side = max(int(round(max(w, h) * context)), 16)
+    cx, cy = x + w / 2, y + h / 2
+    return int(round(cx - side / 2)), int(round(cy - side / 2)), side
+
+
+def crop_square(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """Cut ``side`` x ``side`` pixels at (x0, y0), padding with black outside the image."""
+    h, w = image.shape[:2]
+    out = np.zeros((side, side, 3), dtype=np.uint8)
+    sx0, sy0 = max(x0, 0), max(y0, 0)
+    sx1, sy1 = min(x0 + side, w), min(y0 + side, h)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
+    return out
+
+
+class MediaPipeTeacher:
+    """BlazePose full as a :class:`pseudolabel.registry.Teacher` (see the module docstring)."""
+
+    cfg = MEDIAPIPE_CONFIG
+
+    def __init__(
+        self,
+        mode: str = "video",
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+        crop_context: float = 1.3,
+        min_box_iou: float = 0.2,
+        nms_iou: float = 0.6,
+    ) -> None:
+        if mode not in ("video", "static"):
+            raise ValueError(f"mediapipe teacher: mode must be 'video' or 'static', got {mode!r}")
+        self._mp = require("mediapipe", "teachers")
+        self.mode = mode
+        self.min_detection_confidence = float(min_detection_confidence)
+        self.min_tracking_confidence = float(min_tracking_confidence)
+        self.crop_context = float(crop_context)
+        self.min_box_iou = float(min_box_iou)
+        self.nms_iou = float(nms_iou)
+        self.weights_hash: str | None = bundled_weights_hash()
+        self._video: Any = None
+        self._static: Any = None
+
+    # ---- mediapipe graphs -----------------------------------------------------------------------
+    def _make(self, static: bool) -> Any:
+        return self._mp.solutions.pose.Pose(
+            static_image_mode=static,
+            model_complexity=1,
+            smooth_landmarks=False,  # smoothing is a post-processing choice recorded with the labels
+            enable_segmentation=False,
+            min_detection_confidence=self.min_detection_confidence,
+            min_tracking_confidence=self.min_tracking_confidence,
+        )
+
+    def _graph(self, static: bool) -> Any:
+        if static:
+            if self._static is None:
+                self._static = self._make(True)
+            return self._static
+        if self._video is None:
+            self._video = self._make(False)
+        return self._video
+
+    @staticmethod
+    def _landmarks(result: Any) -> np.ndarray | None:
+        if result.pose_landmarks is None:
+            return None
+        return np.array([(p.x, p.y, p.z, p.visibility) for p in result.pose_landmarks.landmark], dtype=np.float64)
+
+    def _run(self, image: np.ndarray, static: bool) -> np.ndarray | None:
+        img = np.ascontiguousarray(image)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise ValueError(f"mediapipe teacher: expected an RGB uint8 HxWx3 image, got {img.shape} {img.dtype}")
+        return self._landmarks(self._graph(static).process(img))
+
+    # ---- Teacher protocol -------------------------------------------------------------------------
+    def pose_from_landmarks(self, lm: np.ndarray, width: int, height: int, extras: dict | None = None) -> Pose:
+        return Pose(
+            bbox=box_from_landmarks(lm, width, height),
+            score=person_score(lm),
+            keypoints=landmarks_to_coco(lm, width, height),
+            extras=extras or {},
+        )
+
+    def predict_one(self, image: np.ndarray, boxes: np.ndarray | None = None) -> list[Pose]:
+        h, w = image.shape[:2]
+        if boxes is None:
+            lm = self._run(image, static=self.mode == "static")
+            return [] if lm is None else [self.pose_from_landmarks(lm, w, h)]
+        boxes = np.asarray(boxes, dtype=np.float64)
+        if boxes.size == 0:
+            return []
+        boxes = boxes.reshape(-1, boxes.shape[-1])
+        found: list[Pose] = []
+        for box in boxes[:, :4]:
+            if box[2] <= 1 or box[3] <= 1:
+                continue
+            x0, y0, side = crop_window(box, w, h, self.crop_context)
+            lm = self._run(crop_square(image, x0, y0, side), static=True)
+            if lm is None:
+                continue
+            # crop-normalised -> full-image-normalised coordinates
+            full = lm.copy()
+            full[:, 0] = (lm[:, 0] * side + x0) / w
+            full[:, 1] = (lm[:, 1] * side + y0) / h
+            pose = self.pose_from_landmarks(full, w, h, extras={"proposal": tuple(float(v) for v in box)})
+            if box_iou(pose.bbox, box) >= self.min_box_iou:
+                found.append(pose)
+        # the same person found from two overlapping crops: keep the better one
+        found.sort(key=lambda p: -p.score)
+        kept: list[Pose] = []
+        for p in found:
+            if all(box_iou(p.bbox, q.bbox) < self.nms_iou for q in kept):
+                kept.append(p)
+        return kept
+
+    def predict(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None] | None = None) -> list[list[Pose]]:
+        if boxes is not None and len(boxes) != len(images):
+            raise ValueError(f"mediapipe teacher: {len(images)} images but {len(boxes)} box arrays")
+        return [self.predict_one(img, None if boxes is None else boxes[i]) for i, img in enumerate(images)]
+
+    def reset(self) -> None:
+        """Forget tracking state: the next video-mode frame is detected afresh."""
+        if self._video is not None:
+            self._video.close()
+            self._video = None
+
+    def close(self) -> None:
+        self.reset()
+        if self._static is not None:
+            self._static.close()
+            self._static = None
+
+    def __del__(self) -> None:  # graphs hold native resources
+        with contextlib.suppress(Exception):  # interpreter shutdown
+            self.close()
+
+
+@register_teacher("mediapipe")
+def create_mediapipe(
+    weights: str | None = None, device: str = "auto", mode: str = "video", **opts: Any
+) -> MediaPipeTeacher:
+    """Factory: ``create_teacher("mediapipe", mode="video"|"static")``; weights are bundled."""
+    if weights is not None:
+        raise GaitdataError(
+            f"the mediapipe teacher uses the weights bundled in mediapipe==0.10.14; drop --weights ({weights})"
+        )
+    if device not in ("auto", "cpu"):
+        raise GaitdataError(f"the mediapipe teacher runs on the CPU only; use --device cpu or auto (got {device!r})")
+    opts.pop("batch_size", None)
+    return MediaPipeTeacher(mode=mode, **opts)
