@@ -8,7 +8,8 @@ boxes of each frame (:meth:`BoxProposer.propose`), which returns an ``(N, 5)`` f
               background depth model (per-pixel maximum or median of the valid depth values
               over the recording's frames); foreground = closer than the background by more
               than ``min_diff_m`` (or ``min_rel`` of it); connected components above
-              ``min_area`` of the image become boxes.
+              ``min_area`` of the image become boxes. A person who stands still for the whole
+              recording is part of the background model and is not proposed (use ``detector``).
 ``detector``  BlazePose's detector (mediapipe, static mode) on the full frame; after each person
               found, that person's box is blanked and the frame searched again, up to
               ``max_persons`` people.
@@ -346,7 +347,7 @@ class LabelSetProposer:
             df = df[df["is_subject"].fillna(True)]
         self._boxes = {}
         for fi, g in df.groupby("frame_index", sort=True):
-            arr = g[["bbox_x", "bbox_y", "bbox_w", "bbox_h", "score"]].to_numpy(np.float64)
+            arr = g[["bbox_x", "bbox_y", "bbox_w", "bbox_h", "score"]].to_numpy(np.float64, na_value=np.nan, copy=True)
             arr[:, 4] = np.nan_to_num(arr[:, 4], nan=1.0)
             self._boxes[int(fi)] = arr[np.argsort(-arr[:, 4], kind="stable")]
 

@@ -10,8 +10,9 @@ Steps, in order (:func:`postprocess_recording`):
    ``1`` below ``vis_thresholds[1]``, else ``2``; joints with ``v == 0`` keep their coordinates.
 4. **Subject selection** over the whole recording: each track is scored by coverage (share of the
    recording's frames), size (median box height / image height), gait motion (travel of the box
-   centre, change of scale, swing of the ankles), mean person score and whether its median depth
-   lies inside ``depth_band_m``; the best track is the gait subject, plus tracks that never
+   centre, change of scale, swing of the ankles; saturating, so any walker counts fully and a
+   person standing still counts 0.3), mean person score and whether its median depth lies inside
+   ``depth_band_m``; the best track is the gait subject, plus tracks that never
    overlap it in time and score at least half as well per frame. Other people keep their rows
    with ``is_subject = False``.
 5. **QA flags** per pose (strings in ``qa_flags``):
@@ -36,6 +37,8 @@ LIMBS: tuple[tuple[int, int], ...] = ((5, 7), (7, 9), (6, 8), (8, 10), (11, 13),
 # left/right pairs compared for swaps: shoulders, elbows, wrists, hips, knees, ankles
 SWAP_PAIRS: tuple[tuple[int, int], ...] = ((5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
 TORSO: tuple[int, ...] = (5, 6, 11, 12)
+# gait motion (box travel / height + log-scale change + ankle swing) at which a track counts as walking
+MOTION_SATURATION = 0.25
 
 
 @dataclass(frozen=True)
@@ -174,13 +177,13 @@ def track_features(
         scale_change = float(np.ptp(np.log(h))) if len(fi) > 1 else 0.0
         ok = (kp[:, 15, 2] > cfg.vis_thresholds[0]) & (kp[:, 16, 2] > cfg.vis_thresholds[0])
         swing = float(np.std((kp[ok, 15, 0] - kp[ok, 16, 0]) / h[ok])) if ok.sum() > 2 else 0.0
-        motion = float(min(travel + scale_change + 4 * swing, 1.0))
+        motion = float(min((travel + scale_change + 4 * swing) / MOTION_SATURATION, 1.0))
         d = depth_m[m]
         d = d[np.isfinite(d)]
         depth = float(np.median(d)) if len(d) else float("nan")
         in_band = bool(np.isnan(depth) or cfg.depth_band_m[0] <= depth <= cfg.depth_band_m[1])
         score = float(np.mean(scores[m]))
-        per_frame = size * (0.2 + motion) * score * (1.0 if in_band else 0.1)
+        per_frame = size * (0.3 + 0.7 * motion) * score * (1.0 if in_band else 0.1)
         rows.append(
             {
                 "track_id": int(t), "n": int(m.sum()), "first": int(fi.min()), "last": int(fi.max()),

@@ -123,3 +123,32 @@ def make_root(
     root.write_videos(pd.DataFrame(vrows))
     root.write_frames(pd.DataFrame(frows))
     return root
+
+
+class BoxedTeacher(BlobTeacher):
+    """A top-down teacher: one pose per given box, joints laid out inside it."""
+
+    cfg = TeacherConfig(
+        name="test_boxed", input_size=(256, 192), mean=None, std=None, channel_order="RGB", top_down=True,
+        source="tests", license="Apache-2.0",
+    )  # fmt: skip
+    weights_hash = "boxed"
+
+    def predict(self, images: Sequence[np.ndarray], boxes=None) -> list[list[Pose]]:
+        if boxes is None:
+            raise ValueError("test_boxed needs boxes")
+        out = []
+        for b in boxes:
+            poses = []
+            for x, y, w, h in np.asarray(b, float).reshape(-1, 4):
+                kp = np.zeros((17, 3), np.float32)
+                kp[:, 0] = x + BLOB_LAYOUT[:, 0] * w
+                kp[:, 1] = y + BLOB_LAYOUT[:, 1] * h
+                kp[:, 2] = 0.8
+                poses.append(Pose(bbox=(x, y, w, h), score=0.8, keypoints=kp))
+            out.append(poses)
+        return out
+
+
+if "test_boxed" not in list_teachers():
+    register_teacher("test_boxed", BoxedTeacher)

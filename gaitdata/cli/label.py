@@ -1,0 +1,95 @@
+"""``gaitdata label ROOT --teacher NAME``."""
+
+from __future__ import annotations
+
+import click
+
+
+def _thresholds(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected two numbers LOW,HIGH (e.g. 0.2,0.5), got {value!r}") from None
+    if not 0 <= lo <= hi <= 1:
+        raise click.BadParameter(f"need 0 <= LOW <= HIGH <= 1, got {value!r}")
+    return lo, hi
+
+
+@click.command()
+@click.argument("root", required=False, type=click.Path(file_okay=False, path_type=str))
+@click.option("--teacher", "-t", default="mediapipe", show_default=True, help="Teacher name; 'list' prints them.")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=str), help="Checkpoint of a teacher that needs one.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--label-set", help="Name of the label set (default: the teacher's name).")
+@click.option(
+    "--boxes", default="auto", show_default=True,
+    help="Person boxes: auto, none, depth, detector, json:PATH (AlphaPose detections), labels:SET.",
+)  # fmt: skip
+@click.option("--smooth", is_flag=True, help="Smooth keypoints over time (One-Euro filter per track).")
+@click.option(
+    "--vis-thresholds", default="0.2,0.5", show_default=True, callback=_thresholds,
+    help="Confidence thresholds LOW,HIGH for COCO visibility 0/1/2.",
+)  # fmt: skip
+@click.option("--mode", type=click.Choice(["video", "static"]), help="mediapipe only: tracking or per-frame detection.")
+@click.option("--no-subject", is_flag=True, help="Do not pick a gait subject (every person is_subject).")
+@click.option("--no-qa", is_flag=True, help="Skip the QA flags.")
+@click.option("--video", "videos", multiple=True, help="Label only these video ids (repeatable).")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Frame-decoding threads.")
+@click.option("--overwrite", is_flag=True, help="Relabel from scratch (drops earlier parts of this label set).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def command(
+    root: str | None, teacher: str, weights: str | None, device: str, batch_size: int, label_set: str | None,
+    boxes: str, smooth: bool, vis_thresholds: tuple[float, float], mode: str | None, no_subject: bool,
+    no_qa: bool, videos: tuple[str, ...], workers: int, overwrite: bool, quiet: bool,
+) -> None:  # fmt: skip
+    """Pseudo-label every extracted frame of ROOT with a teacher pose model.
+
+    Writes ROOT/labels/<label-set>.parquet (+ .json metadata). Interrupted runs resume: rerun the
+    same command. Every frame gets pose rows or an explicit no-person row.
+
+    \b
+    Examples:
+      gaitdata label --teacher list
+      gaitdata label data/root                                  # BlazePose, offline, CPU
+      gaitdata label data/root --teacher mediapipe --boxes depth --label-set mp_multi
+      gaitdata label data/root --teacher alphapose --weights fast_res50_256x192.pth --boxes depth
+      gaitdata label data/root --teacher alphapose --boxes json:det_results.json --device cuda
+      gaitdata label data/root --smooth --vis-thresholds 0.3,0.6 --label-set mp_smooth
+    """
+    from pseudolabel.registry import list_teachers
+
+    if teacher == "list":
+        for name in list_teachers():
+            click.echo(name)
+        return
+    if root is None:
+        raise click.UsageError("missing ROOT (a dataset root made by gaitdata extract)")
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from pseudolabel.runner import label
+
+    opts = {"mode": mode} if mode else {}
+    s = label(
+        root, teacher=teacher, label_set=label_set, weights=weights, device=device, batch_size=batch_size,
+        boxes=boxes, progress=not quiet, smooth="one_euro" if smooth else None, vis_thresholds=vis_thresholds,
+        select_subject=not no_subject, qa=not no_qa, videos=list(videos) or None, overwrite=overwrite,
+        workers=workers, **opts,
+    )  # fmt: skip
+    table = Table(title=f"label set {s.label_set} ({s.teacher})")
+    for col in ("recording", "frames", "persons", "no person", "subject frames", "flagged", "mean conf", "resumed"):
+        table.add_column(col, justify="left" if col == "recording" else "right")
+    for r in s.recordings:
+        table.add_row(
+            r.video_id, str(r.n_frames), str(r.n_persons), str(r.n_no_person), str(r.n_subject),
+            str(r.n_flagged), f"{r.mean_confidence:.3f}", "yes" if r.resumed else "",
+        )  # fmt: skip
+    table.add_row(
+        "total", str(s.n_frames), str(s.n_persons), str(s.n_no_person), "", str(s.n_flagged),
+        f"{s.mean_confidence:.3f}", str(s.n_resumed), style="bold",
+    )  # fmt: skip
+    console = Console()
+    console.print(table)
+    console.print(f"wrote {s.path} in {s.seconds:.1f} s ({s.frames_per_second:.1f} frames/s)")
