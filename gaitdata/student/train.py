@@ -28,7 +28,7 @@ import csv
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,7 @@ class TrainConfig:
     device: str = "auto"
     num_workers: int = 0
     log_every: int = 10
+    init_from: str | None = None  # set by train(init_from=...)
 
     def __post_init__(self) -> None:
         if self.schedule not in ("cosine", "step"):
@@ -143,40 +144,16 @@ def distill_term(student_hm, teacher_hm, kind: str = "mse", temperature: float =
 
 def load_distillation_teacher(path: str | os.PathLike):
     """The FastPose-R50 teacher with an official (AlphaPose layout) checkpoint, in eval mode."""
-    torch = require("torch", "train")
     try:
         from pseudolabel.models.fastpose import build_fastpose_r50
     except ImportError as exc:
         raise GaitdataError(
             f"distillation needs the FastPose teacher (pseudolabel.models.fastpose): {exc}"
         ) from exc
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"teacher checkpoint {path} not found; pass an AlphaPose fast_res50_256x192.pth")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise GaitdataError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}); re-download it") from exc
+    from pseudolabel.checkpoints import load_checkpoint as load_teacher_checkpoint
+
     model = build_fastpose_r50()
-    try:
-        from pseudolabel.checkpoints import load_fastpose_state  # type: ignore[attr-defined]
-    except ImportError:
-        load_fastpose_state = None
-    if load_fastpose_state is not None:
-        load_fastpose_state(model, state)
-    else:
-        if isinstance(state, dict):
-            for key in ("state_dict", "model"):
-                if key in state and isinstance(state[key], dict):
-                    state = state[key]
-            state = {k.removeprefix("module."): v for k, v in state.items()}
-        try:
-            model.load_state_dict(state, strict=True)
-        except (RuntimeError, TypeError, AttributeError) as exc:
-            raise GaitdataError(
-                f"{path} does not fit FastPose-R50 ({str(exc).splitlines()[0][:200]}); "
-                f"pass AlphaPose's fast_res50_256x192.pth"
-            ) from exc
+    load_teacher_checkpoint(path, model, expected="AlphaPose fast_res50_256x192.pth (FastPose-R50)")
     return model.eval()
 
 
@@ -320,6 +297,7 @@ def train(
     train_split: str = "train",
     val_split: str = "val",
     teacher_model: Any = None,
+    init_from: str | os.PathLike | None = None,
     **cfg: Any,
 ) -> Path:
     """Train a student on ``<export_dir>/<train_split>.json`` (validate on ``<val_split>.json`` when present).
@@ -328,19 +306,32 @@ def train(
     against ``image_root``, default ``root``). ``export_dir`` defaults to ``<root>/exports/coco``.
     ``out``: the run directory (default ``<root>/models/<model>``). Other keyword arguments are
     :class:`TrainConfig` fields. ``teacher_model``: an already built teacher module (instead of
-    ``teacher_weights``) taking the teacher crops and returning heatmaps. Returns the run directory.
+    ``teacher_weights``) taking the teacher crops and returning heatmaps. ``init_from``: a student
+    checkpoint whose architecture and weights start the run (fine-tuning, e.g. after pruning).
+    Returns the run directory.
     """
     torch = require("torch", "train")
-    from gaitdata.student.data import AugmentConfig, CropDataset, load_coco_instances
-    from gaitdata.student.models import count_flops, count_parameters, student_arch, StudentNet
     from gaitdata.student.checkpoint import load_checkpoint, save_checkpoint
+    from gaitdata.student.data import AugmentConfig, CropDataset, load_coco_instances
+    from gaitdata.student.models import StudentArch, StudentNet, count_flops, count_parameters, student_arch
 
     root = Path(root)
     export_dir = Path(export_dir) if export_dir is not None else root / "exports" / "coco"
     image_root = Path(image_root) if image_root is not None else root
     config = TrainConfig.from_kwargs(model=model, epochs=epochs, seed=seed, **cfg)
+    if init_from is not None:
+        config = replace(config, init_from=str(init_from))
     schema = dataset_schema(root)
-    arch = student_arch(config.model, num_keypoints=schema.num_keypoints, **config.model_kwargs)
+    init = load_checkpoint(init_from) if init_from is not None else None
+    if init is not None:
+        arch = StudentArch.from_dict(init["arch"])
+    else:
+        arch = student_arch(config.model, num_keypoints=schema.num_keypoints, **config.model_kwargs)
+    if arch.num_keypoints != schema.num_keypoints:
+        raise GaitdataError(
+            f"model {config.model} predicts {arch.num_keypoints} keypoints but {root} uses the "
+            f"{schema.name} schema with {schema.num_keypoints}; pick a model with num_keypoints={schema.num_keypoints}"
+        )
     run_dir = Path(out) if out is not None else root / "models" / config.model
 
     # distributed setup (only when launched by torchrun with WORLD_SIZE > 1)
@@ -403,6 +394,8 @@ def train(
     net = StudentNet(arch).to(device)
     if state is not None:
         net.load_state_dict(state["state_dict"])
+    elif init is not None:
+        net.load_state_dict(init["state_dict"])
     if teacher is not None:
         teacher = teacher.to(device).eval()
         for p in teacher.parameters():
@@ -452,6 +445,11 @@ def train(
             },
         )
     best = float(state.get("metrics", {}).get("best_val_pck", -1.0)) if state else -1.0
+    kind = init.get("kind", "fp32") if init is not None else "fp32"
+    data_ref = {
+        "root": str(root.resolve()), "export": str(export_dir.resolve()), "image_root": str(image_root.resolve()),
+        "train_split": train_split, "val_split": val_split,
+    }
 
     for epoch in range(start_epoch, config.epochs):
         ds.set_epoch(epoch)
@@ -514,7 +512,7 @@ def train(
                 best = val_pck
             metrics["best_val_pck"] = best
             common = {
-                "kind": "fp32", "arch": arch.to_dict(), "schema": schema.to_dict(), "config": config.to_dict(),
+                "kind": kind, "data": data_ref, "arch": arch.to_dict(), "schema": schema.to_dict(), "config": config.to_dict(),
                 "epoch": epoch, "step": step, "metrics": metrics,
                 "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
             }
@@ -527,8 +525,8 @@ def train(
     if main and config.epochs == 0:
         save_checkpoint(
             run_dir / "best.pt",
-            {"kind": "fp32", "arch": arch.to_dict(), "schema": schema.to_dict(), "config": config.to_dict(),
-             "epoch": -1, "step": 0, "metrics": {}, "state_dict": net.state_dict()},
+            {"kind": kind, "data": data_ref, "arch": arch.to_dict(), "schema": schema.to_dict(),
+             "config": config.to_dict(), "epoch": -1, "step": 0, "metrics": {}, "state_dict": net.state_dict()},
         )
     if world > 1:
         import torch.distributed as dist
