@@ -388,14 +388,16 @@ def print_report(report: AuditReport, console: Any = None, max_pairs: int = 10) 
     cols = ["split", "subjects", "videos", "frames"]
     if report.stats and "labelled_persons" in report.stats[0]:
         cols += ["labelled_frames", "labelled_persons", "mean_score", "mean_joint_confidence", "qa_flags"]
+    heads = {"labelled_frames": "lab. frames", "labelled_persons": "persons", "mean_score": "score",
+             "mean_joint_confidence": "joint conf", "qa_flags": "QA flags"}  # fmt: skip
     for c in cols:
-        table.add_column(c.replace("_", " "), justify="left" if c in ("split", "qa_flags") else "right")
+        table.add_column(heads.get(c, c), justify="left" if c in ("split", "qa_flags") else "right")
     for row in report.stats:
         cells = []
         for c in cols:
             v = row.get(c)
             if c == "qa_flags":
-                cells.append(", ".join(f"{k}:{n}" for k, n in (v or {}).items()) or "-")
+                cells.append("\n".join(f"{k} {n}" for k, n in (v or {}).items()) or "-")
             elif isinstance(v, float):
                 cells.append(f"{v:.3f}")
             else:

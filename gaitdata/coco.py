@@ -1,0 +1,590 @@
+"""COCO person-keypoints export and import of label sets.
+
+Export writes one file per part of a split (``train.json``, ``val.json``, ``test.json``; or
+``fold0.json``...; or ``all.json`` without a split) to ``<root>/exports/coco/`` for the split
+named ``default`` and ``<root>/exports/coco/<split>/`` for any other split (or ``out``).
+
+**Image root.** ``images[].file_name`` is relative to the *dataset root* (e.g.
+``frames/s01_walk/rgb/000012.jpg``); ``info.image_root`` gives the dataset root relative to the
+JSON file's folder, so ``Path(json).parent / info["image_root"] / file_name`` is the image.
+With ``images="copy"`` or ``"link"`` (symlinks) the frames are also materialised under
+``<out>/images/<file_name>`` and ``info.image_root`` is ``"images"``.
+
+**Fields.** Standard COCO plus extra fields that COCO readers ignore:
+
+* ``images``: ``id``, ``file_name``, ``width``, ``height``; extra ``video_id``, ``frame_index``,
+  ``subject``, ``depth_file`` (16-bit depth PNG relative to the dataset root, null without depth),
+  ``timestamp_ms`` (colour timestamp). Frames labelled with *no person* are exported as images
+  without annotations, so evaluation knows they exist; frames whose persons were all removed by
+  a filter are left out (they do contain a person).
+* ``annotations``: ``id``, ``image_id``, ``category_id`` 1, ``iscrowd`` 0, ``bbox`` [x, y, w, h],
+  ``area`` (box area w*h), ``keypoints`` [x, y, v] * K with COCO's x = y = 0 where v = 0,
+  ``num_keypoints`` (joints with v > 0), ``score``; extra ``keypoint_scores`` (per-joint
+  confidence), ``invisible_xy`` ([joint, x, y] of the v = 0 joints, so nothing is lost),
+  ``person_index``, ``track_id``, ``is_subject``, ``qa_flags`` (and ``teacher``/``weights_hash``
+  when they differ between rows; otherwise they are in ``info``).
+* ``categories``: one ``person`` category with the keypoint names and the 1-indexed skeleton.
+
+**Ids** are deterministic: an image's id is 1 + its rank among all written frames of the root
+ordered by (video_id, frame_index), so one frame has the same id in every export of the root;
+annotation ids count 1.. in (image id, person index) order.
+
+The JSON is streamed to a temporary file (one image or annotation per line) and renamed when
+every part is complete: a failure leaves no partial file. :func:`import_coco` turns such a file
+(or any COCO person-keypoints file whose images match the root's frames) back into a label set;
+export -> import -> export reproduces the file byte for byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from gaitdata._version import __version__
+from gaitdata.dataset import DatasetRoot
+from gaitdata.errors import GaitdataError
+from gaitdata.labels import LABEL_COLUMNS, check_label_set_name, read_label_meta, read_labels, write_labels
+from gaitdata.schema import KeypointSchema
+
+COCO_FORMAT = "gaitdata-coco"
+COCO_FORMAT_VERSION = 1
+IMAGE_MODES = ("none", "copy", "link")
+_IMPORT_KEY = "imported_from"  # label-set metadata key written by import, not exported again
+_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def _as_root(root: DatasetRoot | str | os.PathLike) -> DatasetRoot:
+    r = root if isinstance(root, DatasetRoot) else DatasetRoot(root)
+    r.meta()
+    return r
+
+
+def default_out(root: DatasetRoot, split_name: str | None) -> Path:
+    base = root.exports_dir / "coco"
+    return base if split_name in (None, "default") else base / split_name
+
+
+def categories(schema: KeypointSchema) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": 1,
+            "name": "person",
+            "supercategory": "person",
+            "keypoints": list(schema.keypoints),
+            "skeleton": schema.skeleton_1based(),
+        }
+    ]
+
+
+def image_ids(frames: pd.DataFrame) -> pd.DataFrame:
+    """Written frames with their stable COCO image id (1 + rank by (video_id, frame_index))."""
+    ok = frames[frames["status"] == "ok"].sort_values(["video_id", "frame_index"], kind="stable")
+    ok = ok.reset_index(drop=True)
+    ok["image_id"] = np.arange(1, len(ok) + 1, dtype=np.int64)
+    return ok
+
+
+def _num(x: Any) -> Any:
+    """JSON-safe scalar: NaN/NA -> None, numpy -> Python."""
+    if x is None or x is pd.NA:
+        return None
+    if isinstance(x, float | np.floating):
+        return None if math.isnan(x) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def _parts(root: DatasetRoot, split_name: str | None) -> tuple[dict[str, list[str]], str | None]:
+    if split_name is None:
+        videos = root.read_videos()
+        return {"all": sorted(videos.loc[videos["status"] == "ok", "video_id"].astype(str))}, None
+    from splits import load_split
+
+    sp = load_split(root, split_name)
+    return {s: sp.videos(s) for s in sp.split_names}, sp.content_hash
+
+
+def _video_sizes(root: DatasetRoot, frames: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    videos = root.read_videos()
+    sizes: dict[str, tuple[int, int]] = {}
+    for v in videos.itertuples(index=False):
+        if not pd.isna(v.width) and not pd.isna(v.height):
+            sizes[str(v.video_id)] = (int(v.width), int(v.height))
+    missing = set(frames["video_id"].astype(str)) - set(sizes)
+    if missing:
+        from PIL import Image
+
+        first = frames[frames["video_id"].isin(list(missing))].drop_duplicates("video_id")
+        for vid, rel in zip(first["video_id"].astype(str), first["rgb_path"].astype(str), strict=True):
+            try:
+                with Image.open(root.path / rel) as im:
+                    sizes[vid] = im.size
+            except OSError as exc:
+                raise GaitdataError(
+                    f"{root.videos_path}: no width/height for {vid} and {root.path / rel} is unreadable ({exc}); "
+                    f"re-extract the recording"
+                ) from exc
+    return sizes
+
+
+def _select(
+    lab: pd.DataFrame, min_score: float, min_visible: int, exclude_flags: Sequence[str], subject_only: bool
+) -> np.ndarray:
+    """Boolean mask of person rows that pass the filters."""
+    person = lab["has_person"].fillna(False).to_numpy(dtype=bool)
+    keep = person.copy()
+    if min_score > 0:
+        keep &= lab["score"].fillna(-np.inf).to_numpy(dtype=np.float64) >= min_score
+    vis = np.array([0 if v is None else int(np.count_nonzero(np.asarray(v) > 0)) for v in lab["visibility"]])
+    keep &= vis >= int(min_visible)
+    if exclude_flags:
+        bad = set(exclude_flags)
+        keep &= np.array([not (fl is not None and bad.intersection(fl)) for fl in lab["qa_flags"]], dtype=bool)
+    if subject_only:
+        keep &= lab["is_subject"].fillna(False).to_numpy(dtype=bool)
+    return keep
+
+
+def _annotation(row: Any, ann_id: int, image_id: int, k: int, per_row_source: bool) -> dict[str, Any] | None:
+    if row.keypoints is None or len(row.keypoints) != 3 * k:
+        return None
+    kp = np.asarray(row.keypoints, dtype=np.float64).reshape(k, 3)
+    v = np.asarray(row.visibility, dtype=np.int64).reshape(k)
+    v = np.where(np.isfinite(kp[:, 0]) & np.isfinite(kp[:, 1]), v, 0)
+    out_kp = np.zeros((k, 3), dtype=object)
+    inv = []
+    for j in range(k):
+        if v[j] > 0:
+            out_kp[j] = (float(kp[j, 0]), float(kp[j, 1]), int(v[j]))
+        else:
+            out_kp[j] = (0, 0, 0)
+            inv.append([j, _num(kp[j, 0]), _num(kp[j, 1])])
+    conf = [_num(c) for c in kp[:, 2].tolist()]
+    bbox = [_num(row.bbox_x), _num(row.bbox_y), _num(row.bbox_w), _num(row.bbox_h)]
+    if any(b is None for b in bbox):
+        good = v > 0
+        if not good.any():
+            return None
+        x0, y0 = kp[good, :2].min(axis=0)
+        x1, y1 = kp[good, :2].max(axis=0)
+        bbox = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
+    ann: dict[str, Any] = {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": 1,
+        "iscrowd": 0,
+        "bbox": bbox,
+        "area": float(bbox[2] * bbox[3]),
+        "num_keypoints": int((v > 0).sum()),
+        "keypoints": [x for t in out_kp.tolist() for x in t],
+        "score": _num(row.score),
+        "keypoint_scores": conf,
+        "invisible_xy": inv,
+        "person_index": int(row.person_index),
+        "track_id": _num(row.track_id),
+        "is_subject": _num(row.is_subject),
+        "qa_flags": [str(f) for f in row.qa_flags] if row.qa_flags is not None else [],
+    }
+    if per_row_source:
+        ann["teacher"] = _num(row.teacher)
+        ann["weights_hash"] = _num(row.weights_hash)
+    return ann
+
+
+def _write_part(
+    fh: IO[str], info: dict[str, Any], cats: list[dict[str, Any]], images: pd.DataFrame, persons: pd.DataFrame,
+    k: int, per_row_source: bool,
+) -> tuple[int, int]:  # fmt: skip
+    fh.write('{"info":' + _DUMPS(info) + ',\n"licenses":[],\n"categories":' + _DUMPS(cats) + ',\n"images":[')
+    sep = "\n"
+    for im in images.itertuples(index=False):
+        rec = {
+            "id": int(im.image_id),
+            "file_name": str(im.rgb_path),
+            "width": int(im.width),
+            "height": int(im.height),
+            "video_id": str(im.video_id),
+            "frame_index": int(im.frame_index),
+            "subject": _num(im.subject),
+            "depth_file": _num(im.depth_path),
+            "timestamp_ms": _num(im.colour_ts_ms),
+        }
+        if im.frame_flags:
+            rec["qa_flags"] = list(im.frame_flags)
+        fh.write(sep + _DUMPS(rec))
+        sep = ",\n"
+    fh.write('\n],\n"annotations":[')
+    sep = "\n"
+    n_ann = 0
+    for row in persons.itertuples(index=False):
+        ann = _annotation(row, n_ann + 1, int(row.image_id), k, per_row_source)
+        if ann is None:
+            continue
+        n_ann += 1
+        fh.write(sep + _DUMPS(ann))
+        sep = ",\n"
+    fh.write("\n]}\n")
+    return len(images), n_ann
+
+
+def export_coco(
+    root: DatasetRoot | str | os.PathLike,
+    labels: str,
+    split_name: str | None = "default",
+    out: str | os.PathLike | None = None,
+    min_score: float = 0.0,
+    min_visible: int = 1,
+    exclude_flags: Sequence[str] = (),
+    subject_only: bool = False,
+    exclude_frames: Iterable[tuple[str, int]] | None = None,
+    progress: bool = False,
+    *,
+    parts: Sequence[str] | None = None,
+    images: str = "none",
+    check_images: bool = True,
+) -> dict[str, Path]:
+    """Export label set ``labels`` as one COCO person-keypoints file per part of split ``split_name``.
+
+    Returns ``{part: path}`` (e.g. ``{"train": .../train.json, "val": ..., "test": ...}``).
+    ``split_name=None`` exports every written frame as ``all.json``. Filters: ``min_score`` (person
+    score), ``min_visible`` (joints with v > 0), ``exclude_flags`` (drop persons with any of these
+    QA flags), ``subject_only`` (only the gait subject), ``exclude_frames`` (set of
+    ``(video_id, frame_index)`` left out entirely, e.g. frames tagged in review). ``parts`` limits
+    the parts written; ``images`` = ``"copy"``/``"link"`` materialises the frames beside the JSON.
+    """
+    r = _as_root(root)
+    if images not in IMAGE_MODES:
+        raise GaitdataError(f"images must be one of {', '.join(IMAGE_MODES)}, not {images!r}")
+    if min_score < 0 or min_score > 1:
+        raise GaitdataError(f"--min-score is a person score in [0, 1], got {min_score}")
+    if min_visible < 0:
+        raise GaitdataError(f"--min-visible must be >= 0, got {min_visible}")
+    schema = r.keypoint_schema()
+    k = schema.num_keypoints
+    lab = read_labels(r, labels)
+    meta = {key: v for key, v in read_label_meta(r, labels).items() if key != _IMPORT_KEY}
+    part_videos, split_hash = _parts(r, split_name)
+    if parts is not None:
+        unknown = [p for p in parts if p not in part_videos]
+        if unknown:
+            raise GaitdataError(
+                f"split {split_name!r} has no part(s) {unknown}; it has: {', '.join(part_videos)}"
+            )
+        part_videos = {p: part_videos[p] for p in parts}
+    out_dir = Path(out).expanduser().resolve() if out is not None else default_out(r, split_name)
+
+    frames = image_ids(r.read_frames())
+    key = lab[["video_id", "frame_index"]].drop_duplicates()
+    known = key.merge(frames[["video_id", "frame_index"]], how="left", indicator=True)
+    stray = known[known["_merge"] == "left_only"]
+    if len(stray):
+        ex = ", ".join(f"{a}#{b}" for a, b in stray[["video_id", "frame_index"]].head(3).itertuples(index=False))
+        raise GaitdataError(
+            f"label set {labels!r} has {len(stray)} frame(s) that are not written frames of {r.frames_path} "
+            f"(e.g. {ex}); re-label the root"
+        )
+    sizes = _video_sizes(r, frames[frames["video_id"].isin(lab["video_id"].unique())])
+    vids = r.read_videos()
+    subj = dict(zip(vids["video_id"].astype(str), vids["subject"], strict=True))
+    teachers = lab[["teacher", "weights_hash"]].astype(object).where(lab[["teacher", "weights_hash"]].notna(), None)
+    uniform = len(teachers.drop_duplicates()) <= 1
+    source = teachers.iloc[0].to_dict() if uniform and len(teachers) else {"teacher": None, "weights_hash": None}
+
+    keep = _select(lab, min_score, min_visible, exclude_flags, subject_only)
+    lab = lab.assign(_keep=keep)
+    if exclude_frames is not None:
+        ex = pd.DataFrame(list(exclude_frames), columns=["video_id", "frame_index"])
+        if len(ex):
+            ex["frame_index"] = ex["frame_index"].astype("Int64")
+            ex["video_id"] = ex["video_id"].astype("string")
+            m = lab[["video_id", "frame_index"]].merge(ex.drop_duplicates(), how="left", indicator=True)
+            lab = lab[(m["_merge"] == "left_only").to_numpy()]
+    filters = {
+        "min_score": float(min_score),
+        "min_visible": int(min_visible),
+        "exclude_flags": sorted(set(exclude_flags)),
+        "subject_only": bool(subject_only),
+        "excluded_frames": 0 if exclude_frames is None else int(len(key) - len(lab[["video_id", "frame_index"]].drop_duplicates())),
+    }
+
+    plans = []
+    for part, videos in part_videos.items():
+        sub = lab[lab["video_id"].isin(videos)]
+        if sub.empty:
+            raise GaitdataError(
+                f"part {part!r} of split {split_name!r} has no frames labelled in {labels!r} "
+                f"({len(videos)} videos); label them or choose another split"
+            )
+        has_person = sub.groupby(["video_id", "frame_index"], sort=False)["has_person"].agg(
+            lambda s: bool(s.fillna(False).any())
+        )
+        kept = sub[sub["_keep"]]
+        kept_frames = set(zip(kept["video_id"], kept["frame_index"], strict=True))
+        frame_keys = [
+            (v, f) for (v, f), hp in has_person.items() if (not hp) or (v, f) in kept_frames
+        ]
+        if not len(kept):
+            raise GaitdataError(
+                f"part {part!r} of split {split_name!r}: no person of label set {labels!r} passes the filters "
+                f"{filters}; relax --min-score/--min-visible/--exclude-flag"
+            )
+        fk = pd.DataFrame(frame_keys, columns=["video_id", "frame_index"]).astype(
+            {"video_id": "string", "frame_index": "Int64"}
+        )
+        imgs = fk.merge(frames, on=["video_id", "frame_index"], how="left").sort_values("image_id", kind="stable")
+        imgs["width"] = [sizes[v][0] for v in imgs["video_id"].astype(str)]
+        imgs["height"] = [sizes[v][1] for v in imgs["video_id"].astype(str)]
+        imgs["subject"] = [subj.get(v) for v in imgs["video_id"].astype(str)]
+        empty = sub[~sub["has_person"].fillna(False).astype(bool)]
+        eflags = {
+            (v, f): [str(x) for x in fl]
+            for v, f, fl in zip(empty["video_id"], empty["frame_index"], empty["qa_flags"], strict=True)
+            if fl is not None and len(fl)
+        }
+        imgs["frame_flags"] = [eflags.get((v, f)) for v, f in zip(imgs["video_id"], imgs["frame_index"], strict=True)]
+        persons = kept.merge(frames[["video_id", "frame_index", "image_id"]], on=["video_id", "frame_index"])
+        persons = persons.sort_values(["image_id", "person_index"], kind="stable")
+        plans.append((part, imgs.reset_index(drop=True), persons.reset_index(drop=True)))
+
+    if check_images or images != "none":
+        missing = [
+            rel for _, imgs, _ in plans for rel in imgs["rgb_path"].astype(str) if not (r.path / rel).is_file()
+        ]
+        if missing:
+            raise GaitdataError(
+                f"{len(missing)} image file(s) referenced by {r.frames_path} are missing (e.g. {r.path / missing[0]}); "
+                f"re-extract them (gaitdata validate {r.path} lists them) or pass check_images=False"
+            )
+
+    image_root = "images" if images != "none" else os.path.relpath(r.path, out_dir)
+    cats = categories(schema)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp_paths: dict[str, str] = {}
+    results: dict[str, Path] = {}
+    try:
+        for part, imgs, persons in plans:
+            info = {
+                "description": f"gaitdata COCO person keypoints: split {split_name or '-'}, part {part}",
+                "format": COCO_FORMAT,
+                "format_version": COCO_FORMAT_VERSION,
+                "version": __version__,
+                "image_root": image_root,
+                "keypoint_schema": schema.name,
+                "split": split_name,
+                "split_hash": split_hash,
+                "part": part,
+                "filters": filters,
+                "teacher": source["teacher"] if uniform else None,
+                "weights_hash": source["weights_hash"] if uniform else None,
+                "label_meta": meta,
+            }
+            fd, tmp = tempfile.mkstemp(prefix=f".{part}.json.", suffix=".tmp", dir=out_dir)
+            tmp_paths[part] = tmp
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600; an export is meant to be shared
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                _write_part(fh, info, cats, imgs, persons, k, not uniform)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if images != "none":
+                _materialise(r, out_dir / "images", imgs["rgb_path"].astype(str), images, progress)
+        for part, tmp in tmp_paths.items():
+            final = out_dir / f"{part}.json"
+            os.replace(tmp, final)
+            results[part] = final
+        tmp_paths.clear()
+    finally:
+        for tmp in tmp_paths.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    return results
+
+
+def count_entries(path: str | os.PathLike) -> tuple[int, int]:
+    """(images, annotations) of a file written by :func:`export_coco`, counted line by line."""
+    section = None
+    counts = {"images": 0, "annotations": 0}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith('"images"'):
+                section = "images"
+            elif line.startswith('"annotations"'):
+                section = "annotations"
+            elif line.startswith("{") and section is not None:
+                counts[section] += 1
+    return counts["images"], counts["annotations"]
+
+
+def _materialise(root: DatasetRoot, dest: Path, rels: Iterable[str], mode: str, progress: bool) -> None:
+    items: Iterable[str] = list(rels)
+    if progress:
+        from rich.progress import track
+
+        items = track(items, description=f"{mode} images", transient=True)
+    for rel in items:
+        src = root.path / rel
+        dst = dest / rel
+        if dst.is_symlink() or dst.exists():
+            if mode == "link" and dst.is_symlink() and os.readlink(dst) == str(src):
+                continue
+            if mode == "copy" and not dst.is_symlink() and dst.stat().st_size == src.stat().st_size:
+                continue
+            dst.unlink()
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if mode == "copy":
+            tmp = dst.with_name(f".{dst.name}.tmp")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+        else:
+            os.symlink(src, dst)
+
+
+# ------------------------------------------------------------------------------------------------
+# import
+# ------------------------------------------------------------------------------------------------
+def _load_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"COCO file {path} does not exist")
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise GaitdataError(f"{path} is not valid JSON ({exc})") from exc
+    if not isinstance(d, dict) or not isinstance(d.get("images"), list) or not isinstance(d.get("annotations"), list):
+        raise GaitdataError(f"{path} is not a COCO file: it needs 'images' and 'annotations' lists")
+    return d
+
+
+def _person_category(d: dict[str, Any], path: Path, schema: KeypointSchema) -> int:
+    cats = [c for c in d.get("categories", []) if c.get("keypoints")]
+    if not cats:
+        raise GaitdataError(f"{path}: no category with keypoints; this is not a COCO person-keypoints file")
+    cat = next((c for c in cats if c.get("name") == "person"), cats[0])
+    if list(cat["keypoints"]) != list(schema.keypoints):
+        raise GaitdataError(
+            f"{path}: keypoints {cat['keypoints'][:3]}... ({len(cat['keypoints'])}) do not match the root's schema "
+            f"{schema.name} ({schema.num_keypoints}: {list(schema.keypoints[:3])}...); convert the file first"
+        )
+    return int(cat["id"])
+
+
+def import_coco(
+    file: str | os.PathLike | Sequence[str | os.PathLike],
+    root: DatasetRoot | str | os.PathLike,
+    label_set: str,
+    *,
+    overwrite: bool = False,
+    teacher: str | None = None,
+) -> Path:
+    """Read COCO person-keypoints file(s) into label set ``label_set`` of ``root``; returns its path.
+
+    Images are matched to frames by their ``video_id``/``frame_index`` fields, else by
+    ``file_name`` against ``frames.parquet`` rgb paths. Confidence comes from ``keypoint_scores``
+    (else 1 for v > 0, 0 otherwise); images without annotations become "no person" rows.
+    Several files (e.g. the parts of one split) merge into one label set.
+    """
+    r = _as_root(root)
+    check_label_set_name(label_set)
+    if r.label_path(label_set).is_file() and not overwrite:
+        raise GaitdataError(
+            f"label set {label_set!r} already exists ({r.label_path(label_set)}); choose another name or pass --overwrite"
+        )
+    schema = r.keypoint_schema()
+    k = schema.num_keypoints
+    files = [Path(file)] if isinstance(file, str | os.PathLike) else [Path(f) for f in file]
+    if not files:
+        raise GaitdataError("no COCO file given")
+    frames = image_ids(r.read_frames())
+    by_key = {(str(v), int(f)) for v, f in zip(frames["video_id"], frames["frame_index"], strict=True)}
+    by_path = {str(p): (str(v), int(f)) for v, f, p in zip(frames["video_id"], frames["frame_index"], frames["rgb_path"], strict=True)}
+    rows: list[dict[str, Any]] = []
+    meta: dict[str, Any] = {}
+    for path in files:
+        d = _load_json(path)
+        cat_id = _person_category(d, path, schema)
+        info = d.get("info") or {}
+        if isinstance(info.get("label_meta"), dict) and not meta:
+            meta = dict(info["label_meta"])
+        default_teacher = teacher or info.get("teacher") or f"coco:{path.stem}"
+        default_hash = info.get("weights_hash")
+        img_key: dict[int, tuple[str, int]] = {}
+        img_flags: dict[int, list[str]] = {}
+        for im in d["images"]:
+            if "video_id" in im and "frame_index" in im:
+                kk = (str(im["video_id"]), int(im["frame_index"]))
+            else:
+                fn = str(im.get("file_name", ""))
+                kk = by_path.get(fn)  # type: ignore[assignment]
+                if kk is None:
+                    raise GaitdataError(
+                        f"{path}: image {im.get('id')} ({fn!r}) matches no frame of {r.frames_path}; "
+                        f"file_name must be relative to the dataset root"
+                    )
+            if kk not in by_key:
+                raise GaitdataError(f"{path}: image {im.get('id')} is frame {kk[0]}#{kk[1]}, not a written frame of {r.path}")
+            img_key[int(im["id"])] = kk
+            img_flags[int(im["id"])] = list(im.get("qa_flags") or [])
+        counts: dict[int, int] = {}
+        anns = sorted((a for a in d["annotations"] if int(a.get("category_id", cat_id)) == cat_id), key=lambda a: a["id"])
+        for a in anns:
+            iid = int(a["image_id"])
+            if iid not in img_key:
+                raise GaitdataError(f"{path}: annotation {a.get('id')} refers to unknown image {iid}")
+            vid, fi = img_key[iid]
+            kp = np.asarray(a.get("keypoints", []), dtype=np.float64)
+            if kp.size != 3 * k:
+                raise GaitdataError(f"{path}: annotation {a.get('id')} has {kp.size // 3} keypoints, expected {k}")
+            kp = kp.reshape(k, 3)
+            vis = kp[:, 2].astype(np.int64)
+            scores = a.get("keypoint_scores")
+            conf = (
+                [np.nan if c is None else float(c) for c in scores]
+                if scores is not None
+                else np.where(vis > 0, 1.0, 0.0).tolist()
+            )
+            xy = kp[:, :2].copy()
+            for j, x, y in a.get("invisible_xy") or []:
+                xy[int(j)] = (np.nan if x is None else x, np.nan if y is None else y)
+            pi = a.get("person_index")
+            if pi is None:
+                pi = counts.get(iid, 0)
+            counts[iid] = max(counts.get(iid, 0), int(pi) + 1)
+            bbox = a.get("bbox") or [np.nan] * 4
+            rows.append({
+                "video_id": vid, "frame_index": fi, "person_index": int(pi), "has_person": True,
+                "bbox_x": bbox[0], "bbox_y": bbox[1], "bbox_w": bbox[2], "bbox_h": bbox[3],
+                "score": a.get("score", 1.0),
+                "keypoints": np.column_stack([xy, np.asarray(conf, dtype=np.float64)]).ravel().tolist(),
+                "visibility": vis.tolist(), "num_visible": int((vis > 0).sum()),
+                "track_id": a.get("track_id"), "is_subject": a.get("is_subject"),
+                "teacher": a.get("teacher", default_teacher), "weights_hash": a.get("weights_hash", default_hash),
+                "qa_flags": list(a.get("qa_flags") or []),
+            })  # fmt: skip
+        for iid, (vid, fi) in img_key.items():
+            if iid not in counts:
+                rows.append({
+                    "video_id": vid, "frame_index": fi, "person_index": -1, "has_person": False,
+                    "teacher": default_teacher, "weights_hash": default_hash, "qa_flags": img_flags[iid],
+                })  # fmt: skip
+    df = pd.DataFrame(rows, columns=list(LABEL_COLUMNS))
+    if df.empty:
+        raise GaitdataError(f"{', '.join(map(str, files))}: no images to import")
+    for c in ("score", "bbox_x", "bbox_y", "bbox_w", "bbox_h"):
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    dup = df.duplicated(["video_id", "frame_index", "person_index"])
+    if dup.any():
+        v, f, p = df.loc[dup, ["video_id", "frame_index", "person_index"]].iloc[0]
+        raise GaitdataError(f"frame {v}#{f} person {p} appears twice across {', '.join(map(str, files))}")
+    meta[_IMPORT_KEY] = [str(p) for p in files]
+    return write_labels(r, label_set, df, meta)
