@@ -362,3 +362,30 @@ def test_real_checkpoint(weights_dir) -> None:
     t = create_teacher("centernet", weights=str(path), device="cpu")
     img = np.full((480, 640, 3), 127, np.uint8)
     assert isinstance(t.predict([img])[0], list)
+
+
+# ---- through the labelling run -------------------------------------------------------------------------
+def test_labelling_run_with_centernet(ckpt, tmp_path) -> None:
+    from _label_roots import blob_frames, make_root
+    from click.testing import CliRunner
+
+    import pseudolabel.runner as runner
+    from gaitdata.cli import cli
+    from gaitdata.labels import read_label_meta, read_labels
+    from pseudolabel.checkpoints import sha256_file
+
+    rgb, dep = blob_frames(3, lambda i: [(20 + 5 * i, 20, 30, 80)], size=(120, 160))
+    root = make_root(tmp_path / "root", {"s1_walk": (rgb, dep)})
+    runner.label(root.path, teacher="centernet", weights=ckpt, device="cpu", progress=False,
+                 input_size=64, score_threshold=0.0, top_k=2)  # fmt: skip
+    df = read_labels(root, "centernet")
+    assert sorted(set(df.frame_index)) == [0, 1, 2] and len(df) == 6  # two detections per frame
+    assert (df.teacher == "centernet").all() and (df.weights_hash == sha256_file(ckpt)).all()
+    meta = read_label_meta(root, "centernet")
+    assert meta["teacher_config"]["top_down"] is False and meta["boxes"] is None
+    # the CLI, unchanged (full 512 input, so a single frame: DLA-34 at 512 takes seconds on a CPU core)
+    small = make_root(tmp_path / "one", {"s2_walk": (rgb[:1], dep[:1])})
+    res = CliRunner().invoke(cli, ["label", str(small.path), "--teacher", "centernet", "--weights", str(ckpt),
+                                   "--device", "cpu", "--label-set", "cn", "-q"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert set(read_labels(small, "cn").frame_index) == {0}
