@@ -56,9 +56,26 @@ class AugmentConfig:
 # COCO loading
 
 
+def resolve_image_root(coco_file: Path, data: dict, image_root: str | Path | None) -> Path:
+    """``image_root`` when given, else the file's ``info.image_root`` (relative to the JSON's folder),
+    else the dataset root the export lives in (``<root>/exports/coco/...``)."""
+    if image_root is not None:
+        return Path(image_root)
+    info = data.get("info") or {}
+    if info.get("image_root") is not None:
+        return (coco_file.parent / str(info["image_root"])).resolve()
+    for parent in coco_file.resolve().parents:
+        if (parent / "dataset.json").is_file():
+            return parent
+    raise GaitdataError(
+        f"{coco_file}: cannot tell where its images are (no info.image_root, no dataset root above it); "
+        f"pass --image-root"
+    )
+
+
 def load_coco_instances(
     coco_file: str | Path,
-    image_root: str | Path,
+    image_root: str | Path | None,
     schema: KeypointSchema = COCO17,
     *,
     min_visible: int = 1,
@@ -88,7 +105,7 @@ def load_coco_instances(
                 f"num_keypoints={len(names)}"
             )
     images = {int(im["id"]): im for im in data["images"]}
-    root = Path(image_root)
+    root = resolve_image_root(coco_file, data, image_root)
     out: list[Instance] = []
     for ann in data["annotations"]:
         kp = np.asarray(ann.get("keypoints") or [], dtype=np.float64)

@@ -317,7 +317,6 @@ def train(
 
     root = Path(root)
     export_dir = Path(export_dir) if export_dir is not None else root / "exports" / "coco"
-    image_root = Path(image_root) if image_root is not None else root
     config = TrainConfig.from_kwargs(model=model, epochs=epochs, seed=seed, **cfg)
     if init_from is not None:
         config = replace(config, init_from=str(init_from))
@@ -371,7 +370,17 @@ def train(
         start_epoch = int(state["epoch"]) + 1
         step = int(state.get("step", 0))
 
-    instances, _ = load_coco_instances(export_dir / f"{train_split}.json", image_root, schema, min_visible=config.min_visible)
+    from gaitdata.student.data import resolve_image_root
+
+    train_file = export_dir / f"{train_split}.json"
+    if not train_file.is_file():
+        raise FileNotFoundError(
+            f"no {train_split}.json in {export_dir}; export the labels first: gaitdata export {root} --split NAME"
+        )
+    if image_root is None:
+        image_root = resolve_image_root(train_file, json.loads(train_file.read_text()), None)
+    image_root = Path(image_root)
+    instances, _ = load_coco_instances(train_file, image_root, schema, min_visible=config.min_visible)
     val_file = export_dir / f"{val_split}.json"
     val_instances = []
     if val_file.is_file():
