@@ -10,12 +10,56 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gaitdata.containers.base import KINDS
+from gaitdata.containers.base import KINDS, FrameIndex, Recording, RecordingInfo
+from gaitdata.errors import GaitdataError
 
 if TYPE_CHECKING:
     from gaitdata.synth.recording import SynthRecording
 
-__all__ = ["KINDS", "write"]
+__all__ = ["KINDS", "FrameIndex", "Recording", "RecordingInfo", "open_recording", "write"]
+
+
+def open_recording(path: str | Path, kind: str | None = None, depth_path: str | Path | None = None,
+                   reader: str = "auto", fps: float = 30.0) -> Recording:  # fmt: skip
+    """Open any supported recording for reading (index first, pixels on demand).
+
+    ``kind`` is inferred from the path when omitted (a ``<stem>_color`` video with a depth partner is a
+    pair). ``reader`` applies to RealSense files: ``auto`` (pyrealsense2 when importable, else the
+    pure-Python reader with a warning), ``pyrealsense2`` or ``python``. ``fps`` is the rate assumed for
+    image folders without ``timestamps.csv``.
+    """
+    from gaitdata.discover import _classify_file
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory; check the path")
+    if kind is None:
+        kind, found_depth = ("images", None) if path.is_dir() else _classify_file(path)
+        depth_path = depth_path or found_depth
+    if path.is_file() and path.stat().st_size == 0:
+        raise GaitdataError(f"{path}: the file is empty (0 bytes); re-copy or re-record it")
+    if kind in ("bag", "db3"):
+        from gaitdata.containers.realsense import open_realsense
+
+        return open_realsense(path, reader)
+    if kind == "pair":
+        from gaitdata.containers.video import PairRecording
+
+        if depth_path is None:
+            raise GaitdataError(f"{path}: no depth partner (<stem>_depth.mkv or <stem>_depth/) for this pair")
+        return PairRecording(path, depth_path)
+    if kind == "video":
+        from gaitdata.containers.video import VideoRecording
+
+        return VideoRecording(path)
+    if kind == "images":
+        from gaitdata.containers.video import ImageFolderRecording
+
+        return ImageFolderRecording(path, fps=fps)
+    raise GaitdataError(
+        f"{path}: unsupported recording type {path.suffix or '(no extension)'!r}; expected .bag, .db3, a video "
+        f"or a folder of images"
+    )
 
 
 def write(rec: SynthRecording, path: str | Path, kind: str, **opts: Any) -> Path:

@@ -74,13 +74,14 @@ def rot_to_quat(r: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def quat_to_rot(x: float, y: float, z: float, w: float) -> np.ndarray:
+    """Quaternion -> row-major rotation; keeps the input's precision (pass np.float32 for librealsense's)."""
     return np.array(
         [
             [1 - 2 * y * y - 2 * z * z, 2 * x * y - 2 * z * w, 2 * x * z + 2 * y * w],
             [2 * x * y + 2 * z * w, 1 - 2 * x * x - 2 * z * z, 2 * y * z - 2 * x * w],
             [2 * x * z - 2 * y * w, 2 * y * z + 2 * x * w, 1 - 2 * x * x - 2 * y * y],
         ],
-        dtype=np.float64,
+        dtype=np.result_type(x, y, z, w),
     )
 
 

@@ -7,6 +7,8 @@ Pair naming convention (documented in the README)::
     <stem>_depth/          or a folder of 16-bit PNGs (sorted by name)
     <stem>_color.csv       optional per-frame timestamps: frame_number,timestamp_ms
     <stem>_depth.csv       optional, same columns
+    <stem>_calib.json      optional calibration: colour/depth intrinsics, depth_to_colour, depth_scale;
+                           without it the depth must already be registered to colour (same size)
 
 Without CSVs, timestamps come from the container's pts (or frame_index / fps for PNG folders);
 frames are paired by timestamp, never by index. Image folders may hold ``timestamps.csv``.
@@ -152,8 +154,12 @@ def write_png_folder(images: np.ndarray, folder: str | Path, frame_numbers=None,
 
 
 def write_pair(rec: SynthRecording, path: str | Path, *, codec: str = "h264", depth_format: str = "mkv",
-               timestamps: bool = True, colour_ext: str = ".mp4") -> Path:  # fmt: skip
-    """Colour video + lossless 16-bit depth (FFV1 mkv or PNG folder) + timestamp CSVs. Returns the colour path."""
+               timestamps: bool = True, colour_ext: str = ".mp4", calibration: bool = True) -> Path:  # fmt: skip
+    """Colour video + lossless 16-bit depth (FFV1 mkv or PNG folder) + timestamp CSVs + ``<stem>_calib.json``.
+
+    Returns the colour path. The depth stays in the depth camera (unregistered); the calibration file
+    gives both intrinsics, the depth->colour extrinsic and the depth scale.
+    """
     if not rec.has_depth:
         raise ValueError(f"{rec.name}: a pair needs depth; write kind='video' for colour-only recordings")
     if depth_format not in ("mkv", "png"):
@@ -165,6 +171,8 @@ def write_pair(rec: SynthRecording, path: str | Path, *, codec: str = "h264", de
         write_depth_video(rec.depth, rec.depth_ts_ms, depth, fps=rec.fps, t0=t0)
     else:
         write_png_folder(rec.depth, depth, rec.depth_frame_numbers, None)
+    if calibration:
+        write_calibration(calib_path(colour), rec)
     if timestamps:
         write_timestamps_csv(colour.with_suffix(".csv"), rec.colour_frame_numbers, rec.colour_ts_ms)
         write_timestamps_csv(colour.with_name(colour.stem[: -len("_color")] + "_depth.csv"),
@@ -190,3 +198,332 @@ def write_images(
     return write_png_folder(
         rec.colour, path, rec.colour_frame_numbers, rec.colour_ts_ms if timestamps else None, ext
     )
+
+
+# ---- calibration sidecar of a pair ------------------------------------------------------------------
+def calib_path(colour_path: Path) -> Path:
+    """``<stem>_calib.json`` beside ``<stem>_color.<ext>``."""
+    return colour_path.with_name(colour_path.stem[: -len("_color")] + "_calib.json")
+
+
+def write_calibration(path: Path, rec: SynthRecording) -> None:
+    from gaitdata.io import atomic_write_json
+
+    atomic_write_json(path, {
+        "colour_intrinsics": rec.colour_intrinsics.to_dict(),
+        "depth_intrinsics": rec.depth_intrinsics.to_dict(),
+        "depth_to_colour": {"rotation": list(rec.depth_to_colour.rotation),
+                            "translation": list(rec.depth_to_colour.translation)},
+        "depth_scale": float(rec.depth_scale),
+    })  # fmt: skip
+
+
+def read_calibration(path: Path):
+    import json
+
+    from gaitdata.records import Extrinsics, Intrinsics
+
+    try:
+        d = json.loads(path.read_text())
+        ci = Intrinsics(
+            **{**d["colour_intrinsics"], "coeffs": tuple(d["colour_intrinsics"].get("coeffs", (0,) * 5))}
+        )
+        di = Intrinsics(
+            **{**d["depth_intrinsics"], "coeffs": tuple(d["depth_intrinsics"].get("coeffs", (0,) * 5))}
+        )
+        ext = Extrinsics(**d.get("depth_to_colour", {}))
+        return ci, di, ext, float(d.get("depth_scale", 0.001))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GaitdataError(
+            f"{path}: invalid calibration file ({exc}); expected colour_intrinsics, depth_intrinsics, "
+            f"depth_to_colour and depth_scale"
+        ) from exc
+
+
+# ---- reading ---------------------------------------------------------------------------------------
+def read_timestamps_csv(path: Path, n_frames: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise GaitdataError(
+            f"{path}: unreadable timestamp CSV ({exc}); expected columns frame_number,timestamp_ms"
+        ) from exc
+    if not {"frame_number", "timestamp_ms"} <= set(df.columns):
+        raise GaitdataError(
+            f"{path}: timestamp CSV needs columns frame_number,timestamp_ms; found {list(df.columns)}"
+        )
+    if len(df) != n_frames:
+        raise GaitdataError(
+            f"{path}: {len(df)} timestamp rows but the {what} has {n_frames} frames; the CSV does not belong "
+            f"to this file (or the file is truncated)"
+        )
+    return df["frame_number"].to_numpy(np.int64), df["timestamp_ms"].to_numpy(np.float64)
+
+
+def _open_av(path: Path, what: str):
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise GaitdataError(f"{path}: cannot open the {what} ({' '.join(str(exc).split())}); the file is corrupt, "
+                            f"truncated or not a video") from exc  # fmt: skip
+    if not container.streams.video:
+        container.close()
+        raise GaitdataError(f"{path}: the {what} has no video stream")
+    return container
+
+
+def _probe_pts(path: Path, what: str) -> tuple[np.ndarray, float, tuple[int, int], str, str]:
+    """Presentation timestamps (ms) of every frame from the demuxer (no decoding), fps, size, codec, pix_fmt."""
+    import av
+
+    container = _open_av(path, what)
+    try:
+        st = container.streams.video[0]
+        tb = float(st.time_base)
+        pts = []
+        try:
+            for pkt in container.demux(st):
+                if pkt.size == 0:
+                    continue
+                pts.append(pkt.pts if pkt.pts is not None else (pkt.dts if pkt.dts is not None else len(pts)))
+        except av.error.FFmpegError as exc:
+            raise GaitdataError(
+                f"{path}: the {what} is corrupt or truncated ({' '.join(str(exc).split())})"
+            ) from exc
+        cc = st.codec_context
+        fps = float(st.average_rate or st.guessed_rate or 30.0)
+        size = (int(cc.width), int(cc.height))
+        pix = cc.pix_fmt or (st.format.name if st.format else "")
+        codec = cc.name
+    finally:
+        container.close()
+    if not pts:
+        raise GaitdataError(f"{path}: the {what} has no frames (empty or truncated file)")
+    ts = np.sort(np.asarray(pts, dtype=np.float64)) * tb * 1000.0
+    return ts, fps, size, codec, str(pix)
+
+
+def _decode_video(path: Path, positions: set[int], ts: np.ndarray, stream: str, depth: bool):
+    """Yield (ts, (stream, pos, array)) for the wanted positions, decoding in order with frame threading."""
+    import av
+
+    if not positions:
+        return
+    container = _open_av(path, "video")
+    try:
+        st = container.streams.video[0]
+        st.thread_type = "AUTO"
+        last = max(positions)
+        pos = -1
+        try:
+            for frame in container.decode(st):
+                pos += 1
+                if pos in positions:
+                    if depth:
+                        arr = frame.to_ndarray(format="gray16le")
+                    else:
+                        arr = frame.to_ndarray(format="rgb24")
+                    yield (float(ts[pos]) if pos < len(ts) else float("inf"), (stream, pos, arr))
+                if pos >= last:
+                    break
+        except av.error.FFmpegError:
+            pass  # truncated tail: the remaining wanted positions are reported as decode errors below
+        for p in sorted(q for q in positions if q > pos):
+            yield (float(ts[p]) if p < len(ts) else float("inf"), (stream, p, None))
+    finally:
+        container.close()
+
+
+def _check_depth_codec(path: Path, codec: str, pix: str) -> None:
+    ok = LOSSLESS_16BIT.get(codec)
+    if not ok or pix not in ok:
+        raise GaitdataError(
+            f"{path}: depth video is {codec} {pix or '?'} - depth must be lossless 16-bit (FFV1 gray16le or a "
+            f"folder of 16-bit PNGs); 8-bit or lossy depth has lost the raw units. Re-export the raw depth, e.g. "
+            f"ffmpeg -i RAW -c:v ffv1 -pix_fmt gray16le {path.stem}.mkv"
+        )
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
+    )
+
+
+class VideoRecording:
+    """A colour video alone (kind ``video``); timestamps from ``<stem>.csv`` when present, else pts."""
+
+    reader_name = "pyav"
+    depth_registered = False
+
+    def __init__(self, path: str | Path, kind: str = "video", csv_path: Path | None = None):
+        from gaitdata.containers.base import FrameIndex, RecordingInfo, check_monotone
+
+        self.path = Path(path)
+        ts, fps, size, codec, _ = _probe_pts(self.path, "colour video")
+        csv_path = csv_path if csv_path is not None else self.path.with_suffix(".csv")
+        if csv_path.is_file():
+            fn, ts = read_timestamps_csv(csv_path, len(ts), "colour video")
+        else:
+            fn = np.arange(len(ts), dtype=np.int64)
+        index = FrameIndex(fn, ts)
+        check_monotone(index, "colour", self.path)
+        self.codec = codec
+        self.info = RecordingInfo(kind=kind, path=self.path, colour=index, colour_size=size, fps=fps,
+                                  notes=("no depth stream: colour only",) if kind == "video" else ())  # fmt: skip
+
+    def frames(self, colour_positions, depth_positions=()):
+        for _, item in _decode_video(
+            self.path, set(map(int, colour_positions)), self.info.colour.ts_ms, "colour", False
+        ):
+            yield item
+
+    def close(self) -> None:
+        pass
+
+
+class PairRecording(VideoRecording):
+    """Colour video + lossless 16-bit depth (FFV1 video or PNG folder), paired by timestamp."""
+
+    def __init__(self, colour_path: str | Path, depth_path: str | Path):
+        import dataclasses
+
+        from gaitdata.containers.base import FrameIndex, check_monotone
+
+        colour_path, depth_path = Path(colour_path), Path(depth_path)
+        stem = colour_path.stem[: -len("_color")] if colour_path.stem.endswith("_color") else colour_path.stem
+        super().__init__(colour_path, kind="pair", csv_path=colour_path.with_suffix(".csv"))
+        self.depth_path = depth_path
+        depth_csv = colour_path.with_name(stem + "_depth.csv")
+        notes: list[str] = []
+        if depth_path.is_dir():
+            self._depth_files = list_images(depth_path)
+            if not self._depth_files:
+                raise GaitdataError(f"{depth_path}: the depth folder holds no images")
+            import cv2
+
+            first = cv2.imread(str(self._depth_files[0]), cv2.IMREAD_UNCHANGED)
+            if first is None or first.dtype != np.uint16 or first.ndim != 2:
+                got = "unreadable" if first is None else f"{first.dtype} with {first.ndim} dims"
+                raise GaitdataError(
+                    f"{self._depth_files[0]}: depth images must be single-channel 16-bit PNGs, got {got}; "
+                    f"8-bit depth has lost the raw units - export the raw 16-bit depth"
+                )
+            n = len(self._depth_files)
+            dsize = (first.shape[1], first.shape[0])
+            if depth_csv.is_file():
+                dfn, dts = read_timestamps_csv(depth_csv, n, "depth folder")
+            else:
+                dfn = np.arange(n, dtype=np.int64)
+                dts = self.info.colour.ts_ms[0] + np.arange(n) * 1000.0 / self.info.fps
+                notes.append(
+                    "no depth timestamp CSV: depth frames assumed at the colour frame rate from the first colour frame"
+                )
+        else:
+            self._depth_files = None
+            dts, _, dsize, codec, pix = _probe_pts(depth_path, "depth video")
+            _check_depth_codec(depth_path, codec, pix)
+            if depth_csv.is_file():
+                dfn, dts = read_timestamps_csv(depth_csv, len(dts), "depth video")
+            else:
+                dfn = np.arange(len(dts), dtype=np.int64)
+        dindex = FrameIndex(dfn, dts)
+        check_monotone(dindex, "depth", depth_path)
+        cal = calib_path(colour_path)
+        if cal.is_file():
+            ci, di, ext, scale = read_calibration(cal)
+            if (ci.width, ci.height) != self.info.colour_size or (di.width, di.height) != dsize:
+                raise GaitdataError(
+                    f"{cal}: calibration sizes colour {ci.width}x{ci.height} / depth {di.width}x{di.height} do not "
+                    f"match the files ({self.info.colour_size[0]}x{self.info.colour_size[1]} / {dsize[0]}x{dsize[1]})"
+                )
+            self.depth_registered = False
+        else:
+            if dsize != self.info.colour_size:
+                raise GaitdataError(
+                    f"{depth_path}: depth is {dsize[0]}x{dsize[1]}, colour {self.info.colour_size[0]}x"
+                    f"{self.info.colour_size[1]}, and there is no {cal.name} with the calibration to register them"
+                )
+            ci = di = None
+            ext = None
+            scale = 0.001
+            self.depth_registered = True
+            notes.append(f"no {cal.name}: depth assumed already registered to colour, depth scale 0.001 m")
+        self.info = dataclasses.replace(
+            self.info, depth=dindex, depth_path=depth_path, colour_intrinsics=ci, depth_intrinsics=di,
+            depth_to_colour=ext, depth_scale=scale, notes=tuple(notes),
+        )  # fmt: skip
+
+    def frames(self, colour_positions, depth_positions=()):
+        import heapq
+
+        colour = _decode_video(
+            self.path, set(map(int, colour_positions)), self.info.colour.ts_ms, "colour", False
+        )
+        if self._depth_files is None:
+            depth = _decode_video(
+                self.depth_path, set(map(int, depth_positions)), self.info.depth.ts_ms, "depth", True
+            )
+        else:
+            depth = self._png_depth(sorted(set(map(int, depth_positions))))
+        for _, item in heapq.merge(colour, depth, key=lambda x: x[0]):
+            yield item
+
+    def _png_depth(self, positions: list[int]):
+        import cv2
+
+        for p in positions:
+            img = (
+                cv2.imread(str(self._depth_files[p]), cv2.IMREAD_UNCHANGED)
+                if p < len(self._depth_files)
+                else None
+            )
+            if img is not None and (img.dtype != np.uint16 or img.ndim != 2):
+                img = None
+            yield (float(self.info.depth.ts_ms[p]), ("depth", p, img))
+
+
+class ImageFolderRecording:
+    """A folder of colour images (kind ``images``); ``timestamps.csv`` inside gives timestamps, else 1/fps."""
+
+    reader_name = "opencv"
+    depth_registered = False
+
+    def __init__(self, folder: str | Path, fps: float = 30.0):
+        import cv2
+
+        from gaitdata.containers.base import FrameIndex, RecordingInfo, check_monotone
+
+        self.path = Path(folder)
+        self._files = list_images(self.path)
+        if not self._files:
+            raise GaitdataError(f"{self.path}: the folder holds no images ({', '.join(IMAGE_EXTS)})")
+        first = cv2.imread(str(self._files[0]), cv2.IMREAD_COLOR)
+        if first is None:
+            raise GaitdataError(f"{self._files[0]}: not a readable image")
+        csv_path = self.path / TIMESTAMP_CSV
+        if csv_path.is_file():
+            fn, ts = read_timestamps_csv(csv_path, len(self._files), "image folder")
+            if len(ts) > 1:
+                fps = 1000.0 / float(np.median(np.diff(ts)))
+        else:
+            fn = np.arange(len(self._files), dtype=np.int64)
+            ts = np.arange(len(self._files)) * 1000.0 / fps
+        index = FrameIndex(fn, ts)
+        check_monotone(index, "colour", self.path)
+        self.info = RecordingInfo(kind="images", path=self.path, colour=index, colour_size=(first.shape[1], first.shape[0]),
+                                  fps=fps, notes=("no depth stream: colour only",))  # fmt: skip
+
+    def frames(self, colour_positions, depth_positions=()):
+        import cv2
+
+        for p in sorted(set(map(int, colour_positions))):
+            img = cv2.imread(str(self._files[p]), cv2.IMREAD_COLOR)
+            yield ("colour", p, None if img is None else np.ascontiguousarray(img[..., ::-1]))
+
+    def close(self) -> None:
+        pass

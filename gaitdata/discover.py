@@ -1,0 +1,228 @@
+"""Find recordings under files/directories, name them, and attach subject/session/view/condition.
+
+Rules (documented in the README):
+
+* ``*.bag`` -> ``bag``; ``*.db3`` -> ``db3``.
+* ``<stem>_color.<video>`` with ``<stem>_depth.<video>`` or a ``<stem>_depth/`` folder -> ``pair``;
+  a ``_color`` video without a depth partner, or any other video -> ``video``.
+* A folder holding images directly -> ``images`` (except a pair's ``<stem>_depth/`` folder).
+* Ignored: hidden names, ground-truth sidecars ``*.gt.npz``, timestamp CSVs, ``*_calib.json`` and
+  anything else without a recording extension. A path given explicitly is never ignored: an
+  unsupported one is reported as a failed recording.
+
+``video_id`` is the path relative to the input root, without extension (and without ``_color`` for
+pairs), with ``/`` -> ``__`` and any other character outside ``[A-Za-z0-9._-]`` -> ``_``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from gaitdata.containers.video import IMAGE_EXTS, VIDEO_EXTS
+from gaitdata.errors import GaitdataError
+
+META_FIELDS = ("subject", "session", "view", "condition")
+RECORDING_EXTS = (".bag", ".db3", *VIDEO_EXTS)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One recording found by discovery."""
+
+    kind: str  # bag | db3 | pair | video | images | unknown
+    path: Path
+    rel: str  # path relative to the input root (posix), as discovered
+    video_id: str
+    depth_path: Path | None = None
+    meta: dict = field(default_factory=dict)  # subject/session/view/condition
+    error: str | None = None  # set when discovery already knows it cannot be read
+
+
+def safe_id(rel: str) -> str:
+    parts = [
+        re.sub(r"[^A-Za-z0-9._-]", "_", p) for p in Path(rel).as_posix().split("/") if p not in ("", ".")
+    ]
+    vid = "__".join(parts).strip("._") or "recording"
+    return vid
+
+
+def _id_rel(rel: str, kind: str) -> str:
+    p = Path(rel)
+    stem = p.name
+    if kind in ("bag", "db3", "video", "pair") and p.suffix.lower() in RECORDING_EXTS:
+        stem = p.stem
+    if kind == "pair" and stem.endswith("_color"):
+        stem = stem[: -len("_color")]
+    return (p.parent / stem).as_posix()
+
+
+def _ignored(name: str) -> bool:
+    return (
+        name.startswith(".")
+        or name.endswith(".gt.npz")
+        or name.endswith(".csv")
+        or name.endswith("_calib.json")
+    )
+
+
+def _depth_partner(colour: Path) -> Path | None:
+    stem = colour.stem[: -len("_color")]
+    folder = colour.with_name(stem + "_depth")
+    if folder.is_dir():
+        return folder
+    for ext in (".mkv", *VIDEO_EXTS):
+        cand = colour.with_name(stem + "_depth" + ext)
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _classify_file(path: Path) -> tuple[str, Path | None]:
+    ext = path.suffix.lower()
+    if ext == ".bag":
+        return "bag", None
+    if ext == ".db3":
+        return "db3", None
+    if ext in VIDEO_EXTS:
+        if path.stem.endswith("_color"):
+            depth = _depth_partner(path)
+            if depth is not None:
+                return "pair", depth
+        return "video", None
+    return "unknown", None
+
+
+def _has_images(folder: Path) -> bool:
+    try:
+        return any(p.suffix.lower() in IMAGE_EXTS and p.is_file() for p in folder.iterdir())
+    except OSError:
+        return False
+
+
+def _walk(root: Path) -> list[tuple[str, Path, Path | None]]:
+    found: list[tuple[str, Path, Path | None]] = []
+    pair_depths: set[Path] = set()
+    for dirpath, dirnames, filenames in os.walk(root, onerror=None):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        here = Path(dirpath)
+        for name in sorted(filenames):
+            if _ignored(name):
+                continue
+            p = here / name
+            kind, depth = _classify_file(p)
+            if kind == "unknown":
+                continue
+            if kind == "video" and p.stem.endswith("_depth"):
+                continue  # a pair's depth video (or an orphan: reported by its colour partner's absence)
+            if depth is not None:
+                pair_depths.add(depth)
+            found.append((kind, p, depth))
+    folders = []
+    for dirpath, dirnames, _ in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        folders.append(Path(dirpath))
+    for folder in folders:
+        if folder in pair_depths or folder.name.endswith("_depth"):
+            continue
+        if _has_images(folder):
+            found.append(("images", folder, None))
+    return found
+
+
+def discover(sources: list[str | os.PathLike], id_pattern: str | None = None,
+             metadata_csv: str | os.PathLike | None = None) -> list[Source]:  # fmt: skip
+    """Recordings under ``sources`` (files or folders, searched recursively), sorted by ``video_id``."""
+    out: list[Source] = []
+    for src in sources:
+        src = Path(src).expanduser()
+        if not src.exists():
+            out.append(Source("unknown", src.absolute(), src.name, safe_id(src.name),
+                              error=f"{src}: no such file or directory; check the path"))  # fmt: skip
+            continue
+        if src.is_file():
+            kind, depth = _classify_file(src)
+            rel = src.name
+            err = None
+            if kind == "unknown":
+                err = (f"{src}: unsupported file type {src.suffix or '(no extension)'!r}; expected .bag, .db3, "
+                       f"a video ({', '.join(VIDEO_EXTS)}) or a folder of images")  # fmt: skip
+            out.append(Source(kind, src.resolve(), rel, safe_id(_id_rel(rel, kind)), depth, error=err))
+            continue
+        if not os.access(src, os.R_OK | os.X_OK):
+            out.append(Source("unknown", src.resolve(), src.name, safe_id(src.name),
+                              error=f"{src}: folder is not readable (permission denied)"))  # fmt: skip
+            continue
+        root = src.resolve()
+        for kind, path, depth in _walk(root):
+            rel = path.relative_to(root).as_posix() if path != root else path.name
+            out.append(Source(kind, path, rel, safe_id(_id_rel(rel, kind)), depth))
+    out = [
+        replace(s, meta=parse_id_pattern(id_pattern, _id_rel(s.rel, s.kind))) if id_pattern else s
+        for s in out
+    ]
+    if metadata_csv:
+        out = apply_metadata_csv(out, metadata_csv)
+    out.sort(key=lambda s: s.video_id)
+    seen: dict[str, Source] = {}
+    for s in out:
+        if s.video_id in seen and seen[s.video_id].path != s.path:
+            raise GaitdataError(
+                f"two recordings map to video_id {s.video_id!r}: {seen[s.video_id].path} and {s.path}; "
+                f"rename one or pass them from one input root"
+            )
+        seen[s.video_id] = s
+    return list({s.video_id: s for s in out}.values())
+
+
+def compile_id_pattern(pattern: str) -> re.Pattern:
+    """``{subject}/{session}_{view}`` -> a regex with named groups (fields: subject, session, view, condition)."""
+    names = re.findall(r"{(\w+)}", pattern)
+    unknown = sorted(set(names) - set(META_FIELDS) - {"any"})
+    if unknown:
+        raise GaitdataError(
+            f"--id-pattern {pattern!r}: unknown field(s) {unknown}; use {', '.join(META_FIELDS)} or {{any}}"
+        )
+    regex = ""
+    for i, piece in enumerate(re.split(r"({\w+})", pattern)):
+        if i % 2:
+            name = piece[1:-1]
+            regex += r"[^/]*?" if name == "any" or name in regex else f"(?P<{name}>[^/]+?)"
+        else:
+            regex += re.escape(piece)
+    return re.compile(r"(?:^|.*/)" + regex + r"$")
+
+
+def parse_id_pattern(pattern: str, rel_no_ext: str) -> dict:
+    m = compile_id_pattern(pattern).match(rel_no_ext)
+    return {k: v for k, v in m.groupdict().items() if v} if m else {}
+
+
+def apply_metadata_csv(sources: list[Source], csv_path: str | os.PathLike) -> list[Source]:
+    """Merge a CSV (key column ``video_id``, ``source_rel`` or ``path``; columns subject/session/view/condition)."""
+    import pandas as pd
+
+    csv_path = Path(csv_path)
+    try:
+        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as exc:
+        raise GaitdataError(f"{csv_path}: cannot read the metadata CSV ({exc})") from exc
+    key = next((k for k in ("video_id", "source_rel", "path") if k in df.columns), None)
+    fields = [f for f in META_FIELDS if f in df.columns]
+    if key is None or not fields:
+        raise GaitdataError(
+            f"{csv_path}: the metadata CSV needs a key column (video_id, source_rel or path) and at least one of "
+            f"{', '.join(META_FIELDS)}; found {list(df.columns)}"
+        )
+    rows = {
+        str(r[key]).strip(): {f: str(r[f]).strip() for f in fields if str(r[f]).strip()}
+        for _, r in df.iterrows()
+    }
+    out = []
+    for s in sources:
+        cands = [s.video_id, s.rel, _id_rel(s.rel, s.kind), s.path.name, str(s.path)]
+        hit = next((rows[c] for c in cands if c in rows), None)
+        out.append(replace(s, meta={**s.meta, **hit}) if hit else s)
+    return out
