@@ -621,8 +621,10 @@ def extract(sources: Sequence[str | os.PathLike] | str | os.PathLike, out: str |
         prev = manifest.existing(s.video_id)
         if (not options.overwrite and prev is not None and prev.get("status") == "ok" and s.error is None
                 and prev.get("fingerprint") == fp and prev.get("options") == json.dumps(options.output_key(), sort_keys=True)):  # fmt: skip
-            results[s.video_id] = RecordingResult(s.video_id, str(s.path), s.kind, "skipped",
-                                                  n_written=int(prev.get("n_written") or 0))  # fmt: skip
+            results[s.video_id] = RecordingResult(
+                s.video_id, str(s.path), s.kind, "skipped", n_written=int(prev.get("n_written") or 0),
+                n_colour=int(prev.get("n_colour_frames") or 0), n_depth=int(prev.get("n_depth_frames") or 0),
+            )  # fmt: skip
             continue
         jobs.append(job)
     workers = options.workers or min(os.cpu_count() or 1, max(1, len(jobs)))

@@ -76,7 +76,9 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user-facing errors become one line on stderr and exit status 2."""
     try:
-        cli.main(args=argv, prog_name="gaitdata", standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="gaitdata", standalone_mode=False)
+        if isinstance(rc, int) and rc:  # click returns (not raises) a command's Exit code here
+            sys.exit(rc)
     except GaitdataError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
