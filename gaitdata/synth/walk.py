@@ -13,15 +13,20 @@ from gaitdata.synth.raycast import Buffers, Camera, Prim, cast, shade
 from gaitdata.synth.recording import SynthRecording
 
 DIRECTIONS = ("left_to_right", "right_to_left", "toward", "away", "oblique", "oblique_away")
-_ALIASES = {"across": "left_to_right", "lr": "left_to_right", "rl": "right_to_left", "towards": "toward"}
+DIRECTION_ALIASES = {
+    "across": "left_to_right",
+    "lr": "left_to_right",
+    "rl": "right_to_left",
+    "towards": "toward",
+}
 DEPTH_SCALE = 0.0010000000474974513  # float32(0.001) as RealSense stores it
 
 
 def normalise_direction(direction: str) -> str:
-    d = _ALIASES.get(direction, direction)
+    d = DIRECTION_ALIASES.get(direction, direction)
     if d not in DIRECTIONS:
         raise ValueError(
-            f"unknown walking direction {direction!r}; choose one of {', '.join(DIRECTIONS + tuple(_ALIASES))}"
+            f"unknown walking direction {direction!r}; choose one of {', '.join(DIRECTIONS + tuple(DIRECTION_ALIASES))}"
         )
     return d
 
@@ -285,6 +290,22 @@ def _timeline(
     return numbers[keep], ts[keep]
 
 
+def _silhouette_boxes(buf: Buffers, prims: list[Prim], n_people: int) -> np.ndarray:
+    """COCO boxes (x, y, w, h) of each walker's visible pixels; zeros when not in view."""
+    out = np.zeros((n_people, 4))
+    y0, x0, y1, x1 = buf.box
+    if y1 <= y0 or not prims:
+        return out
+    owner = np.array([p.person for p in prims] + [-1], dtype=np.int16)
+    who = owner[buf.ids[y0:y1, x0:x1]]  # index -1 (background) maps to the trailing -1
+    for k in range(n_people):
+        m = who == k
+        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+        if len(rows):
+            out[k] = (x0 + cols[0], y0 + rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1)
+    return out
+
+
 def _depth_units(z: np.ndarray, scale: float) -> np.ndarray:
     mm = np.round(z / scale)
     return np.clip(np.where(np.isfinite(mm), mm, 0), 0, 65535).astype(np.uint16)
@@ -325,6 +346,7 @@ def render_walk(spec: WalkSpec, progress: bool = False) -> SynthRecording:
     kp2d = np.zeros((n, 17, 3), np.float64)
     j3d = np.zeros((n, 17, 3), np.float64)
     by_kp = np.zeros((n, 17, 3), np.float64) if spec.bystander else None
+    boxes = np.zeros((n, len(scene.walkers), 4), np.float64)  # visible silhouette (x, y, w, h) per walker
     normal = np.zeros((H, W, 3), np.float64)
     albedo = np.zeros((H, W, 3), np.float32)
     specb = np.zeros((H, W), np.float32)
@@ -353,6 +375,7 @@ def render_walk(spec: WalkSpec, progress: bool = False) -> SynthRecording:
         shade(cam_c, buf, img, light_c, up_c, rays_c)
         colour[i] = img
         depth_reg[i] = _depth_units(buf.z, DEPTH_SCALE)
+        boxes[i] = _silhouette_boxes(buf, prims, len(scene.walkers))
         for w_i, w in enumerate(scene.walkers):
             pts = cam_c.to_cam(coco_joints_world(skels[w_i], w.appearance))
             uv = cam_c.project(pts)
@@ -397,8 +420,10 @@ def render_walk(spec: WalkSpec, progress: bool = False) -> SynthRecording:
         "colour_t_world": cam_c.t.tolist(),
         "keypoint_convention": "COCO: pixel centres at integer + 0.5; v=0 joints have x = y = 0",
     }
+    meta["bboxes"] = boxes[:, 0]
     if by_kp is not None:
         meta["bystander_keypoints_2d"] = by_kp
+        meta["bystander_bboxes"] = boxes[:, 1]
     return SynthRecording(
         name=spec.recording_name, fps=float(spec.fps),
         colour=colour, colour_ts_ms=c_ts.astype(np.float64), colour_frame_numbers=c_numbers.astype(np.int64),
