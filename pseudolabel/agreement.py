@@ -63,6 +63,7 @@ AGREEMENT_COLUMNS: dict[str, str] = {
     "box_iou": "float64",
     "mean_dist_px": "float64",
     "num_compared": "Int64",
+    "pck_0.1": "float64",  # compared joints within 0.1 x A's box height (A as the reference)
     "joint_dist_px": "object",  # list[float] of K, NaN where either side is invisible
     "score_a": "float64",
     "score_b": "float64",
@@ -184,11 +185,13 @@ def _compare_frames(pa: _Persons, pb: _Persons, frames: list[tuple[str, int]], k
             for i, j in pairs:
                 d = dist[i, j]
                 n = int(np.isfinite(d).sum())
+                ref = 0.1 * pa.box[ia[i], 3]
                 rows.append({
                     "video_id": vid, "frame_index": fi, "status": "matched",
                     "person_index_a": int(pa.person_index[ia[i]]), "person_index_b": int(pb.person_index[ib[j]]),
                     "oks": float(oks[i, j]), "box_iou": float(iou[i, j]),
                     "mean_dist_px": float(np.nanmean(d)) if n else math.nan, "num_compared": n,
+                    "pck_0.1": float((d[np.isfinite(d)] <= ref).mean()) if n else math.nan,
                     "joint_dist_px": [float(v) for v in d],
                     "score_a": float(pa.score[ia[i]]), "score_b": float(pb.score[ib[j]]),
                 })  # fmt: skip
@@ -207,6 +210,26 @@ def _compare_frames(pa: _Persons, pb: _Persons, frames: list[tuple[str, int]], k
     out = pd.DataFrame(rows, columns=list(AGREEMENT_COLUMNS))
     for c, t in AGREEMENT_COLUMNS.items():
         out[c] = out[c].astype(t) if t != "object" else out[c].astype(object)
+    return out
+
+
+def frame_agreement(table: pd.DataFrame, threshold: float = 0.8) -> pd.DataFrame:
+    """Per frame of an agreement table: persons matched / only in A / only in B, the lowest OKS
+    (an unmatched person counts as 0) and ``agree`` (every person matched with OKS >= threshold).
+
+    Frames where neither set has a person do not appear (they agree trivially).
+    """
+    t = table.assign(
+        _oks=table["oks"].astype("float64").fillna(0.0).where(table["status"] == "matched", 0.0),
+        _m=(table["status"] == "matched").astype(int),
+        _a=(table["status"] == "only_a").astype(int),
+        _b=(table["status"] == "only_b").astype(int),
+    )
+    g = t.groupby(["video_id", "frame_index"], sort=True)
+    out = pd.DataFrame({
+        "matched": g["_m"].sum(), "only_a": g["_a"].sum(), "only_b": g["_b"].sum(), "min_oks": g["_oks"].min(),
+    }).reset_index()  # fmt: skip
+    out["agree"] = (out["only_a"] == 0) & (out["only_b"] == 0) & (out["min_oks"] >= threshold)
     return out
 
 
@@ -328,8 +351,9 @@ def merge_label_sets(
     k = COCO17.num_keypoints
     b_frames = set(zip(db["video_id"].astype(str), db["frame_index"].astype("int64"), strict=True))
     oks = table["oks"].to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = (table["status"] != "matched").to_numpy() | ~(oks >= threshold)
-    disagree = set(zip(table["video_id"][bad].astype(str), table["frame_index"][bad].astype("int64"), strict=True))
+    fa = frame_agreement(table, threshold)
+    fa = fa[~fa["agree"]]
+    disagree = set(zip(fa["video_id"].astype(str), fa["frame_index"].astype("int64"), strict=True))
 
     keys = list(zip(da["video_id"].astype(str), da["frame_index"].astype("int64"), strict=True))
     out = da.copy()

@@ -239,3 +239,18 @@ def test_cli(root) -> None:
     m = read_labels(path, "ab")
     assert all(DISAGREE_FLAG in f for f in m["qa_flags"][m["has_person"].to_numpy(bool)])
     assert read_label_meta(path, "ab")["merge"]["threshold"] == 0.99
+
+
+def test_frame_agreement_and_pck(root) -> None:
+    from pseudolabel.agreement import frame_agreement
+
+    path, base = root
+    bad = lambda r: r["video_id"] == "vidA" and r["frame_index"] == 1  # noqa: E731
+    write_labels(path, "b", shifted(base, 25.0, 0.0, where=bad), {})  # 25 px > 0.1 x 200 px box height
+    t = compare_label_sets(path, "a", "b")
+    pck = t.set_index(["video_id", "frame_index"])["pck_0.1"]
+    assert pck.loc[("vidA", 1)] == 0.0 and (pck.drop(("vidA", 1)) == 1.0).all()
+    fa = frame_agreement(t, 0.8)
+    assert len(fa) == 2 * 5  # frames without anybody on both sides are left out
+    assert set(fa[~fa["agree"]].frame_index) == {1} and set(fa[~fa["agree"]].video_id) == {"vidA"}
+    assert (fa["matched"] == np.where(fa["frame_index"] == 4, 2, 1)).all()
