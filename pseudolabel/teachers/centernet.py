@@ -16,6 +16,13 @@ Weights: ``weights=PATH`` (``gaitdata label --weights PATH``) or ``multi_pose_dl
 the folder named by ``GAITDATA_WEIGHTS_DIR``. Deformable convolution uses
 ``torchvision.ops.deform_conv2d`` when torchvision imports and an equivalent pure-PyTorch
 implementation otherwise; a missing torchvision is therefore not an error (only slower).
+``dcn_backend="torchvision"`` insists on torchvision's op (a clear error when it cannot be
+imported), ``"torch"`` forces the pure-PyTorch one; ``teacher.deform_backend`` says which runs.
+
+Options (``create_teacher("centernet", ...)`` or ``pseudolabel.runner.label(..., **opts)``):
+``flip`` (flip test, default off as in CenterNet's test script), ``score_threshold`` (0.3),
+``top_k`` (100 centres), ``batch_size`` (4), ``input_size`` (512; smaller multiples of 32 only
+for quick checks: the official weights were trained at 512), ``dcn_backend``.
 """
 
 from __future__ import annotations
@@ -133,9 +140,10 @@ class CenterNetTeacher:
         top_k: int = DEFAULT_TOP_K,
         batch_size: int = 4,
         input_size: int = 512,
+        dcn_backend: str = "auto",
     ) -> None:
         torch = require("torch", "teachers")
-        from pseudolabel.models.dcn import deform_backend
+        from pseudolabel.models.dcn import DCN, deform_backend
         from pseudolabel.models.dla import build_centernet_dla34
 
         if not 0.0 <= float(score_threshold) <= 1.0:
@@ -144,6 +152,17 @@ class CenterNetTeacher:
             raise ValueError(f"centernet teacher: top_k and batch_size must be >= 1, got {top_k}, {batch_size}")
         if int(input_size) % 32:
             raise ValueError(f"centernet teacher: input_size must be a multiple of 32, got {input_size}")
+        if dcn_backend not in ("auto", "torch", "torchvision"):
+            raise ValueError(f"centernet teacher: dcn_backend must be auto, torch or torchvision, got {dcn_backend!r}")
+        if dcn_backend == "torchvision" and deform_backend() != "torchvision":
+            from gaitdata.errors import MissingDependencyError
+
+            raise MissingDependencyError(
+                "dcn_backend='torchvision' asked for, but torchvision.ops.deform_conv2d cannot be imported with "
+                f"torch {torch.__version__} (install a torchvision built for this torch, e.g. the matching release "
+                "from the PyTorch index); or use dcn_backend='auto': the pure-PyTorch implementation gives the "
+                "same results, more slowly"
+            )
         self._torch = torch
         self.device = pick_device(device)
         self.flip = bool(flip)
@@ -154,8 +173,11 @@ class CenterNetTeacher:
         self.weights_path = resolve_weights(weights)
         model = build_centernet_dla34()
         self.weights_hash: str | None = load_centernet(self.weights_path, model)
+        for m in model.modules():
+            if isinstance(m, DCN):
+                m.backend = dcn_backend
         self.model = model.eval().to(self.device)
-        self.deform_backend = deform_backend()
+        self.deform_backend = deform_backend() if dcn_backend == "auto" else dcn_backend
 
     # ---- inference ---------------------------------------------------------------------------------
     def _forward(self, batch: np.ndarray) -> dict[str, Any]:

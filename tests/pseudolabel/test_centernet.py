@@ -389,3 +389,16 @@ def test_labelling_run_with_centernet(ckpt, tmp_path) -> None:
                                    "--device", "cpu", "--label-set", "cn", "-q"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert set(read_labels(small, "cn").frame_index) == {0}
+
+
+def test_deformable_backend_choice(ckpt) -> None:
+    from gaitdata.errors import MissingDependencyError
+    from pseudolabel.models.dcn import deform_backend
+
+    t = create_teacher("centernet", weights=str(ckpt), device="cpu", input_size=64, dcn_backend="torch")
+    assert t.deform_backend == "torch"
+    if deform_backend() == "torch":  # torchvision absent or broken: the fallback is no error, asking for it is
+        with pytest.raises(MissingDependencyError, match="torchvision"):
+            create_teacher("centernet", weights=str(ckpt), device="cpu", dcn_backend="torchvision")
+    with pytest.raises(ValueError, match="dcn_backend"):
+        create_teacher("centernet", weights=str(ckpt), device="cpu", dcn_backend="cudnn")
