@@ -123,6 +123,24 @@ def test_forward_shapes_stride_4(model) -> None:
         model(torch.randn(1, 3, 100, 96))
 
 
+def test_backbone_levels_and_unused_projections(model) -> None:
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        levels = model.base(x)
+        assert [tuple(t.shape[1:]) for t in levels] == [
+            (16, 64, 64), (32, 32, 32), (64, 16, 16), (128, 8, 8), (256, 4, 4), (512, 2, 2)
+        ]  # fmt: skip
+        ref = model(x)["hps"]
+        # levels 3 and 4: ``project`` is in the checkpoint but its output is unused
+        for name in ("base.level3.project.0.weight", "base.level4.project.0.weight", "base.level2.project.0.weight"):
+            w = model.get_parameter(name)
+            saved = w.clone()
+            w.mul_(3.0)
+            changed = not torch.equal(model(x)["hps"], ref)
+            w.copy_(saved)
+            assert changed == name.startswith("base.level2"), name
+
+
 def test_strict_round_trip_official_layout(model, tmp_path) -> None:
     path = tmp_path / "multi_pose_dla_3x.pth"
     official_checkpoint(model, path)
@@ -178,6 +196,17 @@ def test_letterbox_round_trip(h: int, w: int) -> None:
     assert np.isclose(max(inp[1, 0] - inp[0, 0], inp[1, 1] - inp[0, 1]), 512)  # longer side -> 512
     back = cio.apply_affine(inp / 4.0, lb.output_to_image())  # input px -> output grid -> image
     np.testing.assert_allclose(back, pts, atol=1e-9)
+
+
+def test_letterbox_equals_three_point_affine() -> None:
+    import cv2
+
+    # CenterNet's construction: centre -> output centre, a point half a scale above the centre ->
+    # half the output width above the output centre, a third point at a right angle
+    c, s, out = np.array([320.0, 240.0]), 640.0, 128
+    src = np.float32([c, c + [0, -s / 2], c + [-s / 2, -s / 2]])
+    dst = np.float32([[out / 2, out / 2], [out / 2, out / 2 - out / 2], [out / 2 - out / 2, out / 2 - out / 2]])
+    np.testing.assert_allclose(cio.letterbox_affine(tuple(c), s, (out, out)), cv2.getAffineTransform(src, dst), atol=1e-5)
 
 
 def test_preprocess_places_pixels_and_normalises() -> None:
