@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -358,8 +358,16 @@ def _preset(**base: Any) -> Callable[..., StudentArch]:
         for k in ("input_size", "depths", "head_channels"):
             if k in kw and kw[k] is not None:
                 kw[k] = tuple(kw[k])
-        arch = StudentArch(**base)
-        return replace(arch, **{k: v for k, v in kw.items() if v is not None}) if kw else arch
+        d = {**base, **{k: v for k, v in kw.items() if v is not None}}
+        h, w = d.get("input_size", (256, 192))
+        os_ = d.get("output_stride", 32)
+        if "output_stride" not in kw and (h % os_ or w % os_) and not (h % 16 or w % 16):
+            # small inputs such as 192x144 or 64x48: stop the backbone at stride 16, one up-stage less
+            d["output_stride"] = 16
+            if "head_channels" not in kw:
+                hc = tuple(d.get("head_channels", (128, 64)))
+                d["head_channels"] = hc[1:] if len(hc) > 1 else hc
+        return StudentArch(**d)
 
     return factory
 

@@ -94,7 +94,7 @@ def compress(
         )
         data = ckpt.get("data") or {}
         if finetune_epochs > 0 and data.get("export"):
-            from gaitdata.student.train import train
+            from gaitdata.student.trainer import train
 
             tmp_ckpt = target.with_name(f".{target.stem}.unfinetuned.pt")
             save_checkpoint(tmp_ckpt, {k: v for k, v in pruned_ckpt.items() if k not in ("format", "version")})

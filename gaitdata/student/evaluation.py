@@ -305,7 +305,7 @@ def gait_angles(kp: np.ndarray, schema: KeypointSchema = COCO17) -> dict[str, np
         sh, hip, knee, ank = (kp[:, ix(f"{side}_{n}"), :2] for n in ("shoulder", "hip", "knee", "ankle"))
         out[f"{side}_hip"] = 180.0 - joint_angle(sh, hip, knee)
         out[f"{side}_knee"] = 180.0 - joint_angle(hip, knee, ank)
-        out[f"{side}_shank"] = joint_angle(knee + np.array([0.0, -1.0]), knee, ank)  # vs image vertical
+        out[f"{side}_shank"] = joint_angle(knee + np.array([0.0, 1.0]), knee, ank)  # vs image vertical (down)
     return out
 
 
