@@ -24,6 +24,11 @@ in v; the inverse crop affine maps it back: ``x = xmin + u * w / 48``, ``y = ymi
 the raw peak value. Flip test (:func:`flip_heatmaps`): run the mirrored crop, mirror its heatmaps
 back, swap the COCO left/right channels, shift them one cell to the right (column 0 is kept), and
 average with the unflipped heatmaps.
+
+One deliberate difference: AlphaPose shifts with the in-place assignment ``out[..., 1:] =
+out[..., :-1]``, whose source and destination overlap in memory. Its result depends on PyTorch's
+copy order (measured with torch 2.13 on CPU: columns are smeared in blocks, e.g. every column from
+33 on repeats one value). We compute the evident intent, a clean one-cell shift.
 """
 
 from __future__ import annotations
@@ -164,7 +169,8 @@ def flip_heatmaps(
     """Heatmaps of a mirrored crop -> heatmaps in the unmirrored frame (numpy or torch, (..., K, H, W)).
 
     Mirror along width, swap the left/right channels of ``flip_pairs``, and with ``shift`` move
-    everything one cell to the right (column 0 keeps its value), as AlphaPose's flip test does.
+    everything one cell to the right (column 0 keeps its value), as AlphaPose's flip test does
+    (a clean shift; see the module docstring on AlphaPose's overlapping in-place copy).
     """
     perm = list(range(heatmaps.shape[-3]))
     for a, b in flip_pairs:
