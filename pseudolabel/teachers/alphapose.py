@@ -222,12 +222,12 @@ def predict_poses(
     coords, peaks = fio.decode_heatmaps(hms, all_boxes)
 
     for j, (i, row, box) in enumerate(owners):
-        conf = np.clip(peaks[j], 0.0, 1.0)
+        conf = np.nan_to_num(np.clip(peaks[j], 0.0, 1.0), nan=0.0)  # a NaN peak (fp16 overflow) -> 0
         kp = np.concatenate([coords[j], conf[:, None]], axis=1).astype(np.float32)
         extras: dict[str, Any] = {"box_index": row, "raw_scores": peaks[j].astype(np.float32)}
         if return_heatmaps:
-            extras["heatmap"] = hms[j]
-            extras["crop_box"] = all_boxes[j]
+            extras["heatmap"] = hms[j].copy()
+            extras["crop_box"] = all_boxes[j].copy()
             extras["image_to_heatmap"] = fio.image_to_heatmap_affine(
                 all_boxes[j], (hms.shape[3], hms.shape[2])
             )

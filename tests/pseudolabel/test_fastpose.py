@@ -327,6 +327,18 @@ def test_flip_test_is_the_average_with_the_mirrored_crop(official):
     np.testing.assert_allclose(got.keypoints[:, :2], coords[0], atol=1e-4)
 
 
+class NaNModel(torch.nn.Module):
+    """Stand-in whose heatmaps are NaN (as after an fp16 overflow)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((x.shape[0], 17, 64, 48), float("nan"))
+
+
+def test_non_finite_heatmaps_give_zero_confidence_not_a_crash():
+    poses = predict_poses(NaNModel(), [_scene(0)], [np.array([[20, 10, 60, 150]])])[0]
+    assert len(poses) == 1 and np.all(poses[0].keypoints[:, 2] == 0) and poses[0].score == 0
+
+
 class MirrorModel(torch.nn.Module):
     """Heatmaps mirrored by construction: ``flip_heatmaps(M(flip(x))) == M(x)`` exactly.
 
