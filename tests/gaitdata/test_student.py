@@ -1,0 +1,242 @@
+"""Student models, crops/targets, training, distillation and bad input (tiny models on drawn figures)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from gaitdata.errors import GaitdataError  # noqa: E402
+from gaitdata.schema import COCO17  # noqa: E402
+from gaitdata.student import data as D  # noqa: E402
+from gaitdata.student.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
+from gaitdata.student.models import (  # noqa: E402
+    StudentArch,
+    count_flops,
+    count_parameters,
+    create_student,
+    list_students,
+    student_arch,
+)
+from gaitdata.student.toy import make_toy_root  # noqa: E402
+from gaitdata.student.trainer import dataset_pck, train  # noqa: E402
+
+TINY = {"input_size": (64, 48), "width_mult": 0.25, "head_channels": (32,)}
+FAST = {"batch_size": 8, "flip_prob": 0.0, "model_kwargs": TINY, "warmup_epochs": 0.5, "lr": 3e-3}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return make_toy_root(tmp_path_factory.mktemp("toy"), n_videos=5, n_frames=12,
+                         splits=("train", "train", "train", "val", "test"))  # fmt: skip
+
+
+# ---- models ------------------------------------------------------------------------------------
+
+
+def test_registry_and_unknown_name():
+    names = list_students()
+    assert {"fastpose_res18_w050", "fastpose_mbv2_w050", "deconv_res18_w050"} <= set(names)
+    with pytest.raises(GaitdataError, match="valid students:.*fastpose_res18_w050"):
+        create_student("resnet9000")
+
+
+@pytest.mark.parametrize("name", ["fastpose_res10_w025", "fastpose_mbv2_w050", "deconv_res18_w050", "deconv_mbv2_w050"])
+def test_heatmaps_at_quarter_resolution(name):
+    m = create_student(name, input_size=(64, 48), width_mult=0.25).eval()
+    with torch.no_grad():
+        y = m(torch.zeros(2, 3, 64, 48))
+    assert y.shape == (2, 17, 16, 12)
+    assert count_parameters(m) > 1000 and count_flops(m) > 0
+
+
+def test_full_size_and_width_multiplier():
+    a = create_student("fastpose_res18_w050").eval()
+    b = create_student("fastpose_res18_w050", width_mult=0.25).eval()
+    assert a.arch.input_size == (256, 192) and a.arch.heatmap_size == (64, 48)
+    assert count_parameters(b) < count_parameters(a) / 2
+    with torch.no_grad():
+        assert a(torch.zeros(1, 3, 256, 192)).shape == (1, 17, 64, 48)
+    assert student_arch("fastpose_res18_w050_192x144").heatmap_size == (48, 36)
+
+
+def test_flop_counter_matches_hand_count():
+    from torch import nn
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ConvTranspose2d(8, 4, 4, 2, 1), nn.Flatten(),
+                        nn.Linear(4 * 16 * 16, 10))  # fmt: skip
+    macs = count_flops(net, (8, 8))
+    assert macs == 8 * 8 * 8 * 27 + 8 * 8 * 8 * 4 * 16 + 4 * 16 * 16 * 10
+
+
+def test_arch_round_trip_and_bad_sizes():
+    a = student_arch("fastpose_mbv2_w050", input_size=(128, 96))
+    assert StudentArch.from_dict(json.loads(json.dumps(a.to_dict()))) == a
+    with pytest.raises(GaitdataError, match="not divisible"):
+        student_arch("fastpose_res18_w050", input_size=(100, 75))
+    with pytest.raises(GaitdataError, match="unknown backbone"):
+        StudentArch(backbone="vgg", depths=(1,))
+
+
+# ---- crops and targets -------------------------------------------------------------------------
+
+
+def test_affine_crop_puts_pixels_where_keypoints_go():
+    img = np.zeros((120, 160, 3), np.uint8)
+    img[40, 100] = 255  # one bright pixel at (x=100, y=40)
+    c, s = D.box_to_center_scale((60, 20, 60, 80), 48 / 64)
+    for rot, flip in ((0.0, False), (20.0, False), (-15.0, True)):
+        mat = D.affine_matrix(c, s, rot, (64, 48), flip)
+        crop = D.warp(img, mat, (64, 48)).astype(float)[..., 0]
+        y, x = np.unravel_index(crop.argmax(), crop.shape)
+        px, py = D.apply_affine(np.array([[100.0, 40.0]]), mat)[0]
+        assert abs(x - px) <= 1 and abs(y - py) <= 1
+        back = D.apply_affine(np.array([[px, py]]), D.invert_affine(mat))[0]
+        assert np.allclose(back, (100, 40), atol=1e-6)
+
+
+def test_targets_decode_back_to_keypoints(toy):
+    insts, _ = D.load_coco_instances(toy / "exports/coco/val.json", toy)
+    ds = D.CropDataset(insts, (64, 48), (16, 12))
+    items = [ds[i] for i in range(4)]
+    hm = np.stack([it["target"] for it in items])
+    mats = np.stack([it["mat"] for it in items])
+    xy, peak = D.heatmaps_to_image(hm, mats, (64, 48))
+    gt = np.stack([it["keypoints"][:, :2] for it in items])
+    assert np.abs(xy - gt).max() < 3.0  # a heatmap pixel is 4 crop pixels; quarter-pixel refinement
+    assert (peak > 0.5).all()
+    # the weights are the teacher's confidences for labelled joints
+    assert np.allclose(items[0]["weight"], insts[0].scores)
+
+
+def test_flip_swaps_left_and_right(toy):
+    insts, _ = D.load_coco_instances(toy / "exports/coco/val.json", toy)
+    aug = D.AugmentConfig(flip_prob=1.0, scale_factor=0.0, rot_prob=0.0, half_body_prob=0.0)
+    plain = D.CropDataset(insts, (64, 48), (16, 12))[0]
+    flipped = D.CropDataset(insts, (64, 48), (16, 12), train=True, augment=aug)[0]
+    ls, rs = COCO17.index("left_shoulder"), COCO17.index("right_shoulder")
+    # the flipped crop is the mirror image (up to one grey level of interpolation rounding) ...
+    assert np.abs(flipped["image"] - plain["image"][:, :, ::-1]).max() < 0.01
+    # ... and its left_shoulder channel decodes to the person's right shoulder (the mirrored joint)
+    xy, _ = D.heatmaps_to_image(flipped["target"][None], flipped["mat"][None], (64, 48))
+    assert np.abs(xy[0, ls] - insts[0].keypoints[rs, :2]).max() < 3.0
+    assert np.abs(xy[0, ls] - insts[0].keypoints[ls, :2]).max() > 3.0
+
+
+def test_augmentation_is_repeatable_per_seed_epoch_index(toy):
+    insts, _ = D.load_coco_instances(toy / "exports/coco/train.json", toy)
+    a = D.CropDataset(insts, (64, 48), (16, 12), train=True, seed=3)
+    b = D.CropDataset(insts, (64, 48), (16, 12), train=True, seed=3)
+    assert np.array_equal(a[5]["image"], b[5]["image"])
+    b.set_epoch(1)
+    assert not np.array_equal(a[5]["image"], b[5]["image"])
+
+
+# ---- training ----------------------------------------------------------------------------------
+
+
+def test_tiny_student_learns(toy, tmp_path):
+    insts, _ = D.load_coco_instances(toy / "exports/coco/val.json", toy)
+    val = D.CropDataset(insts, (64, 48), (16, 12))
+    torch.manual_seed(0)
+    untrained = dataset_pck(create_student("fastpose_res10_w025", **TINY), val)
+    run = train(toy, model="fastpose_res10_w025", epochs=12, out=tmp_path / "run", **FAST)
+    trained = dataset_pck(model_from_checkpoint(run / "best.pt"), val)
+    assert trained > 0.6 and trained > untrained + 0.4, (untrained, trained)
+    rows = list(csv.DictReader((run / "train_log.csv").open()))
+    epochs = [r for r in rows if r["row"] == "epoch"]
+    assert [int(r["epoch"]) for r in epochs] == list(range(12))
+    assert float(epochs[-1]["loss"]) < 0.7 * float(epochs[0]["loss"])
+    assert all(r["val_pck"] for r in epochs) and {"lr", "step"} <= set(rows[0])
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["train_instances"] == 36 and cfg["arch"]["input_size"] == [64, 48]
+
+
+def test_cpu_runs_are_repeatable_and_resume_checks_config(toy, tmp_path):
+    a = train(toy, model="fastpose_res10_w025", epochs=1, out=tmp_path / "a", seed=5, **FAST)
+    b = train(toy, model="fastpose_res10_w025", epochs=1, out=tmp_path / "b", seed=5, **FAST)
+    sa, sb = load_checkpoint(a / "last.pt")["state_dict"], load_checkpoint(b / "last.pt")["state_dict"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    with pytest.raises(GaitdataError, match="already holds a training run"):
+        train(toy, model="fastpose_res10_w025", epochs=1, out=a, seed=5, **FAST)
+    with pytest.raises(GaitdataError, match=r"--resume refused.*lr: 0\.003 -> 0\.01.*seed: 5 -> 6"):
+        train(toy, model="fastpose_res10_w025", epochs=2, out=a, seed=6, resume=True, **{**FAST, "lr": 1e-2})
+    train(toy, model="fastpose_res10_w025", epochs=2, out=a, seed=5, resume=True, **FAST)
+    ck = load_checkpoint(a / "last.pt")
+    assert ck["epoch"] == 1
+    rows = [r for r in csv.DictReader((a / "train_log.csv").open()) if r["row"] == "epoch"]
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+
+
+def test_distillation_from_fastpose_checkpoint(tmp_path):
+    fastpose = pytest.importorskip("pseudolabel.models.fastpose")
+    root = make_toy_root(tmp_path / "d", n_videos=1, n_frames=6, splits=("train",))
+    torch.manual_seed(0)
+    teacher = fastpose.build_fastpose_r50()
+    wpath = tmp_path / "fast_res50_256x192.pth"
+    torch.save(teacher.state_dict(), wpath)  # random weights, the official key layout
+    run = train(root, model="fastpose_res10_w025", epochs=1, out=tmp_path / "run", teacher_weights=str(wpath),
+                teacher_input_size=(128, 96), distill_alpha=0.5, log_every=1, **FAST)  # fmt: skip
+    rows = [r for r in csv.DictReader((run / "train_log.csv").open()) if r["row"] == "step"]
+    assert rows and all(float(r["distill_loss"]) > 0 for r in rows)
+    assert json.loads((run / "config.json").read_text())["teacher_sha256"]
+    # a checkpoint that is not FastPose's is refused with the expected-vs-found key error
+    bad = tmp_path / "bad.pth"
+    torch.save({"conv.weight": torch.zeros(1)}, bad)
+    with pytest.raises(GaitdataError, match="missing keys"):
+        train(root, model="fastpose_res10_w025", epochs=1, out=tmp_path / "run2", teacher_weights=str(bad), **FAST)
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+
+
+def _write_coco(path, anns, k=17):
+    cat = {"id": 1, "name": "person", "keypoints": [f"j{i}" for i in range(k)], "skeleton": []}
+    img = {"id": 1, "file_name": "frames/v/rgb/000000.jpg", "width": 64, "height": 64}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"images": [img], "annotations": anns, "categories": [cat]}))
+
+
+def test_bad_exports(tmp_path):
+    from gaitdata.dataset import DatasetRoot
+
+    DatasetRoot(tmp_path).init()
+    exp = tmp_path / "exports" / "coco"
+    _write_coco(exp / "train.json", [])
+    with pytest.raises(GaitdataError, match="no usable person annotations"):
+        train(tmp_path, epochs=1, **FAST)
+    ann = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 30, 40], "keypoints": [5.0, 5.0, 2] * 13}
+    _write_coco(exp / "train.json", [ann], k=13)
+    with pytest.raises(GaitdataError, match="13 keypoints but the model expects 17"):
+        train(tmp_path, epochs=1, **FAST)
+    with pytest.raises(FileNotFoundError, match="no train.json"):
+        train(tmp_path, tmp_path / "nowhere", epochs=1, **FAST)
+    with pytest.raises(GaitdataError, match="unknown training option"):
+        train(tmp_path, epochs=1, learning_rate=1.0)
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path):
+    bad = tmp_path / "best.pt"
+    bad.write_bytes(b"PK\x03\x04 definitely not a zip")
+    with pytest.raises(GaitdataError, match="not a readable PyTorch checkpoint"):
+        load_checkpoint(bad)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"conv1.weight": torch.zeros(3)}, foreign)
+    with pytest.raises(GaitdataError, match="not a gaitdata student checkpoint"):
+        load_checkpoint(foreign)
+    empty = tmp_path / "run"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no best.pt or last.pt"):
+        load_checkpoint(empty)
