@@ -9,7 +9,7 @@ Written from the architecture description of CenterNet's ``pose_dla_dcn`` model 
   (levels 1, 2, 2, 1; channels 64, 128, 256, 512; each stage halves the resolution). A tree
   node's ``root`` concatenates (second child output, first child output, carried children) and
   fuses them with a 1x1 conv + BN + ReLU. ``base.fc`` (the ImageNet classifier) is not part of
-  the model; checkpoints that carry it are accepted (see :func:`remap_centernet_state_dict`).
+  the model; checkpoints that carry it are accepted (see :func:`centernet_filter_fn`).
 - ``dla_up``: three ``IDAUp`` stages (``ida_0..2``) that merge stride 32 -> 16 -> 8 -> 4;
   ``ida_up`` merges the three stride-4 outputs. Each merge step: ``proj_i`` (DeformConv to the
   target width), ``up_i`` (depthwise transposed conv, kernel 2f, stride f, padding f/2, no bias,
