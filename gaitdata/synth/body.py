@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gaitdata.synth.gait import BodyDims, Skeleton
+from gaitdata.synth.gait import SHOE_R_HEEL, SHOE_R_TOE, SHOE_SQUASH, BodyDims, Skeleton
 from gaitdata.synth.raycast import Buffers, Material, Prim
 
 RGB = tuple[float, float, float]
@@ -217,8 +217,8 @@ def body_prims(skel: Skeleton, app: Appearance, person: int = 0) -> list[Prim]:
         out.append(_cone(hip, kn, 0.080 * s * g, 0.054 * s * g, trousers, f"thigh_{side}", person, f_p))
         out.append(_cone(kn, an, 0.053 * s * g, 0.038 * s * g, trousers, f"shank_{side}", person, f_p))
         foot_up = skel.vectors[f"{side}_foot_up"]
-        out.append(_cone(J[f"{side}_heel_c"], J[f"{side}_toe_c"], 0.045 * s, 0.040 * s, shoes, f"shoe_{side}", person,
-                         l_p, k2=1.0, k3=0.89))  # fmt: skip
+        out.append(_cone(J[f"{side}_heel_c"], J[f"{side}_toe_c"], SHOE_R_HEEL * s, SHOE_R_TOE * s, shoes,
+                         f"shoe_{side}", person, l_p, k2=1.0, k3=SHOE_SQUASH))  # fmt: skip
         # frame check: the shoe's third axis should be its "up" (for the sole band)
         p = out[-1]
         if p.E[:, 2].dot(foot_up) < 0:

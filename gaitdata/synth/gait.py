@@ -115,6 +115,23 @@ class BodyDims:
         return 0.70 * self.s
 
 
+# shoe geometry (metres for a 1.75 m walker): end-sphere centres relative to the ankle, radii, vertical squash
+SHOE_HEEL_BACK, SHOE_HEEL_DOWN, SHOE_TOE_FWD, SHOE_TOE_DOWN = 0.045, 0.036, 0.150, 0.046
+SHOE_R_HEEL, SHOE_R_TOE, SHOE_SQUASH = 0.045, 0.040, 0.89
+
+
+def shoe_lowest(heel_c: np.ndarray, toe_c: np.ndarray, lateral: np.ndarray, s: float) -> float:
+    """Height of the lowest point of a shoe (the hull of two vertically squashed end spheres)."""
+    axis = toe_c - heel_c
+    axis = axis / np.linalg.norm(axis)
+    lat = lateral - axis * lateral.dot(axis)
+    lat = lat / np.linalg.norm(lat)
+    third = np.cross(axis, lat)
+    # support function of an ellipsoid with semi-axes r, r, r * squash along (axis, lat, third), direction -Y
+    ext = np.sqrt(axis[1] ** 2 + lat[1] ** 2 + (SHOE_SQUASH * third[1]) ** 2)
+    return float(min(heel_c[1] - SHOE_R_HEEL * s * ext, toe_c[1] - SHOE_R_TOE * s * ext))
+
+
 @dataclass(frozen=True)
 class GaitParams:
     cycle_s: float = 1.1
@@ -205,13 +222,12 @@ def skeleton_at(
         foot = np.cos(gamma) * f_p + np.sin(gamma) * up
         foot_up = np.cross(foot, l_p)  # perpendicular to the foot, pointing up when the foot is flat
         foot_up = foot_up / np.linalg.norm(foot_up)
-        heel_c = ankle - 0.045 * s * foot - 0.036 * s * foot_up
-        toe_c = ankle + 0.150 * s * foot - 0.046 * s * foot_up
+        heel_c = ankle - SHOE_HEEL_BACK * s * foot - SHOE_HEEL_DOWN * s * foot_up
+        toe_c = ankle + SHOE_TOE_FWD * s * foot - SHOE_TOE_DOWN * s * foot_up
         joints[f"{side}_hip"], joints[f"{side}_knee"], joints[f"{side}_ankle"] = hip, knee, ankle
         joints[f"{side}_heel_c"], joints[f"{side}_toe_c"] = heel_c, toe_c
         vectors[f"{side}_foot"], vectors[f"{side}_foot_up"] = foot, foot_up
-        r_heel, r_toe = 0.040 * s, 0.034 * s  # vertical radii of the shoe ends
-        lows += [heel_c[1] - r_heel, toe_c[1] - r_toe]
+        lows.append(shoe_lowest(heel_c, toe_c, l_p, s))
     lift = -min(lows)
     pelvis = np.array([pelvis_xz[0], lift, pelvis_xz[2]])
     for name in list(joints):
