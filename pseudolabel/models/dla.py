@@ -311,8 +311,9 @@ def centernet_filter_fn(
 ) -> dict[str, torch.Tensor]:
     """Pure checkpoint filter (timm ``checkpoint_filter_fn`` style) for CenterNet checkpoints.
 
-    Unwraps ``{'state_dict': ...}`` when given the whole checkpoint, strips ``module.`` and drops
-    the unused ImageNet classifier ``base.fc``; every other key is left untouched (the strict
+    Unwraps ``{'state_dict': ...}`` when given the whole checkpoint, strips ``module.``, drops
+    the unused ImageNet classifier ``base.fc`` and adds BN ``num_batches_tracked`` counters that
+    pre-0.4.1 checkpoints lack; every other key is left untouched (the strict
     comparison with the model happens in :func:`pseudolabel.checkpoints.check_state_dict`).
     """
     sd = state_dict
@@ -325,6 +326,12 @@ def centernet_filter_fn(
         if k.startswith(UNUSED_KEY_PREFIXES):
             continue
         out[k] = v
+    # checkpoints saved before PyTorch 0.4.1 lack BN ``num_batches_tracked`` (unused at inference):
+    # PyTorch itself fills it in for such files, so do the same before the strict key comparison
+    for k in list(out):
+        if k.endswith(".running_mean"):
+            nbt = k[: -len("running_mean")] + "num_batches_tracked"
+            out.setdefault(nbt, torch.tensor(0, dtype=torch.long))
     return out
 
 

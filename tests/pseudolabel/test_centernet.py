@@ -158,6 +158,11 @@ def test_strict_round_trip_official_layout(model, tmp_path) -> None:
     path2 = tmp_path / "plain.pth"
     official_checkpoint(model, path2, prefix="", with_fc=False)
     load_centernet(path2, build_centernet_dla34())
+    # a checkpoint from before BN counted batches (no num_batches_tracked) also loads
+    old = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert len(old) < 410
+    torch.save({"epoch": 140, "state_dict": old}, tmp_path / "old.pth")
+    load_centernet(tmp_path / "old.pth", build_centernet_dla34())
 
 
 def test_missing_and_mismatched_keys_are_listed(model, tmp_path) -> None:
