@@ -29,7 +29,7 @@ def _hw(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[
 @click.option("--out", type=click.Path(file_okay=False, path_type=str), help="Run directory [default: ROOT/models/MODEL].")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt (same options required).")
-@click.option("--overwrite", is_flag=True, help="Start again even if --out holds a run.")
+@click.option("--overwrite", is_flag=True, help="Start again even if --out holds a run (by default a run continues where it stopped).")
 @click.option("--image-root", type=click.Path(file_okay=False, path_type=str),
               help="Folder the COCO file_name paths are relative to [default: the export's info.image_root, else ROOT].")
 @click.option("--teacher-weights", type=click.Path(dir_okay=False, path_type=str),

@@ -391,13 +391,13 @@ def model_cost(name: str, model, fp32_model, input_size, path: Path | None, *, g
         "macs": count_flops(fp32_model, tuple(input_size)),
         "size_bytes": path.stat().st_size if path is not None and path.is_file() else None,
         "input": f"{input_size[0]}x{input_size[1]}",
-        "cpu_ms": measure_latency(model, input_size, runs=runs),
+        "cpu_ms": measure_latency(model, input_size, warmup=min(3, runs), runs=runs),
         "gpu_ms": None,
     }
     if gpu and not name.endswith("int8"):
         dev = torch.device("cuda")
         m = fp32_model.to(dev)
-        row["gpu_ms"] = measure_latency(m, input_size, dev, runs=runs)
+        row["gpu_ms"] = measure_latency(m, input_size, dev, warmup=min(3, runs), runs=runs)
         fp32_model.to("cpu")
     return row
 
@@ -544,7 +544,7 @@ def evaluate(
         ig, ir = match_boxes(gtp, ref)
         metrics["teacher_vs_gt"] = {**coco_ap(gtp, ref, schema), **pck_table(ref.subset(ir), gtp.subset(ig), schema)}
     if latency:
-        tc = teacher_cost(teacher_weights, gpu=gpu, runs=max(3, latency_runs // 2))
+        tc = teacher_cost(teacher_weights, gpu=gpu, runs=max(1, latency_runs // 2))
         if tc is not None:
             cost.append(tc)
     angles = angle_agreement(preds[variants[0][0]], ref, schema)

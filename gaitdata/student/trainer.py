@@ -10,8 +10,10 @@ second term (MSE or spatial-softmax KL) mixed in with ``distill_alpha``.
 
 Runs are repeatable on CPU: the model is initialised from ``seed``, the epoch's order and every
 crop's augmentation are drawn from ``(seed, epoch, index)``. Checkpoints are written after every
-epoch (``last.pt``, plus ``best.pt`` by validation PCK@0.1); ``resume=True`` continues from
-``last.pt`` and refuses when the configuration differs (it lists the differing keys).
+epoch (``last.pt``, plus ``best.pt`` by validation PCK@0.1). Running again into the same run
+directory continues from ``last.pt`` (a finished run is returned as it is); a different
+configuration is refused with the differing keys listed (``resume=True`` insists on continuing,
+``overwrite=True`` starts again).
 
 Multi-GPU (never required)::
 
@@ -351,24 +353,28 @@ def train(
     last = run_dir / "last.pt"
     start_epoch, step = 0, 0
     state: dict[str, Any] | None = None
-    if last.is_file() and not resume and not overwrite:
-        raise GaitdataError(
-            f"{run_dir} already holds a training run (last.pt); pass --resume to continue it or "
-            f"--overwrite to start again"
-        )
-    if resume:
-        if not last.is_file():
-            raise FileNotFoundError(f"--resume: no last.pt in {run_dir}; start the run without --resume")
+    if resume and not last.is_file():
+        raise FileNotFoundError(f"--resume: no last.pt in {run_dir}; start the run without --resume")
+    if last.is_file() and not overwrite:
+        # an existing run: continue it (a finished one is left as it is) when the configuration matches
         state = load_checkpoint(last)
         diff = config_diff(state.get("config", {}), config.to_dict())
-        if diff:
+        if diff and resume:
             raise GaitdataError(
                 f"--resume refused: {last} was trained with a different configuration: "
                 + "; ".join(diff)
                 + ". Use the same options, or start a new run with --out"
             )
+        if diff:
+            raise GaitdataError(
+                f"{run_dir} already holds a training run with a different configuration ("
+                + "; ".join(diff)
+                + "); pass --overwrite to replace it, or choose another --out"
+            )
         start_epoch = int(state["epoch"]) + 1
         step = int(state.get("step", 0))
+        if start_epoch >= config.epochs and (run_dir / "best.pt").is_file():
+            return run_dir
 
     from gaitdata.student.data import resolve_image_root
 

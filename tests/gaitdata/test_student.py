@@ -169,8 +169,11 @@ def test_cpu_runs_are_repeatable_and_resume_checks_config(toy, tmp_path):
     b = train(toy, model="fastpose_res10_w025", epochs=1, out=tmp_path / "b", seed=5, **FAST)
     sa, sb = load_checkpoint(a / "last.pt")["state_dict"], load_checkpoint(b / "last.pt")["state_dict"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    with pytest.raises(GaitdataError, match="already holds a training run"):
-        train(toy, model="fastpose_res10_w025", epochs=1, out=a, seed=5, **FAST)
+    mtime = (a / "last.pt").stat().st_mtime_ns
+    assert train(toy, model="fastpose_res10_w025", epochs=1, out=a, seed=5, **FAST) == a  # finished: no-op
+    assert (a / "last.pt").stat().st_mtime_ns == mtime
+    with pytest.raises(GaitdataError, match="already holds a training run with a different configuration"):
+        train(toy, model="fastpose_res10_w025", epochs=1, out=a, seed=5, **{**FAST, "batch_size": 4})
     with pytest.raises(GaitdataError, match=r"--resume refused.*lr: 0\.003 -> 0\.01.*seed: 5 -> 6"):
         train(toy, model="fastpose_res10_w025", epochs=2, out=a, seed=6, resume=True, **{**FAST, "lr": 1e-2})
     train(toy, model="fastpose_res10_w025", epochs=2, out=a, seed=5, resume=True, **FAST)
