@@ -171,7 +171,9 @@ def _progress(it: Iterable, total: int, progress: bool, desc: str) -> Iterable:
     return tqdm(it, total=total, desc=desc, unit="frame")
 
 
-def _compare_frames(pa: _Persons, pb: _Persons, frames: list[tuple[str, int]], k: int, progress: bool) -> pd.DataFrame:
+def _compare_frames(
+    pa: _Persons, pb: _Persons, frames: list[tuple[str, int]], k: int, progress: bool
+) -> pd.DataFrame:
     nan_k = [math.nan] * k
     rows: list[dict] = []
     empty = np.zeros(0, dtype=np.int64)
@@ -269,7 +271,13 @@ def summarize(table: pd.DataFrame, threshold: float = 0.8, schema: KeypointSchem
 
 
 def compare_label_sets(
-    root: DatasetRoot | str, a: str, b: str, *, progress: bool = False, threshold: float = 0.8, write: bool = True
+    root: DatasetRoot | str,
+    a: str,
+    b: str,
+    *,
+    progress: bool = False,
+    threshold: float = 0.8,
+    write: bool = True,
 ) -> pd.DataFrame:
     """Compare label sets ``a`` and ``b`` frame by frame (see the module docstring).
 
@@ -371,10 +379,15 @@ def merge_label_sets(
 
     if keypoints == "average":
         matched = table[(table["status"] == "matched").to_numpy() & (oks >= threshold)]
-        row_a = {(key[0], key[1], int(p)): i for i, (key, p) in enumerate(zip(keys, da["person_index"].astype("int64"), strict=True))}
+        row_a = {
+            (key[0], key[1], int(p)): i
+            for i, (key, p) in enumerate(zip(keys, da["person_index"].astype("int64"), strict=True))
+        }
         row_b = {
             (str(v), int(f), int(p)): i
-            for i, (v, f, p) in enumerate(zip(db["video_id"], db["frame_index"], db["person_index"], strict=True))
+            for i, (v, f, p) in enumerate(
+                zip(db["video_id"], db["frame_index"], db["person_index"], strict=True)
+            )
         }
         kpa, kpb = keypoints_array(da, k), keypoints_array(db, k)
         va, vb = visibility_array(da, k), visibility_array(db, k)
@@ -407,7 +420,10 @@ def merge_label_sets(
             "keep_disagreeing": bool(keep_disagreeing),
             "rule": "frame agrees when every person of both sets is matched with OKS >= threshold",
             "oks": "COCO-17 sigmas, area = mean box area, joints visible on both sides",
-            "flags": {DISAGREE_FLAG: "teachers disagree: review", NOT_COMPARED_FLAG: f"frame absent from {b!r}"},
+            "flags": {
+                DISAGREE_FLAG: "teachers disagree: review",
+                NOT_COMPARED_FLAG: f"frame absent from {b!r}",
+            },
             "agreement_table": str(agreement_path(root, a, b).relative_to(root.path)),
         },
         "source_meta": {a: read_label_meta(root, a), b: read_label_meta(root, b)},

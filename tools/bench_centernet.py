@@ -26,7 +26,9 @@ import numpy as np
 import pandas as pd
 
 
-def synthetic_frames(n: int, h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+def synthetic_frames(
+    n: int, h: int, w: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """A textured background with a person-sized foreground block walking across; depth to match."""
     rng = np.random.default_rng(seed)
     bg = cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), (0, 0), 3)
@@ -132,7 +134,9 @@ def main() -> None:
                 t.predict(list(rgb), bx)
                 dt = min(dt, time.perf_counter() - t0)
             results[name] = {"model_fps": args.frames / dt}
-            print(f"{name:10s} model:     {args.frames / dt:7.3f} frames/s ({dt / args.frames * 1000:.0f} ms/frame)")
+            print(
+                f"{name:10s} model:     {args.frames / dt:7.3f} frames/s ({dt / args.frames * 1000:.0f} ms/frame)"
+            )
             del t
         if not args.no_runner:
             from pseudolabel.runner import label

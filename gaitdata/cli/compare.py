@@ -50,7 +50,9 @@ def command(
 
         summary = read_label_meta(root, merge_name).get("summary", {})
     else:
-        summary = compare_label_sets(root, set_a, set_b, progress=not quiet, threshold=threshold).attrs["summary"]
+        summary = compare_label_sets(root, set_a, set_b, progress=not quiet, threshold=threshold).attrs[
+            "summary"
+        ]
         ms = None
 
     def fmt(v: object) -> str:
@@ -63,7 +65,9 @@ def command(
     console.print(t)
     joints = summary.get("per_joint_median_dist_px", {})
     if joints:
-        console.print("median distance per joint (px): " + ", ".join(f"{n} {fmt(v)}" for n, v in joints.items()))
+        console.print(
+            "median distance per joint (px): " + ", ".join(f"{n} {fmt(v)}" for n, v in joints.items())
+        )
     console.print(f"table: {agreement_path(root, set_a, set_b)}")
     if ms is not None:
         console.print(

@@ -74,7 +74,9 @@ def resolve_weights(weights: str | os.PathLike | None) -> Path:
         if p.is_dir():
             p = p / WEIGHTS_FILE
         if not p.is_file():
-            raise GaitdataError(f"CenterNet weights not found: {p}; pass the path of {WEIGHTS_FILE} with --weights")
+            raise GaitdataError(
+                f"CenterNet weights not found: {p}; pass the path of {WEIGHTS_FILE} with --weights"
+            )
         return p
     d = os.environ.get("GAITDATA_WEIGHTS_DIR")
     if d and (Path(d).expanduser() / WEIGHTS_FILE).is_file():
@@ -102,7 +104,9 @@ def load_centernet(path: str | os.PathLike, model: Any) -> str:
     from pseudolabel.models.dla import centernet_filter_fn, infer_task
 
     path = Path(path)
-    sd = centernet_filter_fn(clean_state_dict(read_checkpoint(path, expected=EXPECTED), source=f"checkpoint {path}"))
+    sd = centernet_filter_fn(
+        clean_state_dict(read_checkpoint(path, expected=EXPECTED), source=f"checkpoint {path}")
+    )
     task = infer_task(sd)
     if task != "multi_pose":
         heads = sorted({k.split(".", 1)[0] for k in sd if not k.startswith(("base.", "dla_up.", "ida_up."))})
@@ -120,7 +124,9 @@ def pick_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise GaitdataError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu or auto")
+        raise GaitdataError(
+            f"device {device!r} asked for, but CUDA is not available here; use --device cpu or auto"
+        )
     if not (device == "cpu" or device.startswith("cuda")):
         raise GaitdataError(f"device must be auto, cpu or cuda[:N], got {device!r}")
     return device
@@ -149,11 +155,15 @@ class CenterNetTeacher:
         if not 0.0 <= float(score_threshold) <= 1.0:
             raise ValueError(f"centernet teacher: score_threshold must lie in [0, 1], got {score_threshold}")
         if int(top_k) < 1 or int(batch_size) < 1:
-            raise ValueError(f"centernet teacher: top_k and batch_size must be >= 1, got {top_k}, {batch_size}")
+            raise ValueError(
+                f"centernet teacher: top_k and batch_size must be >= 1, got {top_k}, {batch_size}"
+            )
         if int(input_size) % 32:
             raise ValueError(f"centernet teacher: input_size must be a multiple of 32, got {input_size}")
         if dcn_backend not in ("auto", "torch", "torchvision"):
-            raise ValueError(f"centernet teacher: dcn_backend must be auto, torch or torchvision, got {dcn_backend!r}")
+            raise ValueError(
+                f"centernet teacher: dcn_backend must be auto, torch or torchvision, got {dcn_backend!r}"
+            )
         if dcn_backend == "torchvision" and deform_backend() != "torchvision":
             from gaitdata.errors import MissingDependencyError
 
@@ -193,7 +203,9 @@ class CenterNetTeacher:
                 out = merge_flip(out)
         return out
 
-    def predict(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None] | None = None) -> list[list[Pose]]:
+    def predict(
+        self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None] | None = None
+    ) -> list[list[Pose]]:
         """RGB uint8 images -> per image the persons scoring >= ``score_threshold`` (boxes are ignored)."""
         from pseudolabel.models.centernet_io import apply_affine, decode_multi_pose, preprocess
 
@@ -204,10 +216,15 @@ class CenterNetTeacher:
             for img in chunk:
                 arr = np.asarray(img)
                 if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
-                    raise ValueError(f"centernet teacher: expected RGB uint8 HxWx3 images, got {arr.shape} {arr.dtype}")
+                    raise ValueError(
+                        f"centernet teacher: expected RGB uint8 HxWx3 images, got {arr.shape} {arr.dtype}"
+                    )
                 prepped.append(preprocess(arr, self.input_size))
             dets = decode_multi_pose(self._forward(np.stack([p[0] for p in prepped])), k=self.top_k)
-            dets = {k: v.float().cpu().numpy() if v.dtype.is_floating_point else v.cpu().numpy() for k, v in dets.items()}
+            dets = {
+                k: v.float().cpu().numpy() if v.dtype.is_floating_point else v.cpu().numpy()
+                for k, v in dets.items()
+            }
             for i, (img, (_, lb)) in enumerate(zip(chunk, prepped, strict=True)):
                 h, w = img.shape[:2]
                 m = lb.output_to_image()

@@ -24,7 +24,9 @@ K = 17
 BOX_W, BOX_H = 80.0, 200.0
 
 
-def _row(vid: str, fi: int, pi: int, kp: np.ndarray | None, vis: np.ndarray | None, box=None, score=0.9) -> dict:
+def _row(
+    vid: str, fi: int, pi: int, kp: np.ndarray | None, vis: np.ndarray | None, box=None, score=0.9
+) -> dict:
     if kp is None:
         return {"video_id": vid, "frame_index": fi, "person_index": -1, "has_person": False, "keypoints": [],
                 "visibility": [], "num_visible": 0, "teacher": "t", "qa_flags": []}  # fmt: skip
@@ -142,14 +144,20 @@ def test_unmatched_persons_are_listed(root) -> None:
     b = base[~((base["video_id"] == "vidA") & (base["frame_index"] == 4) & (base["person_index"] == 1))]
     b = b.copy()
     # a person in B where A has nobody
-    extra = _row("vidB", 5, 0, np.asarray(base["keypoints"][0]).reshape(K, 3), np.full(K, 2), (50, 40, BOX_W, BOX_H))
+    extra = _row(
+        "vidB", 5, 0, np.asarray(base["keypoints"][0]).reshape(K, 3), np.full(K, 2), (50, 40, BOX_W, BOX_H)
+    )
     b = pd.concat([b[~((b["video_id"] == "vidB") & (b["frame_index"] == 5))], pd.DataFrame([extra])])
     write_labels(path, "b", b, {})
     t = compare_label_sets(path, "a", "b")
     only_a = t[t["status"] == "only_a"]
     only_b = t[t["status"] == "only_b"]
-    assert list(zip(only_a["video_id"], only_a["frame_index"], only_a["person_index_a"], strict=True)) == [("vidA", 4, 1)]
-    assert list(zip(only_b["video_id"], only_b["frame_index"], only_b["person_index_b"], strict=True)) == [("vidB", 5, 0)]
+    assert list(zip(only_a["video_id"], only_a["frame_index"], only_a["person_index_a"], strict=True)) == [
+        ("vidA", 4, 1)
+    ]
+    assert list(zip(only_b["video_id"], only_b["frame_index"], only_b["person_index_b"], strict=True)) == [
+        ("vidB", 5, 0)
+    ]
     assert only_a["oks"].isna().all() and only_a["person_index_b"].isna().all()
 
 

@@ -132,7 +132,11 @@ def test_backbone_levels_and_unused_projections(model) -> None:
         ]  # fmt: skip
         ref = model(x)["hps"]
         # levels 3 and 4: ``project`` is in the checkpoint but its output is unused
-        for name in ("base.level3.project.0.weight", "base.level4.project.0.weight", "base.level2.project.0.weight"):
+        for name in (
+            "base.level3.project.0.weight",
+            "base.level4.project.0.weight",
+            "base.level2.project.0.weight",
+        ):
             w = model.get_parameter(name)
             saved = w.clone()
             w.mul_(3.0)
@@ -210,8 +214,12 @@ def test_letterbox_equals_three_point_affine() -> None:
     # half the output width above the output centre, a third point at a right angle
     c, s, out = np.array([320.0, 240.0]), 640.0, 128
     src = np.float32([c, c + [0, -s / 2], c + [-s / 2, -s / 2]])
-    dst = np.float32([[out / 2, out / 2], [out / 2, out / 2 - out / 2], [out / 2 - out / 2, out / 2 - out / 2]])
-    np.testing.assert_allclose(cio.letterbox_affine(tuple(c), s, (out, out)), cv2.getAffineTransform(src, dst), atol=1e-5)
+    dst = np.float32(
+        [[out / 2, out / 2], [out / 2, out / 2 - out / 2], [out / 2 - out / 2, out / 2 - out / 2]]
+    )
+    np.testing.assert_allclose(
+        cio.letterbox_affine(tuple(c), s, (out, out)), cv2.getAffineTransform(src, dst), atol=1e-5
+    )
 
 
 def test_preprocess_places_pixels_and_normalises() -> None:
@@ -329,7 +337,9 @@ def ckpt(model, tmp_path_factory):
 
 def test_teacher_registered_and_one_stage(ckpt) -> None:
     assert "centernet" in list_teachers()
-    t = create_teacher("centernet", weights=str(ckpt), device="cpu", input_size=128, score_threshold=0.0, top_k=3)
+    t = create_teacher(
+        "centernet", weights=str(ckpt), device="cpu", input_size=128, score_threshold=0.0, top_k=3
+    )
     assert t.cfg is CENTERNET_CONFIG and not t.cfg.top_down and t.cfg.channel_order == "BGR"
     assert t.deform_backend in ("torch", "torchvision")
     imgs = [np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)]
@@ -431,7 +441,9 @@ def test_deformable_backend_choice(ckpt) -> None:
 
     t = create_teacher("centernet", weights=str(ckpt), device="cpu", input_size=64, dcn_backend="torch")
     assert t.deform_backend == "torch"
-    if deform_backend() == "torch":  # torchvision absent or broken: the fallback is no error, asking for it is
+    if (
+        deform_backend() == "torch"
+    ):  # torchvision absent or broken: the fallback is no error, asking for it is
         with pytest.raises(MissingDependencyError, match="torchvision"):
             create_teacher("centernet", weights=str(ckpt), device="cpu", dcn_backend="torchvision")
     with pytest.raises(ValueError, match="dcn_backend"):
