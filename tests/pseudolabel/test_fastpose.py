@@ -20,8 +20,6 @@ from pseudolabel.models import fastpose_io as fio  # noqa: E402
 from pseudolabel.models.fastpose import FastPose, build_fastpose_r50  # noqa: E402
 from pseudolabel.teachers.alphapose import ALPHAPOSE_CONFIG, predict_poses  # noqa: E402
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
-
 STAGES = ((3, 64), (4, 128), (6, 256), (3, 512))  # (bottlenecks, planes), expansion 4
 
 
