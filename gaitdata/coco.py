@@ -43,7 +43,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -94,17 +94,20 @@ def image_ids(frames: pd.DataFrame) -> pd.DataFrame:
     return ok
 
 
-def _num(x: Any) -> Any:
-    """JSON-safe scalar: NaN/NA -> None, numpy -> Python."""
-    if x is None or x is pd.NA:
-        return None
-    if isinstance(x, float | np.floating):
-        return None if math.isnan(x) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
+def _missing_files(root: DatasetRoot, rels: list[str]) -> list[str]:
+    """The relative paths that are not files (one directory listing per folder, not one stat per file)."""
+    listing: dict[str, set[str]] = {}
+    missing = []
+    for rel in rels:
+        folder, _, name = rel.rpartition("/")
+        if folder not in listing:
+            try:
+                listing[folder] = {e.name for e in os.scandir(root.path / folder) if e.is_file()}
+            except OSError:
+                listing[folder] = set()
+        if name not in listing[folder]:
+            missing.append(rel)
+    return missing
 
 
 def _parts(root: DatasetRoot, split_name: str | None) -> tuple[dict[str, list[str]], str | None]:
@@ -158,86 +161,133 @@ def _select(
     return keep
 
 
-def _annotation(row: Any, ann_id: int, image_id: int, k: int, per_row_source: bool) -> dict[str, Any] | None:
-    if row.keypoints is None or len(row.keypoints) != 3 * k:
-        return None
-    kp = np.asarray(row.keypoints, dtype=np.float64).reshape(k, 3)
-    v = np.asarray(row.visibility, dtype=np.int64).reshape(k)
-    v = np.where(np.isfinite(kp[:, 0]) & np.isfinite(kp[:, 1]), v, 0)
-    out_kp = np.zeros((k, 3), dtype=object)
-    inv = []
-    for j in range(k):
-        if v[j] > 0:
-            out_kp[j] = (float(kp[j, 0]), float(kp[j, 1]), int(v[j]))
-        else:
-            out_kp[j] = (0, 0, 0)
-            inv.append([j, _num(kp[j, 0]), _num(kp[j, 1])])
-    conf = [_num(c) for c in kp[:, 2].tolist()]
-    bbox = [_num(row.bbox_x), _num(row.bbox_y), _num(row.bbox_w), _num(row.bbox_h)]
-    if any(b is None for b in bbox):
-        good = v > 0
+def _floats(a: np.ndarray) -> list[str]:
+    """JSON text of each value of a float array (``repr``, as ``json`` writes floats; null if not finite)."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    out = list(map(repr, a.tolist()))
+    for i in np.nonzero(~np.isfinite(a))[0].tolist():
+        out[i] = "null"
+    return out
+
+
+def _strs(values: Iterable[Any]) -> list[str]:
+    return ["null" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else _DUMPS(str(v)) for v in values]
+
+
+def _float_col(df: pd.DataFrame, col: str) -> np.ndarray:
+    return pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _annotation_lines(persons: pd.DataFrame, k: int, per_row_source: bool) -> Iterator[str]:
+    """One JSON line per person row (rows without usable keypoints or box are skipped).
+
+    Built from whole-column arrays: the per-row work is string assembly only.
+    """
+    kp_list = persons["keypoints"].tolist()
+    vis_list = persons["visibility"].tolist()
+    ok = np.array(
+        [kp is not None and len(kp) == 3 * k and vs is not None and len(vs) == k for kp, vs in zip(kp_list, vis_list, strict=True)],
+        dtype=bool,
+    )
+    if not ok.all():
+        persons = persons[ok]
+        kp_list = [x for x, g in zip(kp_list, ok, strict=True) if g]
+        vis_list = [x for x, g in zip(vis_list, ok, strict=True) if g]
+    n = len(persons)
+    if n == 0:
+        return
+    kp = np.asarray([np.asarray(x, dtype=np.float64) for x in kp_list]).reshape(n, k, 3)
+    v = np.asarray([np.asarray(x, dtype=np.int64) for x in vis_list]).reshape(n, k)
+    v = np.where(np.isfinite(kp[..., 0]) & np.isfinite(kp[..., 1]), v, 0)
+    bbox = np.stack([_float_col(persons, c) for c in ("bbox_x", "bbox_y", "bbox_w", "bbox_h")], axis=1)
+    usable = np.ones(n, dtype=bool)
+    for i in np.nonzero(~np.isfinite(bbox).all(axis=1))[0].tolist():  # no box: the visible joints' extent
+        good = v[i] > 0
         if not good.any():
-            return None
-        x0, y0 = kp[good, :2].min(axis=0)
-        x1, y1 = kp[good, :2].max(axis=0)
-        bbox = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
-    ann: dict[str, Any] = {
-        "id": ann_id,
-        "image_id": image_id,
-        "category_id": 1,
-        "iscrowd": 0,
-        "bbox": bbox,
-        "area": float(bbox[2] * bbox[3]),
-        "num_keypoints": int((v > 0).sum()),
-        "keypoints": [x for t in out_kp.tolist() for x in t],
-        "score": _num(row.score),
-        "keypoint_scores": conf,
-        "invisible_xy": inv,
-        "person_index": int(row.person_index),
-        "track_id": _num(row.track_id),
-        "is_subject": _num(row.is_subject),
-        "qa_flags": [str(f) for f in row.qa_flags] if row.qa_flags is not None else [],
-    }
+            usable[i] = False
+            continue
+        (x0, y0), (x1, y1) = kp[i, good, :2].min(axis=0), kp[i, good, :2].max(axis=0)
+        bbox[i] = (x0, y0, x1 - x0, y1 - y0)
+    xs, ys, cs = _floats(kp[..., 0]), _floats(kp[..., 1]), _floats(kp[..., 2])
+    vv = v.ravel().tolist()
+    bs = _floats(bbox)
+    areas = _floats(bbox[:, 2] * bbox[:, 3])
+    scores = _floats(_float_col(persons, "score"))
+    nvis = (v > 0).sum(axis=1).tolist()
+    iids = persons["image_id"].astype("int64").tolist()
+    pidx = persons["person_index"].astype("int64").tolist()
+    tracks = ["null" if pd.isna(t) else str(int(t)) for t in persons["track_id"]]
+    subj = ["null" if pd.isna(b) else ("true" if b else "false") for b in persons["is_subject"]]
+    flags = ["[]" if fl is None else _DUMPS([str(f) for f in fl]) for fl in persons["qa_flags"]]
     if per_row_source:
-        ann["teacher"] = _num(row.teacher)
-        ann["weights_hash"] = _num(row.weights_hash)
-    return ann
+        teachers = _strs(persons["teacher"])
+        hashes = _strs(persons["weights_hash"])
+    ann_id = 0
+    for i in range(n):
+        if not usable[i]:
+            continue
+        ann_id += 1
+        base = i * k
+        kps: list[str] = []
+        inv: list[str] = []
+        for j in range(k):
+            t = base + j
+            if vv[t] > 0:
+                kps.append(f"{xs[t]},{ys[t]},{vv[t]}")
+            else:
+                kps.append("0,0,0")
+                inv.append(f"[{j},{xs[t]},{ys[t]}]")
+        b = 4 * i
+        line = (
+            f'{{"id":{ann_id},"image_id":{iids[i]},"category_id":1,"iscrowd":0,'
+            f'"bbox":[{bs[b]},{bs[b + 1]},{bs[b + 2]},{bs[b + 3]}],"area":{areas[i]},"num_keypoints":{nvis[i]},'
+            f'"keypoints":[{",".join(kps)}],"score":{scores[i]},"keypoint_scores":[{",".join(cs[base : base + k])}],'
+            f'"invisible_xy":[{",".join(inv)}],"person_index":{pidx[i]},"track_id":{tracks[i]},'
+            f'"is_subject":{subj[i]},"qa_flags":{flags[i]}'
+        )
+        if per_row_source:
+            line += f',"teacher":{teachers[i]},"weights_hash":{hashes[i]}'
+        yield line + "}"
+
+
+def _image_lines(images: pd.DataFrame) -> Iterator[str]:
+    ids = images["image_id"].astype("int64").tolist()
+    names = _strs(images["rgb_path"])
+    widths = images["width"].astype("int64").tolist()
+    heights = images["height"].astype("int64").tolist()
+    vids = _strs(images["video_id"])
+    fidx = images["frame_index"].astype("int64").tolist()
+    subjects = _strs(images["subject"])
+    depth = _strs(images["depth_path"])
+    ts = _floats(_float_col(images, "colour_ts_ms"))
+    fflags = images["frame_flags"].tolist()
+    for i in range(len(ids)):
+        line = (
+            f'{{"id":{ids[i]},"file_name":{names[i]},"width":{widths[i]},"height":{heights[i]},'
+            f'"video_id":{vids[i]},"frame_index":{fidx[i]},"subject":{subjects[i]},"depth_file":{depth[i]},'
+            f'"timestamp_ms":{ts[i]}'
+        )
+        if fflags[i]:
+            line += ',"qa_flags":' + _DUMPS([str(f) for f in fflags[i]])
+        yield line + "}"
 
 
 def _write_part(
     fh: IO[str], info: dict[str, Any], cats: list[dict[str, Any]], images: pd.DataFrame, persons: pd.DataFrame,
     k: int, per_row_source: bool,
 ) -> tuple[int, int]:  # fmt: skip
-    fh.write('{"info":' + _DUMPS(info) + ',\n"licenses":[],\n"categories":' + _DUMPS(cats) + ',\n"images":[')
-    sep = "\n"
-    for im in images.itertuples(index=False):
-        rec = {
-            "id": int(im.image_id),
-            "file_name": str(im.rgb_path),
-            "width": int(im.width),
-            "height": int(im.height),
-            "video_id": str(im.video_id),
-            "frame_index": int(im.frame_index),
-            "subject": _num(im.subject),
-            "depth_file": _num(im.depth_path),
-            "timestamp_ms": _num(im.colour_ts_ms),
-        }
-        if im.frame_flags:
-            rec["qa_flags"] = list(im.frame_flags)
-        fh.write(sep + _DUMPS(rec))
-        sep = ",\n"
-    fh.write('\n],\n"annotations":[')
-    sep = "\n"
-    n_ann = 0
-    for row in persons.itertuples(index=False):
-        ann = _annotation(row, n_ann + 1, int(row.image_id), k, per_row_source)
-        if ann is None:
-            continue
+    """Stream one COCO file: a header, one image per line, one annotation per line."""
+    fh.write('{"info":' + _DUMPS(info) + ',\n"licenses":[],\n"categories":' + _DUMPS(cats) + ',\n"images":[\n')
+    n_img = n_ann = 0
+    for line in _image_lines(images):
+        fh.write((",\n" if n_img else "") + line)
+        n_img += 1
+    fh.write('\n],\n"annotations":[\n')
+    for line in _annotation_lines(persons, k, per_row_source):
+        fh.write((",\n" if n_ann else "") + line)
         n_ann += 1
-        fh.write(sep + _DUMPS(ann))
-        sep = ",\n"
     fh.write("\n]}\n")
-    return len(images), n_ann
+    return n_img, n_ann
 
 
 def export_coco(
@@ -328,8 +378,10 @@ def export_coco(
                 f"part {part!r} of split {split_name!r} has no frames labelled in {labels!r} "
                 f"({len(videos)} videos); label them or choose another split"
             )
-        has_person = sub.groupby(["video_id", "frame_index"], sort=False)["has_person"].agg(
-            lambda s: bool(s.fillna(False).any())
+        has_person = (
+            sub.assign(_hp=sub["has_person"].fillna(False).astype(bool))
+            .groupby(["video_id", "frame_index"], sort=False)["_hp"]
+            .any()
         )
         kept = sub[sub["_keep"]]
         kept_frames = set(zip(kept["video_id"], kept["frame_index"], strict=True))
@@ -360,9 +412,7 @@ def export_coco(
         plans.append((part, imgs.reset_index(drop=True), persons.reset_index(drop=True)))
 
     if check_images or images != "none":
-        missing = [
-            rel for _, imgs, _ in plans for rel in imgs["rgb_path"].astype(str) if not (r.path / rel).is_file()
-        ]
+        missing = _missing_files(r, [rel for _, imgs, _ in plans for rel in imgs["rgb_path"].astype(str)])
         if missing:
             raise GaitdataError(
                 f"{len(missing)} image file(s) referenced by {r.frames_path} are missing (e.g. {r.path / missing[0]}); "
