@@ -40,21 +40,20 @@ def deproject(intr: Intrinsics, px: np.ndarray, py: np.ndarray) -> tuple[np.ndar
 
 
 def project(intr: Intrinsics, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Camera point -> pixel (float32), as ``rs2_project_point_to_pixel``."""
+    """Camera point -> pixel (float32), as librealsense's align projects into the target stream.
+
+    Measured against pyrealsense2 2.59: only ``modified_brown_conrady`` target intrinsics are
+    distorted; ``brown_conrady`` and ``inverse_brown_conrady`` targets are projected as pinhole.
+    """
     x = x / z
     y = y / z
-    if intr.model in ("modified_brown_conrady", "inverse_brown_conrady", "brown_conrady"):
+    if intr.model == "modified_brown_conrady":
         k = [_F(v) for v in intr.coeffs]
         r2 = x * x + y * y
         f = _F(1) + k[0] * r2 + k[1] * r2 * r2 + k[4] * r2 * r2 * r2
-        if intr.model == "brown_conrady":
-            xf, yf = x * f, y * f
-            x, y = (xf + _F(2) * k[2] * x * y + k[3] * (r2 + _F(2) * x * x),
-                    yf + _F(2) * k[3] * x * y + k[2] * (r2 + _F(2) * y * y))  # fmt: skip
-        else:
-            x, y = x * f, y * f
-            x, y = (x + _F(2) * k[2] * x * y + k[3] * (r2 + _F(2) * x * x),
-                    y + _F(2) * k[3] * x * y + k[2] * (r2 + _F(2) * y * y))  # fmt: skip
+        x, y = x * f, y * f
+        x, y = (x + _F(2) * k[2] * x * y + k[3] * (r2 + _F(2) * x * x),
+                y + _F(2) * k[3] * x * y + k[2] * (r2 + _F(2) * y * y))  # fmt: skip
     return x * _F(intr.fx) + _F(intr.cx), y * _F(intr.fy) + _F(intr.cy)
 
 

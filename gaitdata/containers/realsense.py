@@ -20,6 +20,7 @@ import queue
 import re
 import sqlite3
 import struct
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -530,8 +531,9 @@ class PyRealSenseRecording(Recording):
             "colour": _position_lookup(info.colour),
             "depth": _position_lookup(info.depth) if info.depth is not None else {},
         }
-        q: queue.Queue = queue.Queue(maxsize=8)
+        q: queue.Queue = queue.Queue()
         last = [time.monotonic()]
+        consuming, stopping = threading.Event(), threading.Event()
 
         def callback(frame) -> None:
             st = frame.get_profile().stream_type()
@@ -543,7 +545,13 @@ class PyRealSenseRecording(Recording):
             if pos is None or pos not in want[stream]:
                 return
             frame.keep()
-            q.put((stream, pos, frame))
+            # Backpressure without deadlock: never block while the main thread may be inside a
+            # librealsense call that waits for this callback (resume/stop), only while it consumes.
+            while not stopping.is_set():
+                if not consuming.is_set() or q.qsize() < 16:
+                    q.put((stream, pos, frame))
+                    break
+                time.sleep(0.002)
             last[0] = time.monotonic()
 
         wanted_ids = {self._cprof.unique_id()} | (
@@ -560,6 +568,7 @@ class PyRealSenseRecording(Recording):
         for s in opened:
             s.start(callback)
         self._pb.resume()
+        consuming.set()
         left = len(want["colour"]) + len(want["depth"])
         pending_depth: list = []
         ref_colour = None
@@ -612,6 +621,13 @@ class PyRealSenseRecording(Recording):
                 else:
                     yield ("depth", pos, register(frame))
         finally:
+            stopping.set()
+            consuming.clear()
+            state.clear()
+            ref_colour = None
+            with contextlib.suppress(Exception):
+                block = None
+                outq = None
             for s in opened:
                 with contextlib.suppress(Exception):
                     s.stop()

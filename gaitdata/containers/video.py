@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gaitdata.containers.base import FrameIndex, Recording, RecordingInfo, check_monotone
 from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_write_text
 
@@ -354,15 +355,13 @@ def list_images(folder: Path) -> list[Path]:
     )
 
 
-class VideoRecording:
+class VideoRecording(Recording):
     """A colour video alone (kind ``video``); timestamps from ``<stem>.csv`` when present, else pts."""
 
     reader_name = "pyav"
     depth_registered = False
 
     def __init__(self, path: str | Path, kind: str = "video", csv_path: Path | None = None):
-        from gaitdata.containers.base import FrameIndex, RecordingInfo, check_monotone
-
         self.path = Path(path)
         ts, fps, size, codec, _ = _probe_pts(self.path, "colour video")
         csv_path = csv_path if csv_path is not None else self.path.with_suffix(".csv")
@@ -391,8 +390,6 @@ class PairRecording(VideoRecording):
 
     def __init__(self, colour_path: str | Path, depth_path: str | Path):
         import dataclasses
-
-        from gaitdata.containers.base import FrameIndex, check_monotone
 
         colour_path, depth_path = Path(colour_path), Path(depth_path)
         stem = colour_path.stem[: -len("_color")] if colour_path.stem.endswith("_color") else colour_path.stem
@@ -487,7 +484,7 @@ class PairRecording(VideoRecording):
             yield (float(self.info.depth.ts_ms[p]), ("depth", p, img))
 
 
-class ImageFolderRecording:
+class ImageFolderRecording(Recording):
     """A folder of colour images (kind ``images``); ``timestamps.csv`` inside gives timestamps, else 1/fps."""
 
     reader_name = "opencv"
@@ -495,8 +492,6 @@ class ImageFolderRecording:
 
     def __init__(self, folder: str | Path, fps: float = 30.0):
         import cv2
-
-        from gaitdata.containers.base import FrameIndex, RecordingInfo, check_monotone
 
         self.path = Path(folder)
         self._files = list_images(self.path)
