@@ -1,0 +1,188 @@
+"""Extraction: pairing, sampling, registration in the written PNGs, resumability, options, metadata."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from gaitdata.containers import write
+from gaitdata.containers.testing import expected_registered_depth, plane_recording
+from gaitdata.dataset import DatasetRoot, validate
+from gaitdata.extract import ExtractOptions, extract, pair_by_timestamp, select_frames
+
+Q = ExtractOptions(workers=1)
+
+
+def test_pairing_with_offset_drops_and_jitter_is_exact():
+    period = 1000 / 30
+    c = np.arange(12) * period
+    d_slots = np.array(
+        [0, 1, 2, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+    )  # depth dropped slots 3, 4; runs 2 slots longer
+    rng = np.random.default_rng(1)
+    d = d_slots * period + 6.0 + rng.uniform(-2, 2, len(d_slots))  # +6 ms start offset, +-2 ms jitter
+    partner = pair_by_timestamp(c, d, period / 2)
+    expected = np.array([0, 1, 2, -1, -1, 3, 4, 5, 6, 7, 8, 9])
+    np.testing.assert_array_equal(partner, expected)  # colour 3, 4: no stale partner from slot 2 or 5
+    unpaired = sorted(set(range(len(d))) - set(partner[partner >= 0].tolist()))
+    assert unpaired == [10, 11]
+
+
+def test_pairing_is_one_to_one():
+    c = np.array([0.0, 10.0, 20.0, 30.0])  # colour at 100 fps, depth at 50 fps
+    d = np.array([1.0, 21.0])
+    partner = pair_by_timestamp(c, d, 15.0)
+    assert partner.tolist() == [0, -1, 1, -1]
+    assert pair_by_timestamp(c, np.array([]), 5).tolist() == [-1] * 4
+
+
+def test_select_frames_options():
+    ts = 1000 + np.arange(30) * 1000 / 30  # 1 s at 30 fps
+    st = select_frames(ts, ExtractOptions(stride=3))
+    assert np.flatnonzero(st == "ok").tolist() == list(range(0, 30, 3))
+    st = select_frames(ts, ExtractOptions(target_fps=10))
+    assert np.flatnonzero(st == "ok").tolist() == list(range(0, 30, 3))
+    st = select_frames(ts, ExtractOptions(start_s=0.5, end_s=0.8, max_frames=4))
+    assert np.flatnonzero(st == "ok").tolist() == [15, 16, 17, 18]
+    assert (st[:15] == "out_of_range").all() and (st[24:] == "out_of_range").all()
+    assert (st[19:24] == "sampled_out").all()
+    with pytest.raises(ValueError):
+        ExtractOptions(stride=0)
+
+
+def _tables(root):
+    r = DatasetRoot(root)
+    return r.read_videos(), r.read_frames()
+
+
+@pytest.fixture(scope="module")
+def drops():
+    return plane_recording(
+        n=14, drop_depth=(3, 9), drop_colour=(6,), offset_ms=4.0, jitter_ms=1.5, noise_units=2, seed=3
+    )
+
+
+@pytest.mark.parametrize("kind", ["bag", "pair"])
+def test_extract_rgbd_frames_statuses_and_registered_depth(tmp_path, drops, kind):
+    rec = drops
+    write(rec, tmp_path / "in" / "s1" / "walk", kind)
+    summary = extract(
+        [tmp_path / "in"], tmp_path / "root", ExtractOptions(workers=1, reader="python"), progress=False
+    )
+    assert summary.ok and summary.n_ok == 1
+    videos, frames = _tables(tmp_path / "root")
+    v = videos.iloc[0]
+    assert v.video_id == "s1__walk" and v.kind == kind
+    assert v.n_colour_frames == len(rec.colour) == len(frames)
+    assert v.n_depth_frames == len(rec.depth)
+    assert np.all(np.diff(frames["colour_ts_ms"].to_numpy()) > 0)
+    # colour slots 0..13 without 6; depth slots without 3 and 9: colour slots 3 and 9 have no partner
+    slots = [s for s in range(14) if s != 6]
+    exp_status = ["no_depth_partner" if s in (3, 9) else "ok" for s in slots]
+    assert frames["status"].tolist() == exp_status
+    assert (
+        v.n_written == exp_status.count("ok") and v.n_depth_unpaired == 1
+    )  # depth slot 6 has no colour frame
+    ok = frames[frames.status == "ok"]
+    assert (ok["depth_frame_number"].to_numpy() == ok["colour_frame_number"].to_numpy()).all()  # same slot
+    assert np.allclose(ok["dt_ms"], 4.0, atol=3.1)
+    # intrinsics and extrinsics recorded
+    assert v.fx == pytest.approx(rec.colour_intrinsics.fx, rel=1e-6) and v.depth_scale == pytest.approx(
+        rec.depth_scale
+    )
+    np.testing.assert_allclose(
+        np.reshape(v.depth_to_colour_rotation, (3, 3)), rec.depth_to_colour.R, atol=1e-6
+    )
+    # registered depth at known pixels equals the analytic plane within the injected noise + footprint
+    exp = expected_registered_depth(rec)
+    g = max(np.abs(np.diff(exp, axis=0)).max(), np.abs(np.diff(exp, axis=1)).max())
+    tol = 2 * g * rec.colour_intrinsics.fx / rec.depth_intrinsics.fx + 1 + rec.meta["noise_units"]
+    for rel in ok["depth_path"].iloc[:3]:
+        d = cv2.imread(str(tmp_path / "root" / rel), cv2.IMREAD_UNCHANGED)
+        assert d.dtype == np.uint16 and d.shape == exp.shape
+        for y, x in [(20, 20), (60, 80), (100, 140)]:
+            assert abs(int(d[y, x]) - exp[y, x]) <= tol
+    rgb = cv2.imread(str(tmp_path / "root" / ok["rgb_path"].iloc[0]))
+    assert rgb.shape == (rec.colour.shape[1], rec.colour.shape[2], 3)
+    assert validate(tmp_path / "root").ok
+
+
+def test_rerun_skips_and_overwrite_reproduces(tmp_path):
+    rec = plane_recording(n=6)
+    write(rec, tmp_path / "in" / "a.bag", "bag")
+    write(rec, tmp_path / "in" / "b.mp4", "video")
+    first = extract([tmp_path / "in"], tmp_path / "root", Q, progress=False)
+    v1, f1 = _tables(tmp_path / "root")
+    again = extract([tmp_path / "in"], tmp_path / "root", Q, progress=False)
+    assert again.n_skipped == 2 and again.n_ok == 0
+    over = extract(
+        [tmp_path / "in"], tmp_path / "root", ExtractOptions(workers=1, overwrite=True), progress=False
+    )
+    assert first.n_ok == over.n_ok == 2
+    v2, f2 = _tables(tmp_path / "root")
+    pd.testing.assert_frame_equal(v1.drop(columns="extracted_at"), v2.drop(columns="extracted_at"))
+    pd.testing.assert_frame_equal(f1, f2)
+    # changed options are a different output: the recording is redone, not skipped
+    third = extract([tmp_path / "in"], tmp_path / "root", ExtractOptions(workers=1, stride=2), progress=False)
+    assert third.n_ok == 2
+    _, f3 = _tables(tmp_path / "root")
+    assert (f3.status == "ok").sum() == 6 and validate(tmp_path / "root").ok
+
+
+def test_resize_scales_intrinsics_and_depth(tmp_path):
+    rec = plane_recording(n=3)
+    write(rec, tmp_path / "in" / "a.bag", "bag")
+    extract([tmp_path / "in"], tmp_path / "root", ExtractOptions(workers=1, resize=(80, -1)), progress=False)
+    videos, frames = _tables(tmp_path / "root")
+    v = videos.iloc[0]
+    assert (v.width, v.height, v.source_width, v.source_height) == (80, 60, 160, 120)
+    assert v.fx == pytest.approx(rec.colour_intrinsics.fx / 2, rel=1e-6)
+    d = cv2.imread(str(tmp_path / "root" / frames.depth_path.iloc[0]), cv2.IMREAD_UNCHANGED)
+    assert d.shape == (60, 80) and d.dtype == np.uint16
+
+
+def test_parallel_workers_equal_sequential(tmp_path):
+    for i in range(3):
+        write(plane_recording(n=4, seed=i), tmp_path / "in" / f"r{i}.bag", "bag")
+    extract([tmp_path / "in"], tmp_path / "seq", Q, progress=False)
+    extract([tmp_path / "in"], tmp_path / "par", ExtractOptions(workers=2), progress=False)
+    (va, fa), (vb, fb) = _tables(tmp_path / "seq"), _tables(tmp_path / "par")
+    pd.testing.assert_frame_equal(va.drop(columns="extracted_at"), vb.drop(columns="extracted_at"))
+    pd.testing.assert_frame_equal(fa, fb)
+
+
+def test_id_pattern_metadata_csv_and_dry_run(tmp_path):
+    rec = plane_recording(n=3)
+    write(rec, tmp_path / "in" / "s01" / "pre_front.bag", "bag")
+    write(rec, tmp_path / "in" / "s02" / "post_side.mp4", "video")
+    (tmp_path / "in" / "s02" / "post_side.gt.npz").write_bytes(b"not a recording")
+    csv = tmp_path / "meta.csv"
+    csv.write_text("video_id,condition\ns01__pre_front,baseline\ns02__post_side,fatigue\n")
+    dry = extract([tmp_path / "in"], tmp_path / "root", ExtractOptions(dry_run=True), progress=False)
+    assert dry.dry_run and [r.status for r in dry.results] == ["planned", "planned"]
+    assert not (tmp_path / "root").exists()
+    opts = ExtractOptions(workers=1, id_pattern="{subject}/{session}_{view}", metadata_csv=str(csv))
+    extract([tmp_path / "in"], tmp_path / "root", opts, progress=False)
+    videos, _ = _tables(tmp_path / "root")
+    got = videos[["video_id", "subject", "session", "view", "condition"]].to_dict("records")
+    assert got == [
+        {
+            "video_id": "s01__pre_front",
+            "subject": "s01",
+            "session": "pre",
+            "view": "front",
+            "condition": "baseline",
+        },
+        {
+            "video_id": "s02__post_side",
+            "subject": "s02",
+            "session": "post",
+            "view": "side",
+            "condition": "fatigue",
+        },
+    ]
+    assert json.loads(videos.options.iloc[0])["jpeg_quality"] == 95
