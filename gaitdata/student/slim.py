@@ -130,9 +130,11 @@ def channel_scores(model) -> dict[str, np.ndarray]:
     return out
 
 
-def select_channels(model, ratio: float, min_keep: float = 0.1) -> dict[str, np.ndarray]:
+def select_channels(model, ratio: float, min_keep: float = 0.1, round_to: int = 8) -> dict[str, np.ndarray]:
     """Units (chunks) to keep per group: one global |gamma| threshold removing ``ratio`` of all
-    prunable channels (chunks weighted by their size); each group keeps >= ``min_keep`` of its units."""
+    prunable channels (chunks weighted by their size); each group keeps >= ``min_keep`` of its units,
+    and its kept channel count is rounded up to a multiple of ``round_to`` (odd widths run slower
+    on CPU convolution kernels than the larger round ones)."""
     if not 0.0 <= ratio < 1.0:
         raise GaitdataError(f"prune ratio must be in [0, 1), got {ratio}")
     groups = {g.name: g for g in prunable_groups(model)}
@@ -142,8 +144,10 @@ def select_channels(model, ratio: float, min_keep: float = 0.1) -> dict[str, np.
     keep = {}
     for name, s in scores.items():
         k = np.flatnonzero(s > thr) if ratio > 0 else np.arange(len(s))
-        need = max(1, math.ceil(min_keep * len(s)))
-        if len(k) < need:
+        need = max(1, math.ceil(min_keep * len(s)), len(k))
+        step = max(1, round_to // groups[name].chunk)
+        need = min(len(s), math.ceil(need / step) * step)
+        if len(k) != need:
             k = np.sort(np.argsort(-s, kind="stable")[:need])
         keep[name] = k
     return keep

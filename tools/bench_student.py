@@ -1,0 +1,177 @@
+"""Benchmark: student variants against the FastPose-R50 teacher on CPU (one run, ratios printed).
+
+Measures per-crop latency (batch 1) and throughput (batch ``--batch``) of the default student in
+fp32, pruned (network slimming at ``--ratio``) and int8, a few other registered students, and the
+FastPose-R50 teacher (random weights: cost does not depend on them), plus MACs and parameters, and
+checks the goals:
+
+- default student >= 10x fewer MACs and >= 5x faster on CPU than the teacher
+- int8 >= 1.5x faster than the fp32 student
+
+Accuracy goals need a labelled synthetic root (e.g. the one ``gaitdata demo`` builds): with
+``--root ROOT --labels SET`` the bench also trains the default student for ``--epochs`` on the
+root's COCO export, evaluates it on the test split and checks OKS AP vs the teacher >= 0.9 and
+PCK@0.1 vs ground truth within 2 points of the teacher's.
+
+Usage::
+
+    python tools/bench_student.py                      # cost only, 1 CPU thread
+    python tools/bench_student.py --threads 2 --json bench.json
+    python tools/bench_student.py --root demo_output/dataset --labels mediapipe --export demo_output/dataset/exports/coco/demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _time(model, x, runs: int, warmup: int = 2) -> float:
+    import torch
+
+    with torch.no_grad():
+        for _ in range(warmup):
+            model(x)
+        ts = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            model(x)
+            ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
+
+
+def _calibrated_bn(model, seed: int = 0) -> None:
+    """Give an untrained model spread-out BN scales, as training with an L1 penalty does."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data = torch.rand(m.num_features, generator=g) ** 2
+            m.bias.data.zero_()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="default student (registry name)")
+    ap.add_argument("--others", default="fastpose_mbv2_w050,fastpose_res10_w050,fastpose_res18_w050_128x96")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--ratio", type=float, default=0.5, help="slimming ratio for the pruned variant")
+    ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--root", type=Path, help="labelled (synthetic) dataset root for the accuracy goals")
+    ap.add_argument("--labels", help="teacher label set of --root")
+    ap.add_argument("--export", type=Path, help="COCO export folder of --root [default: ROOT/exports/coco]")
+    ap.add_argument("--epochs", type=int, default=20)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from gaitdata.student import DEFAULT_STUDENT
+    from gaitdata.student.models import count_flops, count_parameters, create_student
+    from gaitdata.student.quant import quantize_int8
+    from gaitdata.student.slim import slim_model
+    from pseudolabel.models.fastpose import build_fastpose_r50
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    name = args.model or DEFAULT_STUDENT
+    entries: list[tuple[str, object, object, tuple[int, int]]] = []
+    teacher = build_fastpose_r50().eval()
+    entries.append(("teacher FastPose-R50 (random weights)", teacher, teacher, (256, 192)))
+    student = create_student(name).eval()
+    size = student.arch.input_size
+    entries.append((f"{name} fp32", student, student, size))
+    calib = torch.randn(32, 3, *size) * 0.25
+    entries.append((f"{name} int8", quantize_int8(student, calib), student, size))
+    pruned_src = create_student(name).eval()
+    _calibrated_bn(pruned_src)
+    pruned = slim_model(pruned_src, args.ratio)
+    entries.append((f"{name} pruned {args.ratio:.0%}", pruned, pruned, size))
+    entries.append((f"{name} pruned int8", quantize_int8(pruned, calib), pruned, size))
+    for other in [o for o in args.others.split(",") if o and o != name]:
+        m = create_student(other).eval()
+        entries.append((f"{other} fp32", m, m, m.arch.input_size))
+
+    # interleaved rounds: every model is timed once per round, so load changes on a shared machine
+    # hit all models alike; the median over rounds is reported
+    lat: dict[str, list[float]] = {e[0]: [] for e in entries}
+    thr: dict[str, list[float]] = {e[0]: [] for e in entries}
+    print(f"CPU, {args.threads} thread(s); latency = median batch-1 forward over {args.runs} interleaved rounds, "
+          f"throughput at batch {args.batch}")
+    print(f"  {'model':38s} {'input':>8s} {'params':>9s} {'MACs':>9s} {'latency':>12s} {'throughput':>16s}")
+    for _label, model, _, size_ in entries:  # warm-up
+        _time(model, torch.randn(1, 3, *size_), 1, warmup=1)
+    for r in range(args.runs):
+        for label, model, _, size_ in entries:
+            lat[label].append(_time(model, torch.randn(1, 3, *size_), 1, warmup=0))
+            if r < max(2, args.runs // 3):
+                thr[label].append(args.batch / _time(model, torch.randn(args.batch, 3, *size_), 1, warmup=0))
+    rows = []
+    for label, _, fp32, size_ in entries:
+        row = {"model": label, "input": f"{size_[0]}x{size_[1]}", "params": count_parameters(fp32),
+               "macs": count_flops(fp32, size_), "latency_ms": float(np.median(lat[label])) * 1000,
+               "crops_per_s": float(np.median(thr[label]))}
+        rows.append(row)
+        print(f"  {label:38s} {row['input']:>8s} {row['params'] / 1e6:7.2f} M {row['macs'] / 1e9:7.3f} G "
+              f"{row['latency_ms']:9.2f} ms {row['crops_per_s']:9.1f} crops/s", flush=True)
+    t_row, s_row, q_row, p_row = rows[0], rows[1], rows[2], rows[3]
+
+    print("\nratios against the teacher (MACs fewer x, CPU latency faster x, throughput x):")
+    for r in rows[1:]:
+        print(f"  {r['model']:38s} {t_row['macs'] / r['macs']:7.1f}x {t_row['latency_ms'] / r['latency_ms']:7.1f}x "
+              f"{r['crops_per_s'] / t_row['crops_per_s']:7.1f}x")
+    goals = {
+        "default student >= 10x fewer MACs than the teacher": t_row["macs"] / s_row["macs"] >= 10,
+        "default student >= 5x faster (CPU latency) than the teacher": t_row["latency_ms"] / s_row["latency_ms"] >= 5,
+        "int8 >= 1.5x faster than the fp32 student": s_row["latency_ms"] / q_row["latency_ms"] >= 1.5,
+    }
+    print(f"\n  int8 vs fp32 student: {s_row['latency_ms'] / q_row['latency_ms']:.2f}x faster; "
+          f"pruned vs fp32: {s_row['latency_ms'] / p_row['latency_ms']:.2f}x faster, "
+          f"{s_row['macs'] / p_row['macs']:.2f}x fewer MACs")
+
+    accuracy = None
+    if args.root is not None:
+        accuracy = _accuracy(args, name)
+        goals["student OKS AP vs teacher >= 0.9"] = accuracy["ap_vs_teacher"] >= 0.9
+        if accuracy.get("pck_gt_student") is not None:
+            goals["student PCK@0.1 vs GT within 2 points of the teacher's"] = (
+                accuracy["pck_gt_student"] >= accuracy["pck_gt_teacher"] - 0.02
+            )
+    print("\ngoals:")
+    for g, ok in goals.items():
+        print(f"  [{'met' if ok else 'NOT met'}] {g}")
+    if args.root is None:
+        print("  [not measured] accuracy goals: pass --root ROOT --labels SET (a labelled synthetic root)")
+    if args.json:
+        args.json.write_text(json.dumps({"threads": args.threads, "rows": rows, "goals": goals, "accuracy": accuracy},
+                                        indent=2))
+    return 0
+
+
+def _accuracy(args: argparse.Namespace, name: str) -> dict:
+    from gaitdata import student
+
+    export = args.export or args.root / "exports" / "coco"
+    out = args.root / "models" / f"bench_{name}"
+    t = time.perf_counter()
+    run = student.train(args.root, export, model=name, epochs=args.epochs, out=out, progress=True, overwrite=True)
+    print(f"\ntrained {name} for {args.epochs} epochs in {time.perf_counter() - t:.0f} s -> {run}")
+    res = student.evaluate(args.root, run, split="test", labels=args.labels, latency=False)
+    m = res.metrics["variants"]["fp32"]
+    acc = {"ap_vs_teacher": m["vs_teacher"]["AP"], "pck_vs_teacher": m["vs_teacher"]["PCK@0.1"], "report": str(res.report)}
+    if "vs_gt" in m:
+        acc["pck_gt_student"] = m["vs_gt"]["PCK@0.1"]
+        acc["pck_gt_teacher"] = res.metrics["teacher_vs_gt"]["PCK@0.1"]
+    print(f"accuracy on the held-out split: {json.dumps(acc)}")
+    return acc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
