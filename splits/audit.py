@@ -10,8 +10,13 @@ Checks, in order:
    hash of the grey image) of ``frames_per_video`` evenly spaced written frames per video (or every
    frame with ``all_frames``). Two frames in different splits whose hashes differ in at most
    ``threshold`` bits (default :data:`PHASH_THRESHOLD` = 4 of 64) are listed with their paths.
-   Distinct real frames typically differ by 20-40 bits; re-encoded or copied frames by 0-2. These
-   are warnings unless ``strict`` (then errors).
+   Unrelated images differ by about 32 bits; a copied or re-encoded frame by 0-2. ``region``:
+   ``"frame"`` hashes the whole frame; ``"person"`` hashes the labelled person's box (the gait
+   subject, else the highest-scoring person; 10 % margin; the whole frame when the frame has no
+   person); ``"auto"`` (default) uses ``"person"`` when a label set is known. Whole-frame hashes
+   of a static camera are dominated by the background, so recordings of different people in one
+   room match; person boxes compare the people. Near-duplicates are warnings unless ``strict``
+   (then errors).
 3. **Statistics** per split: subjects, videos, frames, labelled frames/persons, mean person score,
    mean joint confidence and QA-flag counts (from a label set).
 """
@@ -32,6 +37,7 @@ from gaitdata.errors import GaitdataError, require
 from splits.core import Split, load_split
 
 PHASH_THRESHOLD = 4
+REGIONS = ("auto", "frame", "person")
 MAX_LISTED = 200  # near-duplicate pairs kept in the report (the count is always exact)
 
 
@@ -68,6 +74,7 @@ class AuditReport:
     threshold: int = PHASH_THRESHOLD
     stats: tuple[dict[str, Any], ...] = ()
     labels: str | None = None
+    region: str = "frame"
 
     @property
     def ok(self) -> bool:
@@ -88,6 +95,7 @@ class AuditReport:
             "warnings": list(self.warnings),
             "near_duplicates": {
                 "threshold": self.threshold,
+                "region": self.region,
                 "frames_hashed": self.n_hashed,
                 "pairs": self.n_near_duplicates,
                 "examples": [d.to_dict() for d in self.near_duplicates[:10]],
@@ -108,16 +116,55 @@ class AuditReport:
 # ------------------------------------------------------------------------------------------------
 # perceptual hashes
 # ------------------------------------------------------------------------------------------------
-def phash_file(path: str | os.PathLike, hash_size: int = 8) -> int:
-    """64-bit perceptual hash of an image file as an unsigned integer (``imagehash.phash``)."""
+def phash_file(
+    path: str | os.PathLike, hash_size: int = 8, box: tuple[float, float, float, float] | None = None
+) -> int:
+    """64-bit perceptual hash (``imagehash.phash``) of an image file, or of the ``box`` (x, y, w, h,
+    pixels) of it enlarged by 10 %, as an unsigned integer."""
     imagehash = require("imagehash", "core")
     from PIL import Image
 
     with Image.open(path) as im:
-        im.draft("L", (hash_size * 16, hash_size * 16))  # JPEG: decode at reduced scale, much faster
-        h = imagehash.phash(im, hash_size=hash_size)
+        w0, h0 = im.size
+        if box is None:
+            im.draft("L", (hash_size * 16, hash_size * 16))  # JPEG: decode at reduced scale, much faster
+            h = imagehash.phash(im, hash_size=hash_size)
+        else:
+            x, y, bw, bh = box
+            need = hash_size * 8 / max(min(bw, bh), 1.0)  # keep the crop >= 8x the hash size
+            im.draft("L", (max(1, int(w0 * need)), max(1, int(h0 * need))))
+            sx, sy = im.size[0] / w0, im.size[1] / h0
+            mx, my = 0.1 * bw, 0.1 * bh
+            crop = (
+                max(0, int((x - mx) * sx)), max(0, int((y - my) * sy)),
+                min(im.size[0], int(np.ceil((x + bw + mx) * sx))), min(im.size[1], int(np.ceil((y + bh + my) * sy))),
+            )  # fmt: skip
+            if crop[2] - crop[0] < 2 or crop[3] - crop[1] < 2:
+                raise ValueError(f"box {box} is outside the {w0}x{h0} image")
+            h = imagehash.phash(im.crop(crop), hash_size=hash_size)
     bits = np.packbits(np.asarray(h.hash, dtype=bool).ravel())
     return int.from_bytes(bits.tobytes(), "big")
+
+
+def person_boxes(root: DatasetRoot, labels: str) -> dict[tuple[str, int], tuple[float, float, float, float]]:
+    """Per labelled frame the box of its gait subject (else its highest-scoring person)."""
+    from gaitdata.labels import read_labels
+
+    lab = read_labels(root, labels)
+    lab = lab[lab["has_person"].fillna(False).astype(bool)]
+    lab = lab.dropna(subset=["bbox_x", "bbox_y", "bbox_w", "bbox_h"])
+    lab = lab[(lab["bbox_w"] > 0) & (lab["bbox_h"] > 0)]
+    order = lab.assign(
+        _s=lab["is_subject"].fillna(False).astype(bool).astype(int), _c=lab["score"].fillna(-1.0)
+    ).sort_values(["video_id", "frame_index", "_s", "_c", "person_index"], ascending=[True, True, False, False, True])
+    best = order.drop_duplicates(["video_id", "frame_index"])
+    return {
+        (str(v), int(f)): (float(x), float(y), float(w), float(h))
+        for v, f, x, y, w, h in zip(
+            best["video_id"], best["frame_index"], best["bbox_x"], best["bbox_y"], best["bbox_w"], best["bbox_h"],
+            strict=True,
+        )
+    }
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
@@ -167,36 +214,38 @@ def _sample(idx: np.ndarray, k: int) -> np.ndarray:
 
 def _near_duplicates(
     root: DatasetRoot, v2s: dict[str, str], frames: pd.DataFrame, threshold: int, frames_per_video: int,
-    all_frames: bool, progress: bool,
+    all_frames: bool, progress: bool, boxes: dict[tuple[str, int], tuple[float, float, float, float]] | None,
 ) -> tuple[list[NearDuplicate], int, int, list[str]]:  # fmt: skip
     ok = frames[(frames["status"] == "ok") & frames["rgb_path"].notna() & frames["video_id"].isin(list(v2s))]
     ok = ok.sort_values(["video_id", "frame_index"], kind="stable")
-    paths: list[str] = []
-    for _vid, grp in ok.groupby("video_id", sort=True):
+    items: list[tuple[str, str, int]] = []  # (video_id, rgb path, frame index)
+    for vid, grp in ok.groupby("video_id", sort=True):
         rels = grp["rgb_path"].astype(str).to_numpy()
-        paths.extend(rels if all_frames else rels[_sample(np.arange(len(rels)), frames_per_video)])
+        fidx = grp["frame_index"].astype(int).to_numpy()
+        pick = np.arange(len(rels)) if all_frames else _sample(np.arange(len(rels)), frames_per_video)
+        items.extend((str(vid), str(rels[i]), int(fidx[i])) for i in pick)
     hashes: list[int] = []
-    kept: list[str] = []
+    kept: list[tuple[str, str]] = []
     unreadable: list[str] = []
-    it: Iterable[str] = paths
+    it: Iterable[tuple[str, str, int]] = items
     if progress:
         from rich.progress import track
 
-        it = track(paths, description="perceptual hashes", transient=True)
-    for rel in it:
+        it = track(items, description="perceptual hashes", transient=True)
+    for vid, rel, fi in it:
+        box = boxes.get((vid, fi)) if boxes is not None else None
         try:
-            hashes.append(phash_file(root.path / rel))
-            kept.append(rel)
+            hashes.append(phash_file(root.path / rel, box=box))
+            kept.append((vid, rel))
         except (OSError, ValueError):
             unreadable.append(rel)
-    vid_of = {rel: vid for vid, rel in zip(ok["video_id"].astype(str), ok["rgb_path"].astype(str), strict=True)}
     split_idx = {s: i for i, s in enumerate(sorted(set(v2s.values())))}
-    groups = np.array([split_idx[v2s[vid_of[p]]] for p in kept], dtype=np.int64)
+    groups = np.array([split_idx[v2s[vid]] for vid, _ in kept], dtype=np.int64)
     ii, jj, dd = cross_pairs(np.array(hashes, dtype=np.uint64), groups, threshold)
     pairs = []
     for i, j, d in zip(ii.tolist(), jj.tolist(), dd.tolist(), strict=True):
-        a, b = kept[i], kept[j]
-        sa, sb = v2s[vid_of[a]], v2s[vid_of[b]]
+        (va, a), (vb, b) = kept[i], kept[j]
+        sa, sb = v2s[va], v2s[vb]
         if (sa, a) > (sb, b):
             (sa, a), (sb, b) = (sb, b), (sa, a)
         pairs.append(NearDuplicate(int(d), sa, a, sb, b))
@@ -259,6 +308,7 @@ def audit_split(
     all_frames: bool = False,
     strict: bool = False,
     progress: bool = False,
+    region: str = "auto",
 ) -> AuditReport:
     """Audit an in-memory :class:`Split` (see the module docstring). Never raises for leakage;
     call :meth:`AuditReport.raise_for_leakage`."""
@@ -318,12 +368,22 @@ def audit_split(
             f"re-run gaitdata split to include them"
         )
 
+    if labels is None:
+        labels = split.params.get("labels")
+        if labels is None and len(r.label_sets()) == 1:
+            labels = r.label_sets()[0]
+    if region not in REGIONS:
+        raise GaitdataError(f"region must be one of {', '.join(REGIONS)}, not {region!r}")
+    if region == "person" and labels is None:
+        raise GaitdataError("region 'person' needs a label set for the person boxes; pass --labels")
+    region = ("person" if labels is not None else "frame") if region == "auto" else region
     pairs: list[NearDuplicate] = []
     n_pairs = n_hashed = 0
     if near_duplicates and len(split.split_names) > 1:
         v2s = {v: ss[0] for v, ss in seen.items() if v in known}
+        boxes = person_boxes(r, labels) if region == "person" and labels is not None else None
         pairs, n_hashed, n_pairs, unreadable = _near_duplicates(
-            r, v2s, frames, int(threshold), frames_per_video, all_frames, progress
+            r, v2s, frames, int(threshold), frames_per_video, all_frames, progress, boxes
         )
         if unreadable:
             warnings.append(f"{len(unreadable)} frame(s) could not be read for hashing (e.g. {unreadable[0]})")
@@ -335,15 +395,11 @@ def audit_split(
             )
             (errors if strict else warnings).append(msg)
 
-    if labels is None:
-        labels = split.params.get("labels")
-        if labels is None and len(r.label_sets()) == 1:
-            labels = r.label_sets()[0]
     stats = split_stats(r, split, labels, videos, frames)
     return AuditReport(
         name=split.name, errors=tuple(errors), warnings=tuple(warnings), video_overlap=video_overlap,
         subject_overlap=subject_overlap, near_duplicates=tuple(pairs[:MAX_LISTED]), n_near_duplicates=n_pairs,
-        n_hashed=n_hashed, threshold=int(threshold), stats=tuple(stats), labels=labels,
+        n_hashed=n_hashed, threshold=int(threshold), stats=tuple(stats), labels=labels, region=region,
     )  # fmt: skip
 
 
@@ -359,6 +415,7 @@ def audit(
     strict: bool = False,
     raise_on_leak: bool = True,
     progress: bool = False,
+    region: str = "auto",
 ) -> AuditReport:
     """Audit the saved split ``<root>/splits/<name>.json``.
 
@@ -371,7 +428,7 @@ def audit(
     sp = load_split(r, name)
     report = audit_split(
         r, sp, labels=labels, near_duplicates=near_duplicates, threshold=threshold,
-        frames_per_video=frames_per_video, all_frames=all_frames, strict=strict, progress=progress,
+        frames_per_video=frames_per_video, all_frames=all_frames, strict=strict, progress=progress, region=region,
     )  # fmt: skip
     if raise_on_leak:
         report.raise_for_leakage()
@@ -406,7 +463,7 @@ def print_report(report: AuditReport, console: Any = None, max_pairs: int = 10) 
     console.print(table)
     if report.n_hashed:
         console.print(
-            f"perceptual hashes: {report.n_hashed} frames, {report.n_near_duplicates} near-duplicate pair(s) "
+            f"perceptual hashes ({report.region}): {report.n_hashed} frames, {report.n_near_duplicates} near-duplicate pair(s) "
             f"across splits (Hamming <= {report.threshold})"
         )
     for d in report.near_duplicates[:max_pairs]:

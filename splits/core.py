@@ -23,7 +23,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -188,8 +188,7 @@ def split_from_dict(d: dict[str, Any], path: Path | None = None) -> Split:
         )  # fmt: skip
     except (KeyError, TypeError) as exc:
         raise GaitdataError(f"{where}: malformed split file (missing {exc}); recreate it with gaitdata split") from exc
-    ok = sp.content_hash == content_hash(sp.content())
-    return Split(**{**sp.__dict__, "hash_ok": ok})
+    return replace(sp, hash_ok=sp.content_hash == content_hash(sp.content()))
 
 
 def load_split(root: DatasetRoot | str | os.PathLike, name: str) -> Split:
@@ -377,7 +376,7 @@ def assign_groups(
     t = fractions[:, None] * (total * scale)[None, :]
     g_count = len(w)
     rng = np.random.default_rng(seed)
-    best: tuple[float, np.ndarray] | None = None
+    best_cost, best = np.inf, np.zeros(g_count, dtype=np.int64)
     for trial in range(max(1, trials)):
         # largest-first (seeded tie order), then seeded random orders
         perm = rng.permutation(g_count)
@@ -385,10 +384,9 @@ def assign_groups(
         assign = _greedy(order, m, t, fractions)
         assign = _local_search(assign, m, t, fractions, order)
         cost = round(_total_cost(assign, m, t), 12)
-        if best is None or cost < best[0]:
-            best = (cost, assign.copy())
-    assert best is not None  # trials >= 1
-    return best[1]
+        if cost < best_cost:
+            best_cost, best = cost, assign.copy()
+    return best
 
 
 # ------------------------------------------------------------------------------------------------
@@ -506,7 +504,7 @@ def build_split(
         name=name, kind=kind, unit=unit, weight=weight_col, split_names=split_names, members=members,
         params=params, counts=counts, inputs=inputs, content_hash="",
     )  # fmt: skip
-    return Split(**{**sp.__dict__, "content_hash": content_hash(sp.content())})
+    return replace(sp, content_hash=content_hash(sp.content()))
 
 
 def make_split(
@@ -524,6 +522,7 @@ def make_split(
     near_duplicates: bool = True,
     frames_per_video: int = 8,
     strict: bool = False,
+    region: str = "auto",
     progress: bool = False,
 ) -> Split:
     """Split the ok recordings of ``root`` by group, audit the result, and save ``splits/<name>.json``.
@@ -533,7 +532,8 @@ def make_split(
     makes a k-fold split (``fold0..``) instead. ``stratify`` balances recording columns (e.g.
     ``("view", "condition")``) over the splits. The audit runs before saving: a video or subject in
     two splits (or, with ``strict``, a near-duplicate frame across splits) raises
-    :class:`splits.audit.LeakageError` and nothing is written.
+    :class:`splits.audit.LeakageError` and nothing is written. ``near_duplicates``,
+    ``frames_per_video``, ``region`` and ``strict`` configure the audit (see :mod:`splits.audit`).
     """
     from splits.audit import audit_split
 
@@ -541,9 +541,8 @@ def make_split(
     sp = build_split(r, by, fractions, seed, stratify, name, folds, labels, names=names, trials=trials)
     report = audit_split(
         r, sp, labels=labels, near_duplicates=near_duplicates, frames_per_video=frames_per_video,
-        strict=strict, progress=progress,
+        strict=strict, region=region, progress=progress,
     )  # fmt: skip
     report.raise_for_leakage()
-    sp = Split(**{**sp.__dict__, "audit_summary": report.summary()})
-    path = save_split(r, sp)
-    return Split(**{**sp.__dict__, "path": path})
+    sp = replace(sp, audit_summary=report.summary())
+    return replace(sp, path=save_split(r, sp))

@@ -16,12 +16,14 @@ import click
 @click.option("--frames-per-video", type=int, default=8, show_default=True, help="Frames hashed per video.")
 @click.option("--all-frames", is_flag=True, help="Hash every written frame (slow on big roots).")
 @click.option("--no-near-duplicates", is_flag=True, help="Skip the perceptual-hash check.")
+@click.option("--region", type=click.Choice(["auto", "frame", "person"]), default="auto", show_default=True,
+              help="Hash the whole frame or the labelled person's box (auto: person when a label set is known).")
 @click.option("--strict", is_flag=True, help="Near-duplicate frames across splits are errors, not warnings.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Also write the full report as JSON to this file.")
 @click.option("--max-pairs", type=int, default=20, show_default=True, help="Near-duplicate pairs to print.")
 def command(root: str, name: str, labels: str | None, threshold: int, frames_per_video: int, all_frames: bool,
-            no_near_duplicates: bool, strict: bool, json_out: str | None, max_pairs: int) -> None:  # fmt: skip
+            no_near_duplicates: bool, region: str, strict: bool, json_out: str | None, max_pairs: int) -> None:  # fmt: skip
     """Audit a split: a video or subject in two splits is an error (exit status 1); near-duplicate
     frames across splits (perceptual hash) are listed with their paths; per-split statistics
     (subjects, videos, frames, labelled persons, mean confidence, QA flags) are printed.
@@ -41,7 +43,7 @@ def command(root: str, name: str, labels: str | None, threshold: int, frames_per
     report = audit(
         root, name, labels=labels, near_duplicates=not no_near_duplicates, threshold=threshold,
         frames_per_video=0 if all_frames else frames_per_video, all_frames=all_frames, strict=strict,
-        raise_on_leak=False, progress=console.is_terminal,
+        raise_on_leak=False, progress=console.is_terminal, region=region,
     )  # fmt: skip
     print_report(report, console, max_pairs=max_pairs)
     if json_out:

@@ -28,10 +28,12 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
 @click.option("--no-near-duplicates", is_flag=True, help="Skip the perceptual-hash near-duplicate check.")
 @click.option("--frames-per-video", type=int, default=8, show_default=True,
               help="Frames hashed per video by the near-duplicate check (0 = all).")
+@click.option("--region", type=click.Choice(["auto", "frame", "person"]), default="auto", show_default=True,
+              help="Hash the whole frame or the labelled person's box (auto: person when a label set is known).")
 @click.option("--strict", is_flag=True, help="Refuse to save when near-duplicate frames cross splits.")
 def command(root: str, by: str | None, fractions: tuple[float, ...], names: str | None, seed: int, stratify: str,
             name: str, folds: int | None, labels: str | None, trials: int, no_near_duplicates: bool,
-            frames_per_video: int, strict: bool) -> None:  # fmt: skip
+            frames_per_video: int, region: str, strict: bool) -> None:  # fmt: skip
     """Assign whole subjects (or videos) to splits so the fractions hold by frame count; audit; save.
 
     A video or subject in two splits is refused (nothing is saved). The same inputs and seed
@@ -53,7 +55,7 @@ def command(root: str, by: str | None, fractions: tuple[float, ...], names: str 
     sp = splits.make_split(
         root, by=by, fractions=fractions, seed=seed, stratify=[s for s in stratify.split(",") if s], name=name,
         folds=folds, labels=labels, names=names.split(",") if names else None, trials=trials,
-        near_duplicates=not no_near_duplicates, frames_per_video=frames_per_video, strict=strict,
+        near_duplicates=not no_near_duplicates, frames_per_video=frames_per_video, strict=strict, region=region,
         progress=console.is_terminal,
     )  # fmt: skip
     weight = "labelled persons" if sp.weight == "labelled_persons" else "frames"

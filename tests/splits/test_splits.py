@@ -9,6 +9,7 @@ from click.testing import CliRunner
 import splits
 from gaitdata.dataset import DatasetRoot
 from gaitdata.errors import GaitdataError
+from gaitdata.labels import read_labels, write_labels
 from splits.audit import cross_pairs, phash_file
 from splits.core import assign_groups
 from splits.toy import toy_root
@@ -150,7 +151,8 @@ def test_phash_pairs_across_groups_only():
     assert got == [(0, 1, 3), (0, 4, 1), (1, 2, 3), (2, 4, 1)]
 
 
-def test_audit_catches_a_deliberately_leaky_split(tmp_path):
+@pytest.mark.parametrize("region", ["frame", "person"])
+def test_audit_catches_a_deliberately_leaky_split(tmp_path, region):
     r = toy_root(tmp_path / "leaky", subjects=4, videos_per_subject=2, frames_per_video=6)
     sp = splits.make_split(r, name="leaky", fractions=(0.5, 0.5))
     assert splits.audit(r, "leaky").ok
@@ -166,8 +168,15 @@ def test_audit_catches_a_deliberately_leaky_split(tmp_path):
     dst = r.path / DatasetRoot.rgb_relpath(test_v, 0)
     cv2.imwrite(str(dst), cv2.imread(str(src)), [cv2.IMWRITE_JPEG_QUALITY, 70])
     assert src.read_bytes() != dst.read_bytes()
+    if region == "person":  # the copied frame is labelled like its original (same person box)
+        lab = read_labels(r, "toy")
+        is_src = (lab["video_id"] == train_v) & (lab["frame_index"] == 0)
+        is_dst = (lab["video_id"] == test_v) & (lab["frame_index"] == 0)
+        copy = lab[is_src].assign(video_id=test_v)
+        write_labels(r, "toy", pd.concat([lab[~is_dst], copy]), {})
     with pytest.raises(splits.LeakageError, match=f"{train_v} in train\\+test") as exc:
-        splits.audit(r, "leaky")
+        splits.audit(r, "leaky", region=region)
+    assert exc.value.report.region == region
     rep = exc.value.report
     assert not rep.ok and train_v in rep.video_overlap
     assert train_v.split("_")[0] in rep.subject_overlap
@@ -176,10 +185,13 @@ def test_audit_catches_a_deliberately_leaky_split(tmp_path):
     want = tuple(sorted([DatasetRoot.rgb_relpath(train_v, 0), DatasetRoot.rgb_relpath(test_v, 0)]))
     assert want in pairs or want[::-1] in pairs
     assert phash_file(src) != 0 and bin(phash_file(src) ^ phash_file(dst)).count("1") <= splits.PHASH_THRESHOLD
+    box = (10.0, 5.0, 30.0, 30.0)
+    assert bin(phash_file(src, box=box) ^ phash_file(dst, box=box)).count("1") <= splits.PHASH_THRESHOLD
+    assert bin(phash_file(src, box=box) ^ phash_file(src)).count("1") > splits.PHASH_THRESHOLD
     # the CLI exits non-zero and names the paths
     from gaitdata.cli import cli
 
-    res = CliRunner().invoke(cli, ["audit", str(r.path), "--split", "leaky", "--all-frames"])
+    res = CliRunner().invoke(cli, ["audit", str(r.path), "--split", "leaky", "--all-frames", "--region", region])
     assert res.exit_code == 1, res.output
     assert "more than one split" in res.output and f"{test_v}/rgb/000000.jpg" in res.output
 
@@ -189,11 +201,11 @@ def test_split_refuses_near_duplicates_when_strict(tmp_path):
     src = r.path / DatasetRoot.rgb_relpath("s00_v0", 0)
     for v in ("s01_v0", "s02_v0"):
         shutil.copyfile(src, r.path / DatasetRoot.rgb_relpath(v, 0))
-    sp = splits.make_split(r, name="lenient")  # near-duplicates are warnings by default
+    sp = splits.make_split(r, name="lenient", region="frame")  # near-duplicates are warnings by default
     assert sp.audit_summary["near_duplicates"]["pairs"] == 3
     assert any("near-duplicate" in w for w in sp.audit_summary["warnings"])
     with pytest.raises(splits.LeakageError, match="near-duplicate"):
-        splits.make_split(r, name="strict", strict=True)
+        splits.make_split(r, name="strict", strict=True, region="frame")
     assert not (r.splits_dir / "strict.json").exists()
 
 
