@@ -86,7 +86,10 @@ def command(root: str | None, export_dir: str | None, model: str, epochs: int, b
         slim_l1=slim_l1, flip_prob=flip_prob, device=device, num_workers=num_workers,
     )  # fmt: skip
     import json
+    import os
 
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
+        return
     cfg = json.loads((run / "config.json").read_text())
     from gaitdata.student.checkpoint import load_checkpoint
 

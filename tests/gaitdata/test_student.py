@@ -243,3 +243,19 @@ def test_corrupt_and_foreign_checkpoints(tmp_path):
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match="no best.pt or last.pt"):
         load_checkpoint(empty)
+
+
+def test_loss_terms():
+    from gaitdata.student.trainer import distill_term, heatmap_loss
+
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(2, 17, 16, 12, generator=g)
+    t = torch.randn(2, 17, 64, 48, generator=g)
+    assert float(distill_term(s, s, "mse")) == 0.0
+    assert float(distill_term(s, s, "kl")) == pytest.approx(0.0, abs=1e-6)
+    assert float(distill_term(s, t, "kl")) > 0 and float(distill_term(s, t, "mse")) > 0  # teacher resized
+    w = torch.zeros(2, 17)
+    assert float(heatmap_loss(s, torch.zeros_like(s), w)) == 0.0  # unlabelled joints cost nothing
+    w[0, 3] = 0.5
+    expect = 0.5 * float((s[0, 3] ** 2).mean()) / 34
+    assert float(heatmap_loss(s, torch.zeros_like(s), w)) == pytest.approx(expect, rel=1e-5)
