@@ -155,7 +155,9 @@ def _select(
     keep &= vis >= int(min_visible)
     if exclude_flags:
         bad = set(exclude_flags)
-        keep &= np.array([not (fl is not None and bad.intersection(fl)) for fl in lab["qa_flags"]], dtype=bool)
+        keep &= np.array(
+            [not (fl is not None and bad.intersection(fl)) for fl in lab["qa_flags"]], dtype=bool
+        )
     if subject_only:
         keep &= lab["is_subject"].fillna(False).to_numpy(dtype=bool)
     return keep
@@ -171,7 +173,10 @@ def _floats(a: np.ndarray) -> list[str]:
 
 
 def _strs(values: Iterable[Any]) -> list[str]:
-    return ["null" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else _DUMPS(str(v)) for v in values]
+    return [
+        "null" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else _DUMPS(str(v))
+        for v in values
+    ]
 
 
 def _float_col(df: pd.DataFrame, col: str) -> np.ndarray:
@@ -186,7 +191,10 @@ def _annotation_lines(persons: pd.DataFrame, k: int, per_row_source: bool) -> It
     kp_list = persons["keypoints"].tolist()
     vis_list = persons["visibility"].tolist()
     ok = np.array(
-        [kp is not None and len(kp) == 3 * k and vs is not None and len(vs) == k for kp, vs in zip(kp_list, vis_list, strict=True)],
+        [
+            kp is not None and len(kp) == 3 * k and vs is not None and len(vs) == k
+            for kp, vs in zip(kp_list, vis_list, strict=True)
+        ],
         dtype=bool,
     )
     if not ok.all():
@@ -277,7 +285,9 @@ def _write_part(
     k: int, per_row_source: bool,
 ) -> tuple[int, int]:  # fmt: skip
     """Stream one COCO file: a header, one image per line, one annotation per line."""
-    fh.write('{"info":' + _DUMPS(info) + ',\n"licenses":[],\n"categories":' + _DUMPS(cats) + ',\n"images":[\n')
+    fh.write(
+        '{"info":' + _DUMPS(info) + ',\n"licenses":[],\n"categories":' + _DUMPS(cats) + ',\n"images":[\n'
+    )
     n_img = n_ann = 0
     for line in _image_lines(images):
         fh.write((",\n" if n_img else "") + line)
@@ -341,7 +351,9 @@ def export_coco(
     known = key.merge(frames[["video_id", "frame_index"]], how="left", indicator=True)
     stray = known[known["_merge"] == "left_only"]
     if len(stray):
-        ex = ", ".join(f"{a}#{b}" for a, b in stray[["video_id", "frame_index"]].head(3).itertuples(index=False))
+        ex = ", ".join(
+            f"{a}#{b}" for a, b in stray[["video_id", "frame_index"]].head(3).itertuples(index=False)
+        )
         raise GaitdataError(
             f"label set {labels!r} has {len(stray)} frame(s) that are not written frames of {r.frames_path} "
             f"(e.g. {ex}); re-label the root"
@@ -349,9 +361,13 @@ def export_coco(
     sizes = _video_sizes(r, frames[frames["video_id"].isin(lab["video_id"].unique())])
     vids = r.read_videos()
     subj = dict(zip(vids["video_id"].astype(str), vids["subject"], strict=True))
-    teachers = lab[["teacher", "weights_hash"]].astype(object).where(lab[["teacher", "weights_hash"]].notna(), None)
+    teachers = (
+        lab[["teacher", "weights_hash"]].astype(object).where(lab[["teacher", "weights_hash"]].notna(), None)
+    )
     uniform = len(teachers.drop_duplicates()) <= 1
-    source = teachers.iloc[0].to_dict() if uniform and len(teachers) else {"teacher": None, "weights_hash": None}
+    source = (
+        teachers.iloc[0].to_dict() if uniform and len(teachers) else {"teacher": None, "weights_hash": None}
+    )
 
     keep = _select(lab, min_score, min_visible, exclude_flags, subject_only)
     lab = lab.assign(_keep=keep)
@@ -367,7 +383,9 @@ def export_coco(
         "min_visible": int(min_visible),
         "exclude_flags": sorted(set(exclude_flags)),
         "subject_only": bool(subject_only),
-        "excluded_frames": 0 if exclude_frames is None else int(len(key) - len(lab[["video_id", "frame_index"]].drop_duplicates())),
+        "excluded_frames": 0
+        if exclude_frames is None
+        else int(len(key) - len(lab[["video_id", "frame_index"]].drop_duplicates())),
     }
 
     plans = []
@@ -385,9 +403,7 @@ def export_coco(
         )
         kept = sub[sub["_keep"]]
         kept_frames = set(zip(kept["video_id"], kept["frame_index"], strict=True))
-        frame_keys = [
-            (v, f) for (v, f), hp in has_person.items() if (not hp) or (v, f) in kept_frames
-        ]
+        frame_keys = [(v, f) for (v, f), hp in has_person.items() if (not hp) or (v, f) in kept_frames]
         if not len(kept):
             raise GaitdataError(
                 f"part {part!r} of split {split_name!r}: no person of label set {labels!r} passes the filters "
@@ -396,7 +412,9 @@ def export_coco(
         fk = pd.DataFrame(frame_keys, columns=["video_id", "frame_index"]).astype(
             {"video_id": "string", "frame_index": "Int64"}
         )
-        imgs = fk.merge(frames, on=["video_id", "frame_index"], how="left").sort_values("image_id", kind="stable")
+        imgs = fk.merge(frames, on=["video_id", "frame_index"], how="left").sort_values(
+            "image_id", kind="stable"
+        )
         imgs["width"] = [sizes[v][0] for v in imgs["video_id"].astype(str)]
         imgs["height"] = [sizes[v][1] for v in imgs["video_id"].astype(str)]
         imgs["subject"] = [subj.get(v) for v in imgs["video_id"].astype(str)]
@@ -406,7 +424,9 @@ def export_coco(
             for v, f, fl in zip(empty["video_id"], empty["frame_index"], empty["qa_flags"], strict=True)
             if fl is not None and len(fl)
         }
-        imgs["frame_flags"] = [eflags.get((v, f)) for v, f in zip(imgs["video_id"], imgs["frame_index"], strict=True)]
+        imgs["frame_flags"] = [
+            eflags.get((v, f)) for v, f in zip(imgs["video_id"], imgs["frame_index"], strict=True)
+        ]
         persons = kept.merge(frames[["video_id", "frame_index", "image_id"]], on=["video_id", "frame_index"])
         persons = persons.sort_values(["image_id", "person_index"], kind="stable")
         plans.append((part, imgs.reset_index(drop=True), persons.reset_index(drop=True)))
@@ -511,7 +531,11 @@ def _load_json(path: Path) -> dict[str, Any]:
         d = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise GaitdataError(f"{path} is not valid JSON ({exc})") from exc
-    if not isinstance(d, dict) or not isinstance(d.get("images"), list) or not isinstance(d.get("annotations"), list):
+    if (
+        not isinstance(d, dict)
+        or not isinstance(d.get("images"), list)
+        or not isinstance(d.get("annotations"), list)
+    ):
         raise GaitdataError(f"{path} is not a COCO file: it needs 'images' and 'annotations' lists")
     return d
 
@@ -557,7 +581,10 @@ def import_coco(
         raise GaitdataError("no COCO file given")
     frames = image_ids(r.read_frames())
     by_key = {(str(v), int(f)) for v, f in zip(frames["video_id"], frames["frame_index"], strict=True)}
-    by_path = {str(p): (str(v), int(f)) for v, f, p in zip(frames["video_id"], frames["frame_index"], frames["rgb_path"], strict=True)}
+    by_path = {
+        str(p): (str(v), int(f))
+        for v, f, p in zip(frames["video_id"], frames["frame_index"], frames["rgb_path"], strict=True)
+    }
     rows: list[dict[str, Any]] = []
     meta: dict[str, Any] = {}
     for path in files:
@@ -582,11 +609,16 @@ def import_coco(
                         f"file_name must be relative to the dataset root"
                     )
             if kk not in by_key:
-                raise GaitdataError(f"{path}: image {im.get('id')} is frame {kk[0]}#{kk[1]}, not a written frame of {r.path}")
+                raise GaitdataError(
+                    f"{path}: image {im.get('id')} is frame {kk[0]}#{kk[1]}, not a written frame of {r.path}"
+                )
             img_key[int(im["id"])] = kk
             img_flags[int(im["id"])] = list(im.get("qa_flags") or [])
         counts: dict[int, int] = {}
-        anns = sorted((a for a in d["annotations"] if int(a.get("category_id", cat_id)) == cat_id), key=lambda a: a["id"])
+        anns = sorted(
+            (a for a in d["annotations"] if int(a.get("category_id", cat_id)) == cat_id),
+            key=lambda a: a["id"],
+        )
         for a in anns:
             iid = int(a["image_id"])
             if iid not in img_key:
@@ -594,7 +626,9 @@ def import_coco(
             vid, fi = img_key[iid]
             kp = np.asarray(a.get("keypoints", []), dtype=np.float64)
             if kp.size != 3 * k:
-                raise GaitdataError(f"{path}: annotation {a.get('id')} has {kp.size // 3} keypoints, expected {k}")
+                raise GaitdataError(
+                    f"{path}: annotation {a.get('id')} has {kp.size // 3} keypoints, expected {k}"
+                )
             kp = kp.reshape(k, 3)
             vis = kp[:, 2].astype(np.int64)
             scores = a.get("keypoint_scores")

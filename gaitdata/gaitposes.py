@@ -50,7 +50,9 @@ def _pick(group: pd.DataFrame) -> pd.Series | None:
         return None
     subj = persons[persons["is_subject"].fillna(False).astype(bool)]
     cand = subj if len(subj) else persons
-    order = cand.assign(_s=cand["score"].fillna(-1.0)).sort_values(["_s", "person_index"], ascending=[False, True])
+    order = cand.assign(_s=cand["score"].fillna(-1.0)).sort_values(
+        ["_s", "person_index"], ascending=[False, True]
+    )
     return order.iloc[0]
 
 
@@ -81,10 +83,15 @@ def export_gait_poses(
         keep = sp.videos(split_part) if split_part else sp.all_videos()
         lab = lab[lab["video_id"].isin(keep)]
         if lab.empty:
-            raise GaitdataError(f"no frames of label set {labels!r} in split {split_name!r} {split_part or ''}".strip())
+            raise GaitdataError(
+                f"no frames of label set {labels!r} in split {split_name!r} {split_part or ''}".strip()
+            )
     out_dir = Path(out).expanduser().resolve() if out is not None else r.exports_dir / "gait_poses" / labels
     frames = r.read_frames(sorted(lab["video_id"].astype(str).unique()))
-    ts = {(str(v), int(f)): t for v, f, t in zip(frames["video_id"], frames["frame_index"], frames["colour_ts_ms"], strict=True)}
+    ts = {
+        (str(v), int(f)): t
+        for v, f, t in zip(frames["video_id"], frames["frame_index"], frames["colour_ts_ms"], strict=True)
+    }
     videos = r.read_videos().set_index("video_id")
     index_rows = []
     groups = lab.groupby("video_id", sort=True)

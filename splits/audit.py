@@ -156,12 +156,19 @@ def person_boxes(root: DatasetRoot, labels: str) -> dict[tuple[str, int], tuple[
     lab = lab[(lab["bbox_w"] > 0) & (lab["bbox_h"] > 0)]
     order = lab.assign(
         _s=lab["is_subject"].fillna(False).astype(bool).astype(int), _c=lab["score"].fillna(-1.0)
-    ).sort_values(["video_id", "frame_index", "_s", "_c", "person_index"], ascending=[True, True, False, False, True])
+    ).sort_values(
+        ["video_id", "frame_index", "_s", "_c", "person_index"], ascending=[True, True, False, False, True]
+    )
     best = order.drop_duplicates(["video_id", "frame_index"])
     return {
         (str(v), int(f)): (float(x), float(y), float(w), float(h))
         for v, f, x, y, w, h in zip(
-            best["video_id"], best["frame_index"], best["bbox_x"], best["bbox_y"], best["bbox_w"], best["bbox_h"],
+            best["video_id"],
+            best["frame_index"],
+            best["bbox_x"],
+            best["bbox_y"],
+            best["bbox_w"],
+            best["bbox_h"],
             strict=True,
         )
     }
@@ -284,7 +291,11 @@ def split_stats(
             row["labelled_frames"] = int(len(sub.drop_duplicates(["video_id", "frame_index"])))
             row["labelled_persons"] = int(len(persons))
             row["mean_score"] = round(float(persons["score"].mean()), 4) if len(persons) else None
-            conf = [np.asarray(k, dtype=np.float64)[2::3] for k in persons["keypoints"] if k is not None and len(k)]
+            conf = [
+                np.asarray(k, dtype=np.float64)[2::3]
+                for k in persons["keypoints"]
+                if k is not None and len(k)
+            ]
             row["mean_joint_confidence"] = round(float(np.concatenate(conf).mean()), 4) if conf else None
             flags: Counter[str] = Counter()
             for fl in sub["qa_flags"]:
@@ -315,7 +326,9 @@ def audit_split(
     r = root if isinstance(root, DatasetRoot) else DatasetRoot(root)
     r.meta()
     if not 0 <= int(threshold) <= 64:
-        raise GaitdataError(f"--threshold is a Hamming distance between 64-bit hashes: 0..64, not {threshold}")
+        raise GaitdataError(
+            f"--threshold is a Hamming distance between 64-bit hashes: 0..64, not {threshold}"
+        )
     errors: list[str] = []
     warnings: list[str] = []
     if not split.hash_ok:
@@ -359,7 +372,9 @@ def audit_split(
     known = set(videos["video_id"].astype(str))
     unknown = sorted(set(seen) - known)
     if unknown:
-        warnings.append(f"{len(unknown)} video(s) of the split are not in the dataset root (e.g. {', '.join(unknown[:3])})")
+        warnings.append(
+            f"{len(unknown)} video(s) of the split are not in the dataset root (e.g. {', '.join(unknown[:3])})"
+        )
     ok_videos = set(videos.loc[videos["status"] == "ok", "video_id"].astype(str))
     missing = sorted(ok_videos - set(seen))
     if missing:
@@ -386,7 +401,9 @@ def audit_split(
             r, v2s, frames, int(threshold), frames_per_video, all_frames, progress, boxes
         )
         if unreadable:
-            warnings.append(f"{len(unreadable)} frame(s) could not be read for hashing (e.g. {unreadable[0]})")
+            warnings.append(
+                f"{len(unreadable)} frame(s) could not be read for hashing (e.g. {unreadable[0]})"
+            )
         if n_pairs:
             ex = pairs[0]
             msg = (
@@ -467,7 +484,10 @@ def print_report(report: AuditReport, console: Any = None, max_pairs: int = 10) 
             f"across splits (Hamming <= {report.threshold})"
         )
     for d in report.near_duplicates[:max_pairs]:
-        console.print(f"  [yellow]~{d.distance}[/] {d.split_a}: {d.path_a}  <->  {d.split_b}: {d.path_b}", highlight=False)
+        console.print(
+            f"  [yellow]~{d.distance}[/] {d.split_a}: {d.path_a}  <->  {d.split_b}: {d.path_b}",
+            highlight=False,
+        )
     for w in report.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     for e in report.errors:

@@ -131,7 +131,9 @@ class Split:
         if not 0 <= k < len(self.split_names):
             raise GaitdataError(f"split {self.name!r} has folds 0..{len(self.split_names) - 1}, not {k}")
         test = self.videos(self.split_names[k])
-        train = sorted(v for s in self.split_names if s != self.split_names[k] for v in self.members[s]["videos"])
+        train = sorted(
+            v for s in self.split_names if s != self.split_names[k] for v in self.members[s]["videos"]
+        )
         return train, test
 
     # ---- serialisation -------------------------------------------------------------------------
@@ -172,13 +174,20 @@ def content_hash(content: dict[str, Any]) -> str:
 def split_from_dict(d: dict[str, Any], path: Path | None = None) -> Split:
     where = str(path) if path else "split"
     if d.get("format") != SPLIT_FORMAT:
-        raise GaitdataError(f"{where} is not a gaitdata split file (format {d.get('format')!r}); recreate it with gaitdata split")
+        raise GaitdataError(
+            f"{where} is not a gaitdata split file (format {d.get('format')!r}); recreate it with gaitdata split"
+        )
     if d.get("format_version") != SPLIT_FORMAT_VERSION:
-        raise GaitdataError(f"{where}: split format version {d.get('format_version')} is not supported; recreate it with gaitdata split")
+        raise GaitdataError(
+            f"{where}: split format version {d.get('format_version')} is not supported; recreate it with gaitdata split"
+        )
     try:
         names = tuple(d["split_names"])
         members = {
-            s: {"subjects": tuple(d["splits"][s].get("subjects", [])), "videos": tuple(d["splits"][s]["videos"])}
+            s: {
+                "subjects": tuple(d["splits"][s].get("subjects", [])),
+                "videos": tuple(d["splits"][s]["videos"]),
+            }
             for s in names
         }
         sp = Split(
@@ -187,7 +196,9 @@ def split_from_dict(d: dict[str, Any], path: Path | None = None) -> Split:
             content_hash=d.get("content_hash", ""), audit_summary=d.get("audit", {}), path=path,
         )  # fmt: skip
     except (KeyError, TypeError) as exc:
-        raise GaitdataError(f"{where}: malformed split file (missing {exc}); recreate it with gaitdata split") from exc
+        raise GaitdataError(
+            f"{where}: malformed split file (missing {exc}); recreate it with gaitdata split"
+        ) from exc
     return replace(sp, hash_ok=sp.content_hash == content_hash(sp.content()))
 
 
@@ -258,7 +269,9 @@ def _resolve_unit(videos: pd.DataFrame, by: str | None, root: DatasetRoot) -> st
     return by
 
 
-def _check_fractions(fractions: Sequence[float], names: Sequence[str] | None) -> tuple[np.ndarray, tuple[str, ...]]:
+def _check_fractions(
+    fractions: Sequence[float], names: Sequence[str] | None
+) -> tuple[np.ndarray, tuple[str, ...]]:
     try:
         f = np.asarray([float(x) for x in fractions], dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -275,7 +288,9 @@ def _check_fractions(fractions: Sequence[float], names: Sequence[str] | None) ->
             names = tuple(f"split{i}" for i in range(len(f)))
     names = tuple(names)
     if len(names) != len(f) or len(set(names)) != len(names):
-        raise GaitdataError(f"need {len(f)} distinct split names for fractions {list(fractions)}, got {list(names)}")
+        raise GaitdataError(
+            f"need {len(f)} distinct split names for fractions {list(fractions)}, got {list(names)}"
+        )
     for n in names:
         check_split_name(n)
     return f, names
@@ -288,7 +303,9 @@ def _cost_rows(a: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.abs(a - t).sum(axis=-1)
 
 
-def _local_search(assign: np.ndarray, m: np.ndarray, t: np.ndarray, f: np.ndarray, order: np.ndarray) -> np.ndarray:
+def _local_search(
+    assign: np.ndarray, m: np.ndarray, t: np.ndarray, f: np.ndarray, order: np.ndarray
+) -> np.ndarray:
     """Improve ``assign`` by single moves and pairwise swaps until nothing lowers the cost."""
     s_count = len(t)
     a = np.zeros_like(t)
@@ -362,7 +379,11 @@ def _total_cost(assign: np.ndarray, m: np.ndarray, t: np.ndarray) -> float:
 
 
 def assign_groups(
-    weights: np.ndarray, strata: np.ndarray | None, fractions: np.ndarray, seed: int, trials: int = DEFAULT_TRIALS
+    weights: np.ndarray,
+    strata: np.ndarray | None,
+    fractions: np.ndarray,
+    seed: int,
+    trials: int = DEFAULT_TRIALS,
 ) -> np.ndarray:
     """Assign groups to splits. ``weights``: (G,), ``strata``: (G, K) weight of each group per stratum
     value (or None). Returns (G,) split indices; every split with a positive fraction gets a group."""
@@ -395,7 +416,9 @@ def assign_groups(
 def _fingerprint(videos: pd.DataFrame, cols: list[str]) -> str:
     h = hashlib.sha256()
     for row in videos[cols].itertuples(index=False):
-        h.update(json.dumps([None if pd.isna(x) else (x if isinstance(x, str) else int(x)) for x in row]).encode())
+        h.update(
+            json.dumps([None if pd.isna(x) else (x if isinstance(x, str) else int(x)) for x in row]).encode()
+        )
     return "sha256:" + h.hexdigest()[:32]
 
 
@@ -432,7 +455,9 @@ def build_split(
     allowed = ("subject", "session", "view", "condition", "kind")
     for col in stratify:
         if col not in allowed:
-            raise GaitdataError(f"--stratify: {col!r} is not a recording column; choose from {', '.join(allowed)}")
+            raise GaitdataError(
+                f"--stratify: {col!r} is not a recording column; choose from {', '.join(allowed)}"
+            )
         if col == unit:
             raise GaitdataError(f"--stratify {col}: cannot stratify by the split unit itself")
     weight_col = "labelled_persons" if labels is not None else "frames"

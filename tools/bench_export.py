@@ -76,7 +76,9 @@ def fiftyone_dataset(fo: Any, root: Any, labels: str) -> Any:
     ds.add_samples(samples, progress=False)
     from gaitdata.schema import COCO17
 
-    ds.default_skeleton = fo.KeypointSkeleton(labels=list(COCO17.keypoints), edges=[list(e) for e in COCO17.skeleton])
+    ds.default_skeleton = fo.KeypointSkeleton(
+        labels=list(COCO17.keypoints), edges=[list(e) for e in COCO17.skeleton]
+    )
     return ds
 
 
@@ -97,11 +99,13 @@ def describe(path: Path) -> dict[str, Any]:
         "bbox / area present": f"{sum('bbox' in a for a in anns)} / {sum('area' in a for a in anns)}",
         "visibility values": str(vis),
         "coordinate types": ", ".join(sorted(coords)) or "-",
-        "score type": ", ".join(sorted({type(a["score"]).__name__ for a in anns if "score" in a})) or "absent",
+        "score type": ", ".join(sorted({type(a["score"]).__name__ for a in anns if "score" in a}))
+        or "absent",
         "per-joint confidence": "yes" if any("keypoint_scores" in a for a in anns) else "no",
         "skeleton (1-indexed)": (
-            "yes" if cats and cats[0].get("skeleton") and min(min(e) for e in cats[0]["skeleton"]) == 1 else
-            ("0-indexed" if cats and cats[0].get("skeleton") else "no")
+            "yes"
+            if cats and cats[0].get("skeleton") and min(min(e) for e in cats[0]["skeleton"]) == 1
+            else ("0-indexed" if cats and cats[0].get("skeleton") else "no")
         ),  # fmt: skip
         "video/frame fields": "yes" if any("video_id" in im for im in d.get("images", [])) else "no",
         "COCOeval keypoints": cocoeval_status(path, anns),
@@ -157,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
 
             fo = connect(db_dir=work / "fiftyone-db")
         except Exception as exc:
-            console.print(f"[yellow]SKIP FiftyOne part:[/] cannot start FiftyOne ({type(exc).__name__}: {exc})")
+            console.print(
+                f"[yellow]SKIP FiftyOne part:[/] cannot start FiftyOne ({type(exc).__name__}: {exc})"
+            )
             fo = None
         if fo is not None:
             t0 = time.perf_counter()

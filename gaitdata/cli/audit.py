@@ -9,18 +9,37 @@ import click
 
 @click.command()
 @click.argument("root", type=click.Path(file_okay=False, path_type=str))
-@click.option("--split", "name", default="default", show_default=True, help="Split name (ROOT/splits/NAME.json).")
-@click.option("--labels", default=None, help="Label set for the statistics (default: the split's, or the only one).")
-@click.option("--threshold", type=int, default=4, show_default=True,
-              help="Near-duplicate if the 64-bit perceptual hashes differ in at most this many bits.")
+@click.option(
+    "--split", "name", default="default", show_default=True, help="Split name (ROOT/splits/NAME.json)."
+)
+@click.option(
+    "--labels", default=None, help="Label set for the statistics (default: the split's, or the only one)."
+)
+@click.option(
+    "--threshold",
+    type=int,
+    default=4,
+    show_default=True,
+    help="Near-duplicate if the 64-bit perceptual hashes differ in at most this many bits.",
+)
 @click.option("--frames-per-video", type=int, default=8, show_default=True, help="Frames hashed per video.")
 @click.option("--all-frames", is_flag=True, help="Hash every written frame (slow on big roots).")
 @click.option("--no-near-duplicates", is_flag=True, help="Skip the perceptual-hash check.")
-@click.option("--region", type=click.Choice(["auto", "frame", "person"]), default="auto", show_default=True,
-              help="Hash the whole frame or the labelled person's box (auto: person when a label set is known).")
+@click.option(
+    "--region",
+    type=click.Choice(["auto", "frame", "person"]),
+    default="auto",
+    show_default=True,
+    help="Hash the whole frame or the labelled person's box (auto: person when a label set is known).",
+)
 @click.option("--strict", is_flag=True, help="Near-duplicate frames across splits are errors, not warnings.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="Also write the full report as JSON to this file.")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="Also write the full report as JSON to this file.",
+)
 @click.option("--max-pairs", type=int, default=20, show_default=True, help="Near-duplicate pairs to print.")
 def command(root: str, name: str, labels: str | None, threshold: int, frames_per_video: int, all_frames: bool,
             no_near_duplicates: bool, region: str, strict: bool, json_out: str | None, max_pairs: int) -> None:  # fmt: skip

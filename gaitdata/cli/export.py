@@ -30,17 +30,36 @@ def _read_exclude(path: str | None) -> set[tuple[str, int]] | None:
 @command.command("coco")
 @click.argument("root", type=click.Path(file_okay=False, path_type=str))
 @click.option("--labels", required=True, help="Label set to export (ROOT/labels/NAME.parquet).")
-@click.option("--split", "split_name", default="default", show_default=True,
-              help="Split whose parts become files (train.json, ...); 'none' exports every frame as all.json.")
+@click.option(
+    "--split",
+    "split_name",
+    default="default",
+    show_default=True,
+    help="Split whose parts become files (train.json, ...); 'none' exports every frame as all.json.",
+)
 @click.option("--part", "parts", multiple=True, help="Only these parts of the split (repeatable).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="Output folder (default ROOT/exports/coco[/SPLIT]).")
-@click.option("--min-score", type=float, default=0.0, show_default=True, help="Drop persons scored below this.")
-@click.option("--min-visible", type=int, default=1, show_default=True, help="Drop persons with fewer visible joints.")
-@click.option("--exclude-flag", "exclude_flags", multiple=True, help="Drop persons carrying this QA flag (repeatable).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="Output folder (default ROOT/exports/coco[/SPLIT]).",
+)
+@click.option(
+    "--min-score", type=float, default=0.0, show_default=True, help="Drop persons scored below this."
+)
+@click.option(
+    "--min-visible", type=int, default=1, show_default=True, help="Drop persons with fewer visible joints."
+)
+@click.option(
+    "--exclude-flag", "exclude_flags", multiple=True, help="Drop persons carrying this QA flag (repeatable)."
+)
 @click.option("--subject-only", is_flag=True, help="Only the gait subject of each recording (no bystanders).")
-@click.option("--exclude-frames", type=click.Path(dir_okay=False, exists=True, path_type=str), default=None,
-              help="CSV (video_id,frame_index) of frames to leave out, e.g. frames tagged in review.")
+@click.option(
+    "--exclude-frames",
+    type=click.Path(dir_okay=False, exists=True, path_type=str),
+    default=None,
+    help="CSV (video_id,frame_index) of frames to leave out, e.g. frames tagged in review.",
+)
 @click.option("--copy-images", "images", flag_value="copy", help="Copy the frames to OUT/images/.")
 @click.option("--link-images", "images", flag_value="link", help="Symlink the frames into OUT/images/.")
 def coco(root: str, labels: str, split_name: str, parts: tuple[str, ...], out: str | None, min_score: float,
@@ -74,8 +93,12 @@ def coco(root: str, labels: str, split_name: str, parts: tuple[str, ...], out: s
 @command.command("gait-poses")
 @click.argument("root", type=click.Path(file_okay=False, path_type=str))
 @click.option("--labels", required=True, help="Label set to export.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="Output folder (default ROOT/exports/gait_poses/LABELS).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="Output folder (default ROOT/exports/gait_poses/LABELS).",
+)
 @click.option("--split", "split_name", default=None, help="Only videos of this split ...")
 @click.option("--part", default=None, help="... and of this part of it (e.g. test).")
 def gait_poses(root: str, labels: str, out: str | None, split_name: str | None, part: str | None) -> None:
@@ -93,7 +116,9 @@ def gait_poses(root: str, labels: str, out: str | None, split_name: str | None, 
     from gaitdata.gaitposes import export_gait_poses
 
     console = Console()
-    index = export_gait_poses(root, labels, out, split_name=split_name, split_part=part, progress=console.is_terminal)
+    index = export_gait_poses(
+        root, labels, out, split_name=split_name, split_part=part, progress=console.is_terminal
+    )
     df = pd.read_csv(index)
     console.print(
         f"{len(df)} recordings of {df['subject'].nunique()} subjects, {int(df['frames'].sum())} frames "

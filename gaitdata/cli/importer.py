@@ -40,4 +40,6 @@ def coco(files: tuple[str, ...], root: str, label_set: str, overwrite: bool, tea
     df = read_labels(root, label_set)
     n_frames = len(df.drop_duplicates(["video_id", "frame_index"]))
     n_persons = int(df["has_person"].fillna(False).astype(bool).sum())
-    Console().print(f"label set {label_set}: {n_frames} frames, {n_persons} persons -> {path}", highlight=False)
+    Console().print(
+        f"label set {label_set}: {n_frames} frames, {n_persons} persons -> {path}", highlight=False
+    )

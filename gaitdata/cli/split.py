@@ -9,27 +9,54 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
     try:
         return tuple(float(x) for x in value.split(",") if x.strip())
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers like 0.7,0.15,0.15, got {value!r}") from None
+        raise click.BadParameter(
+            f"expected comma-separated numbers like 0.7,0.15,0.15, got {value!r}"
+        ) from None
 
 
 @click.command()
 @click.argument("root", type=click.Path(file_okay=False, path_type=str))
-@click.option("--by", type=click.Choice(["subject", "video"]), default=None,
-              help="Split unit. Default: subject when every recording names one, else video.")
-@click.option("--fractions", default="0.7,0.15,0.15", show_default=True, callback=_fractions,
-              help="Fractions of frames (or labelled persons with --labels) per split; must sum to 1.")
-@click.option("--names", default=None, help="Comma-separated split names (default train,val,test or train,test).")
+@click.option(
+    "--by",
+    type=click.Choice(["subject", "video"]),
+    default=None,
+    help="Split unit. Default: subject when every recording names one, else video.",
+)
+@click.option(
+    "--fractions",
+    default="0.7,0.15,0.15",
+    show_default=True,
+    callback=_fractions,
+    help="Fractions of frames (or labelled persons with --labels) per split; must sum to 1.",
+)
+@click.option(
+    "--names", default=None, help="Comma-separated split names (default train,val,test or train,test)."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--stratify", default="", help="Recording columns to balance over splits, e.g. view,condition.")
 @click.option("--name", default="default", show_default=True, help="Saved as ROOT/splits/NAME.json.")
 @click.option("--folds", type=int, default=None, help="Make a K-fold split (fold0..foldK-1) instead.")
-@click.option("--labels", default=None, help="Weigh groups by labelled persons of this label set, not frames.")
-@click.option("--trials", type=int, default=16, show_default=True, help="Seeded assignment attempts; the best is kept.")
+@click.option(
+    "--labels", default=None, help="Weigh groups by labelled persons of this label set, not frames."
+)
+@click.option(
+    "--trials", type=int, default=16, show_default=True, help="Seeded assignment attempts; the best is kept."
+)
 @click.option("--no-near-duplicates", is_flag=True, help="Skip the perceptual-hash near-duplicate check.")
-@click.option("--frames-per-video", type=int, default=8, show_default=True,
-              help="Frames hashed per video by the near-duplicate check (0 = all).")
-@click.option("--region", type=click.Choice(["auto", "frame", "person"]), default="auto", show_default=True,
-              help="Hash the whole frame or the labelled person's box (auto: person when a label set is known).")
+@click.option(
+    "--frames-per-video",
+    type=int,
+    default=8,
+    show_default=True,
+    help="Frames hashed per video by the near-duplicate check (0 = all).",
+)
+@click.option(
+    "--region",
+    type=click.Choice(["auto", "frame", "person"]),
+    default="auto",
+    show_default=True,
+    help="Hash the whole frame or the labelled person's box (auto: person when a label set is known).",
+)
 @click.option("--strict", is_flag=True, help="Refuse to save when near-duplicate frames cross splits.")
 def command(root: str, by: str | None, fractions: tuple[float, ...], names: str | None, seed: int, stratify: str,
             name: str, folds: int | None, labels: str | None, trials: int, no_near_duplicates: bool,
@@ -72,8 +99,12 @@ def command(root: str, by: str | None, fractions: tuple[float, ...], names: str 
     a = sp.audit_summary
     nd = a.get("near_duplicates", {})
     if nd.get("frames_hashed"):
-        console.print(f"audit: {nd['pairs']} near-duplicate pair(s) across splits among {nd['frames_hashed']} hashed frames")
+        console.print(
+            f"audit: {nd['pairs']} near-duplicate pair(s) across splits among {nd['frames_hashed']} hashed frames"
+        )
     for w in a.get("warnings", []):
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
-    console.print(f"saved {sp.path} ({sp.content_hash[:19]}); statistics: gaitdata audit {root} --split {sp.name}",
-                  highlight=False)
+    console.print(
+        f"saved {sp.path} ({sp.content_hash[:19]}); statistics: gaitdata audit {root} --split {sp.name}",
+        highlight=False,
+    )

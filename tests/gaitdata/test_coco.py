@@ -19,7 +19,9 @@ from splits.toy import toy_root
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    r = toy_root(tmp_path_factory.mktemp("coco") / "root", subjects=5, videos_per_subject=2, frames_per_video=6)
+    r = toy_root(
+        tmp_path_factory.mktemp("coco") / "root", subjects=5, videos_per_subject=2, frames_per_video=6
+    )
     splits.make_split(r, near_duplicates=False)
     return r
 
@@ -76,7 +78,10 @@ def test_image_fields(root, exported):
     videos = root.read_videos().set_index("video_id")
     sp = splits.load_split(root, "default")
     all_ok = frames[frames["status"] == "ok"].reset_index().sort_values(["video_id", "frame_index"])
-    rank = {(v, int(f)): i + 1 for i, (v, f) in enumerate(zip(all_ok["video_id"], all_ok["frame_index"], strict=True))}
+    rank = {
+        (v, int(f)): i + 1
+        for i, (v, f) in enumerate(zip(all_ok["video_id"], all_ok["frame_index"], strict=True))
+    }
     for part, path in exported.items():
         d = _load(path)
         assert d["info"]["image_root"] == "../.."
@@ -90,7 +95,9 @@ def test_image_fields(root, exported):
             assert im["depth_file"] == fr["depth_path"]
             assert im["subject"] == videos.loc[im["video_id"], "subject"]
             assert im["timestamp_ms"] == pytest.approx(fr["colour_ts_ms"])
-            assert im["id"] == rank[(im["video_id"], im["frame_index"])]  # stable id from the root's frame order
+            assert (
+                im["id"] == rank[(im["video_id"], im["frame_index"])]
+            )  # stable id from the root's frame order
         ids = [im["id"] for im in d["images"]]
         assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
@@ -185,7 +192,10 @@ def test_person_filters(root, tmp_path, kwargs, keep):
     for path in files.values():
         d = _load(path)
         annotated = {a["image_id"] for a in d["annotations"]}
-        keys = {(v, int(f)) for v, f, hp in zip(lab["video_id"], lab["frame_index"], lab["has_person"], strict=True)}
+        keys = {
+            (v, int(f))
+            for v, f, hp in zip(lab["video_id"], lab["frame_index"], lab["has_person"], strict=True)
+        }
         for im in d["images"]:
             if (im["video_id"], im["frame_index"]) in keys:
                 assert im["id"] in annotated
@@ -221,7 +231,15 @@ def test_import_a_plain_coco_file_matched_by_file_name(root, exported, tmp_path)
         for k in ("video_id", "frame_index", "subject", "depth_file", "timestamp_ms"):
             im.pop(k)
     for a in d["annotations"]:
-        for k in ("keypoint_scores", "invisible_xy", "person_index", "track_id", "is_subject", "qa_flags", "score"):
+        for k in (
+            "keypoint_scores",
+            "invisible_xy",
+            "person_index",
+            "track_id",
+            "is_subject",
+            "qa_flags",
+            "score",
+        ):
             a.pop(k)
     d["info"] = {}
     plain = tmp_path / "plain.json"

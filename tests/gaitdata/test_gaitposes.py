@@ -40,7 +40,9 @@ def test_one_array_per_recording_grouped_by_subject(root, tmp_path):
             subj = fr[fr["is_subject"].fillna(False).astype(bool)]
             if len(subj):
                 want = np.asarray(subj.iloc[0]["keypoints"], dtype=np.float32).reshape(17, 3)
-                assert z["has_pose"][i] and np.array_equal(z["keypoints"][i], want)  # the subject, not a bystander
+                assert z["has_pose"][i] and np.array_equal(
+                    z["keypoints"][i], want
+                )  # the subject, not a bystander
             else:
                 assert not z["has_pose"][i] and (z["keypoints"][i] == 0).all()
         assert row.frames_with_pose == int(z["has_pose"].sum()) < t
@@ -59,6 +61,8 @@ def test_split_part_and_errors(root, tmp_path):
 def test_gait_poses_cli(root, tmp_path):
     from gaitdata.cli import cli
 
-    res = CliRunner().invoke(cli, ["export", "gait-poses", str(root.path), "--labels", "toy", "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        cli, ["export", "gait-poses", str(root.path), "--labels", "toy", "--out", str(tmp_path)]
+    )
     assert res.exit_code == 0, res.output
     assert "6 recordings of 3 subjects" in res.output and (tmp_path / "index.csv").is_file()

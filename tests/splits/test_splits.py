@@ -17,7 +17,9 @@ from splits.toy import toy_root
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    return toy_root(tmp_path_factory.mktemp("splits") / "root", subjects=6, videos_per_subject=2, frames_per_video=6)
+    return toy_root(
+        tmp_path_factory.mktemp("splits") / "root", subjects=6, videos_per_subject=2, frames_per_video=6
+    )
 
 
 def _frames_per_video(root):
@@ -60,7 +62,9 @@ def test_rerun_reproduces_the_file_byte_for_byte(root):
     loaded = splits.load_split(root, "t_repro")
     assert loaded.hash_ok and loaded.content_hash == json.loads(a)["content_hash"]
     assert loaded.to_json().encode() == a
-    seeds = {splits.build_split(root, seed=s, by="video", fractions=(0.5, 0.5)).content_hash for s in range(4)}
+    seeds = {
+        splits.build_split(root, seed=s, by="video", fractions=(0.5, 0.5)).content_hash for s in range(4)
+    }
     assert len(seeds) > 1  # the seed matters
 
 
@@ -184,14 +188,18 @@ def test_audit_catches_a_deliberately_leaky_split(tmp_path, region):
     pairs = {(p.path_a, p.path_b) for p in rep.near_duplicates}
     want = tuple(sorted([DatasetRoot.rgb_relpath(train_v, 0), DatasetRoot.rgb_relpath(test_v, 0)]))
     assert want in pairs or want[::-1] in pairs
-    assert phash_file(src) != 0 and bin(phash_file(src) ^ phash_file(dst)).count("1") <= splits.PHASH_THRESHOLD
+    assert (
+        phash_file(src) != 0 and bin(phash_file(src) ^ phash_file(dst)).count("1") <= splits.PHASH_THRESHOLD
+    )
     box = (10.0, 5.0, 30.0, 30.0)
     assert bin(phash_file(src, box=box) ^ phash_file(dst, box=box)).count("1") <= splits.PHASH_THRESHOLD
     assert bin(phash_file(src, box=box) ^ phash_file(src)).count("1") > splits.PHASH_THRESHOLD
     # the CLI exits non-zero and names the paths
     from gaitdata.cli import cli
 
-    res = CliRunner().invoke(cli, ["audit", str(r.path), "--split", "leaky", "--all-frames", "--region", region])
+    res = CliRunner().invoke(
+        cli, ["audit", str(r.path), "--split", "leaky", "--all-frames", "--region", region]
+    )
     assert res.exit_code == 1, res.output
     assert "more than one split" in res.output and f"{test_v}/rgb/000000.jpg" in res.output
 
@@ -244,7 +252,9 @@ def test_audit_statistics_match_the_tables(root):
 def test_split_cli(root):
     from gaitdata.cli import cli
 
-    res = CliRunner().invoke(cli, ["split", str(root.path), "--fractions", "0.6,0.4", "--name", "t_cli", "--seed", "2"])
+    res = CliRunner().invoke(
+        cli, ["split", str(root.path), "--fractions", "0.6,0.4", "--name", "t_cli", "--seed", "2"]
+    )
     assert res.exit_code == 0, res.output
     assert "saved" in res.output and (root.splits_dir / "t_cli.json").is_file()
     assert splits.load_split(root, "t_cli").split_names == ("train", "test")
