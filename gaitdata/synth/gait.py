@@ -235,9 +235,8 @@ def skeleton_at(
     joints["pelvis"] = pelvis
 
     # trunk, leaning forward
-    trunk_axis = rot_axis(l_t, np.radians(gait.lean_deg)) @ up  # rotate about left: up tilts forward
-    if trunk_axis.dot(f_t) < 0:
-        trunk_axis = rot_axis(l_t, -np.radians(gait.lean_deg)) @ up
+    # (left, up, forward) is right-handed: a positive rotation about ``left`` tilts up towards forward
+    trunk_axis = rot_axis(l_t, np.radians(gait.lean_deg)) @ up
     tho_frame = np.stack([l_t, trunk_axis, np.cross(l_t, trunk_axis)], axis=1)
     neck_base = pelvis + dims.spine * trunk_axis
     joints["neck"] = neck_base
@@ -255,12 +254,9 @@ def skeleton_at(
         elbow_flex = 14.0 + 0.9 * max(0.0, flex) + 4.0 * np.cos(2 * np.pi * p)
         down = -trunk_axis
         abd = rot_axis(f_t, sign * np.radians(gait.arm_abduction_deg))  # away from the body
+        # a negative rotation about ``left`` swings a downward limb forward
         upper = rot_axis(l_t, -np.radians(flex)) @ (abd @ down)
-        if upper.dot(f_t) * flex < 0:  # make forward flexion move the elbow forward
-            upper = rot_axis(l_t, np.radians(flex)) @ (abd @ down)
         fore = rot_axis(l_t, -np.radians(flex + elbow_flex)) @ (abd @ down)
-        if fore.dot(f_t) < upper.dot(f_t):
-            fore = rot_axis(l_t, np.radians(flex + elbow_flex)) @ (abd @ down)
         sh = joints[f"{side}_shoulder"]
         el = sh + dims.upper_arm * upper
         wr = el + dims.forearm * fore
