@@ -13,7 +13,8 @@ Checks, in order:
    Unrelated images differ by about 32 bits; a copied or re-encoded frame by 0-2. ``region``:
    ``"frame"`` hashes the whole frame; ``"person"`` hashes the labelled person's box (the gait
    subject, else the highest-scoring person; 10 % margin; the whole frame when the frame has no
-   person); ``"auto"`` (default) uses ``"person"`` when a label set is known. Whole-frame hashes
+   person; boxes from the statistics' label set, else the root's first label set); ``"auto"``
+   (default) uses ``"person"`` when the root has a label set. Whole-frame hashes
    of a static camera are dominated by the background, so recordings of different people in one
    room match; person boxes compare the people. Near-duplicates are warnings unless ``strict``
    (then errors).
@@ -389,14 +390,15 @@ def audit_split(
             labels = r.label_sets()[0]
     if region not in REGIONS:
         raise GaitdataError(f"region must be one of {', '.join(REGIONS)}, not {region!r}")
-    if region == "person" and labels is None:
-        raise GaitdataError("region 'person' needs a label set for the person boxes; pass --labels")
-    region = ("person" if labels is not None else "frame") if region == "auto" else region
+    box_labels = labels if labels is not None else next(iter(r.label_sets()), None)
+    if region == "person" and box_labels is None:
+        raise GaitdataError(f"region 'person' needs a label set for the person boxes; {r.path} has none")
+    region = ("person" if box_labels is not None else "frame") if region == "auto" else region
     pairs: list[NearDuplicate] = []
     n_pairs = n_hashed = 0
     if near_duplicates and len(split.split_names) > 1:
         v2s = {v: ss[0] for v, ss in seen.items() if v in known}
-        boxes = person_boxes(r, labels) if region == "person" and labels is not None else None
+        boxes = person_boxes(r, box_labels) if region == "person" and box_labels is not None else None
         pairs, n_hashed, n_pairs, unreadable = _near_duplicates(
             r, v2s, frames, int(threshold), frames_per_video, all_frames, progress, boxes
         )
@@ -478,6 +480,8 @@ def print_report(report: AuditReport, console: Any = None, max_pairs: int = 10) 
                 cells.append("-" if v is None else str(v))
         table.add_row(*cells)
     console.print(table)
+    if report.labels is None:
+        console.print("labelled persons, confidence and QA flags: name a label set (--labels SET)")
     if report.n_hashed:
         console.print(
             f"perceptual hashes ({report.region}): {report.n_hashed} frames, {report.n_near_duplicates} near-duplicate pair(s) "
