@@ -11,7 +11,8 @@ Rules (documented in the README):
   unsupported one is reported as a failed recording.
 
 ``video_id`` is the path relative to the input root, without extension (and without ``_color`` for
-pairs), with ``/`` -> ``__`` and any other character outside ``[A-Za-z0-9._-]`` -> ``_``.
+pairs), with ``/`` -> ``__`` and any other character outside ``[A-Za-z0-9._-]`` -> ``_``; recordings
+that would share an id (``rec.bag`` beside ``rec.mp4``) keep their extension (``rec.bag``, ``rec.mp4``).
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ def discover(sources: list[str | os.PathLike], id_pattern: str | None = None,
     for src in sources:
         src = Path(src).expanduser()
         if not src.exists():
-            out.append(Source("unknown", src.absolute(), src.name, safe_id(src.name),
+            kind = _classify_file(src)[0]
+            out.append(Source(kind, src.absolute(), src.name, safe_id(_id_rel(src.name, kind)),
                               error=f"{src}: no such file or directory; check the path"))  # fmt: skip
             continue
         if src.is_file():
@@ -165,10 +167,17 @@ def discover(sources: list[str | os.PathLike], id_pattern: str | None = None,
     ]
     if metadata_csv:
         out = apply_metadata_csv(out, metadata_csv)
+    out = list({s.path: s for s in out}.values())  # the same recording given twice counts once
+    ids: dict[str, list[Source]] = {}
+    for s in out:
+        ids.setdefault(s.video_id, []).append(s)
+    for group in (g for g in ids.values() if len(g) > 1):  # e.g. rec.bag beside rec.mp4: keep the extension
+        for s in group:
+            out[out.index(s)] = replace(s, video_id=safe_id(s.rel))
     out.sort(key=lambda s: s.video_id)
     seen: dict[str, Source] = {}
     for s in out:
-        if s.video_id in seen and seen[s.video_id].path != s.path:
+        if s.video_id in seen:
             raise GaitdataError(
                 f"two recordings map to video_id {s.video_id!r}: {seen[s.video_id].path} and {s.path}; "
                 f"rename one or pass them from one input root"

@@ -61,7 +61,9 @@ def write_bag(rec: SynthRecording, path: str | Path, *, device_name: str = "Inte
         ns = round(ms * 1e6)
         return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
-    streams = [("colour", _rs.COLOUR_PREFIX, "RGB Camera", 1)]
+    # sensor indices must be contiguous for librealsense: colour is sensor 1 after depth, else sensor 0
+    colour_prefix = _rs.COLOUR_PREFIX if rec.has_depth else _rs.COLOUR_PREFIX.replace("sensor_1", "sensor_0")
+    streams = [("colour", colour_prefix, "RGB Camera", 1 if rec.has_depth else 0)]
     if rec.has_depth:
         streams.insert(0, ("depth", _rs.DEPTH_PREFIX, "Stereo Module", 0))
     t_first = min([float(rec.colour_ts_ms[0])] + ([float(rec.depth_ts_ms[0])] if rec.has_depth else []))
@@ -144,7 +146,7 @@ def write_bag(rec: SynthRecording, path: str | Path, *, device_name: str = "Inte
             if is_colour:
                 img, prefix, enc, n, tail = (
                     rec.colour[i],
-                    _rs.COLOUR_PREFIX,
+                    colour_prefix,
                     "rgb8",
                     rec.colour_frame_numbers[i],
                     b"\0\0\0\0",
