@@ -84,6 +84,7 @@ def command(
     from rich.console import Console
     from rich.table import Table
 
+    from gaitdata.errors import GaitdataError
     from gaitdata.synth import WalkSpec, make_sample_set, render_walk, write_recording
 
     console = Console(stderr=True, quiet=quiet)
@@ -91,8 +92,13 @@ def command(
     root = Path(out)
     rows: list[tuple[str, str, str, int, int]] = []
     if sample_set:
-        s = make_sample_set(root, n_subjects=subjects, n_frames=frames, seed=seed, colour_size=colour_size,
-                            depth_size=dsize, progress=not quiet)  # fmt: skip
+        try:
+            s = make_sample_set(root, n_subjects=subjects, n_frames=frames, seed=seed, colour_size=colour_size,
+                                depth_size=dsize, progress=not quiet)  # fmt: skip
+        except OSError as exc:
+            raise GaitdataError(
+                f"{root}: cannot write the sample set ({exc}); choose a writable OUT"
+            ) from exc
         rows = [(e.subject, e.kind, str(e.path), e.n_colour_frames, e.n_depth_frames) for e in s.entries]
         console.print(
             f"metadata CSV: {s.metadata_csv}; extract with --id-pattern '{s.id_pattern}' --metadata {s.metadata_csv}"
@@ -103,15 +109,24 @@ def command(
             subject = f"sub{i + 1:02d}"
             for direction in dict.fromkeys(directions):
                 needs_depth = any(k in ("bag", "db3", "pair") for k in chosen)
-                spec = WalkSpec(
-                    subject=subject, seed=seed + i, direction=direction, n_frames=frames, fps=fps,
-                    colour_size=colour_size, depth_size=dsize, with_depth=needs_depth, depth_noise_mm=depth_noise,
-                    depth_holes=depth_holes, drop_prob=drop_prob, depth_offset_ms=offset_ms, jitter_ms=jitter_ms,
-                    bystander=bystander,
-                )  # fmt: skip
+                try:
+                    spec = WalkSpec(
+                        subject=subject, seed=seed + i, direction=direction, n_frames=frames, fps=fps,
+                        colour_size=colour_size, depth_size=dsize, with_depth=needs_depth, depth_noise_mm=depth_noise,
+                        depth_holes=depth_holes, drop_prob=drop_prob, depth_offset_ms=offset_ms, jitter_ms=jitter_ms,
+                        bystander=bystander,
+                    )  # fmt: skip
+                except ValueError as exc:
+                    raise click.UsageError(str(exc)) from None
                 rec = render_walk(spec, progress=not quiet)
                 for kind in chosen:
-                    path = write_recording(rec, root / subject / f"{spec.direction}_{kind}", kind)
+                    target = root / subject / f"{spec.direction}_{kind}"
+                    try:
+                        path = write_recording(rec, target, kind)
+                    except OSError as exc:
+                        raise GaitdataError(
+                            f"{target}: cannot write the recording ({exc}); choose a writable OUT"
+                        ) from exc
                     rows.append(
                         (
                             subject,

@@ -444,6 +444,8 @@ def test_cli_synth_writes_recordings(tmp_path):
     assert (tmp_path / "o/sub01/toward_video.mp4").is_file() and (tmp_path / "o/sub01/toward_images").is_dir()
     bad = CliRunner().invoke(command, [str(tmp_path / "o"), "--size", "big"])
     assert bad.exit_code != 0 and "WIDTHxHEIGHT" in bad.output
+    bad = CliRunner().invoke(command, [str(tmp_path / "o"), "--drop-prob", "1.5", "--frames", "3"])
+    assert bad.exit_code != 0 and "drop_prob" in bad.output
 
 
 def test_extracted_recordings_match_the_ground_truth(tmp_path):
