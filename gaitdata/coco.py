@@ -173,6 +173,8 @@ def _floats(a: np.ndarray) -> list[str]:
 
 
 def _strs(values: Iterable[Any]) -> list[str]:
+    if isinstance(values, pd.Series):
+        values = values.tolist()  # one conversion; iterating an Arrow-backed Series is slow
     return [
         "null" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else _DUMPS(str(v))
         for v in values
@@ -224,9 +226,9 @@ def _annotation_lines(persons: pd.DataFrame, k: int, per_row_source: bool) -> It
     nvis = (v > 0).sum(axis=1).tolist()
     iids = persons["image_id"].astype("int64").tolist()
     pidx = persons["person_index"].astype("int64").tolist()
-    tracks = ["null" if pd.isna(t) else str(int(t)) for t in persons["track_id"]]
-    subj = ["null" if pd.isna(b) else ("true" if b else "false") for b in persons["is_subject"]]
-    flags = ["[]" if fl is None else _DUMPS([str(f) for f in fl]) for fl in persons["qa_flags"]]
+    tracks = ["null" if pd.isna(t) else str(int(t)) for t in persons["track_id"].tolist()]
+    subj = ["null" if pd.isna(b) else ("true" if b else "false") for b in persons["is_subject"].tolist()]
+    flags = ["[]" if fl is None else _DUMPS([str(f) for f in fl]) for fl in persons["qa_flags"].tolist()]
     if per_row_source:
         teachers = _strs(persons["teacher"])
         hashes = _strs(persons["weights_hash"])
