@@ -335,3 +335,33 @@ def test_export_and_import_cli(root, tmp_path):
                                    "--out", str(tmp_path / "all")])  # fmt: skip
     assert res.exit_code == 0 and (tmp_path / "all" / "all.json").is_file()
     shutil.rmtree(out)
+
+
+def test_import_refuses_files_that_do_not_match_the_root(root, exported, tmp_path):
+    d = _load(exported["test"])
+    bad = json.loads(json.dumps(d))
+    bad["images"][0]["frame_index"] = 9999
+    (tmp_path / "frame.json").write_text(json.dumps(bad))
+    with pytest.raises(GaitdataError, match="not a written frame"):
+        import_coco(tmp_path / "frame.json", root, "bad1")
+    bad = json.loads(json.dumps(d))
+    bad["categories"][0]["keypoints"] = bad["categories"][0]["keypoints"][::-1]
+    (tmp_path / "names.json").write_text(json.dumps(bad))
+    with pytest.raises(GaitdataError, match="do not match the root's schema"):
+        import_coco(tmp_path / "names.json", root, "bad2")
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(GaitdataError, match="not valid JSON"):
+        import_coco(tmp_path / "broken.json", root, "bad3")
+    with pytest.raises(FileNotFoundError):
+        import_coco(tmp_path / "missing.json", root, "bad4")
+    assert not {"bad1", "bad2", "bad3", "bad4"} & set(root.label_sets())
+
+
+def test_export_refuses_labels_of_unknown_frames(tmp_path):
+    r = toy_root(tmp_path / "r", subjects=2, videos_per_subject=1, frames_per_video=4, images=False)
+    lab = read_labels(r, "toy")
+    extra = lab.iloc[[0]].assign(frame_index=500)
+    write_labels(r, "stray", pd.concat([lab, extra]), {})
+    with pytest.raises(GaitdataError, match="not written frames.*#500"):
+        export_coco(r, "stray", None, out=tmp_path / "out", check_images=False)
+    assert _no_partial(tmp_path / "out")
