@@ -50,8 +50,8 @@ class WalkSpec:
     with_depth: bool = True
     appearance: Appearance | None = None  # default: Appearance.from_seed(seed)
     distance: float | None = None  # camera -> walking line (m); default depends on the direction
-    camera_height: float = 1.0
-    camera_pitch_deg: float = 4.0  # tilted down
+    camera_height: float = 1.1
+    camera_pitch_deg: float = 2.5  # tilted down
     baseline_m: float = 0.015  # depth -> colour translation along x
     extrinsic_rot_deg: tuple[float, float, float] = (0.25, -0.35, 0.15)  # small rotation about x, y, z
     drop_colour: tuple[int, ...] = ()

@@ -302,7 +302,7 @@ def test_default_walker_is_at_least_200_px_tall():
     for direction in ("left_to_right", "toward"):
         # 12 frames spanning the same walk as the default 48 frames at 30 fps
         rec = render_walk(WalkSpec(direction=direction, n_frames=12, fps=30.0 * 11 / 47, with_depth=False, seed=1,
-                                   appearance=Appearance(height=1.62)))  # fmt: skip
+                                   appearance=Appearance(height=1.55)))  # fmt: skip
         h = rec.meta["bboxes"][:, 3]
         assert h.min() >= 200, (direction, h.min())
 
