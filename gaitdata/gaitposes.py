@@ -21,12 +21,20 @@ the highest-scoring person. Frames without a person keep their slot with ``has_p
 and x = y = confidence = 0, so the time axis stays regular. Joints with visibility 0 keep their
 coordinates and confidence (usually low): the toolkit decides how to use them.
 Recordings without a subject go under ``_unknown/``.
+
+``layout="opengait"`` writes the id/type/view tree that OpenGait's pose pretreatment produces:
+``<out>/<subject>/<condition>-<session>/<view>/<view>.pkl``, a pickled float32 ``[T', 17, 3]``
+array of the frames *with* a pose only (as that pretreatment keeps only valid frames), and the
+frame mapping of each recording in ``<out>/_frames/<video_id>.csv`` (frame_index, timestamp_ms),
+outside the tree the toolkit scans. A second recording with the same subject/type/view gets
+``-2``, ``-3``... appended to its type.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +46,7 @@ from gaitdata.io import atomic_write_bytes, atomic_write_text
 from gaitdata.labels import read_labels
 
 UNKNOWN_SUBJECT = "_unknown"
+LAYOUTS = ("npz", "opengait")
 
 
 def _safe(name: str) -> str:
@@ -63,12 +72,16 @@ def export_gait_poses(
     split_name: str | None = None,
     split_part: str | None = None,
     progress: bool = False,
+    layout: str = "npz",
 ) -> Path:
     """Write ``<out>/<subject>/<video_id>.npz`` per labelled recording plus ``<out>/index.csv``.
 
     Default ``out``: ``<root>/exports/gait_poses/<labels>``. ``split_name``/``split_part`` limit
-    the export to the videos of one part of a split. Returns the index path.
+    the export to the videos of one part of a split. ``layout="opengait"`` writes the
+    id/type/view pickles instead (see the module docstring). Returns the index path.
     """
+    if layout not in LAYOUTS:
+        raise GaitdataError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
     r = root if isinstance(root, DatasetRoot) else DatasetRoot(root)
     r.meta()
     schema = r.keypoint_schema()
@@ -94,6 +107,7 @@ def export_gait_poses(
     }
     videos = r.read_videos().set_index("video_id")
     index_rows = []
+    used: set[tuple[str, str, str]] = set()
     groups = lab.groupby("video_id", sort=True)
     it = groups
     if progress:
@@ -121,6 +135,24 @@ def export_gait_poses(
             has[pos[int(f)]] = True
         tms = np.array([ts.get((vid, int(f)), np.nan) for f in fidx], dtype=np.float64)
         subdir = _safe(str(subject)) if subject is not None else UNKNOWN_SUBJECT
+        if layout == "opengait":
+            view = _safe(str(field("view") or "000"))
+            seq = _safe(f"{field('condition') or 'walk'}-{field('session') or '01'}")
+            n = 1
+            while (subdir, seq if n == 1 else f"{seq}-{n}", view) in used:
+                n += 1
+            seq = seq if n == 1 else f"{seq}-{n}"
+            used.add((subdir, seq, view))
+            rel = f"{subdir}/{seq}/{view}/{view}.pkl"
+            atomic_write_bytes(out_dir / rel, pickle.dumps(arr[has], protocol=4))
+            frame_map = pd.DataFrame({"frame_index": fidx[has], "timestamp_ms": tms[has]})
+            atomic_write_text(out_dir / "_frames" / f"{_safe(vid)}.csv", frame_map.to_csv(index=False))
+            index_rows.append({
+                "subject": subject, "video_id": vid, "session": field("session"), "view": field("view"),
+                "condition": field("condition"), "frames": int(has.sum()), "frames_with_pose": int(has.sum()),
+                "fps": field("fps"), "path": rel,
+            })  # fmt: skip
+            continue
         rel = f"{subdir}/{_safe(vid)}.npz"
         buf = io.BytesIO()
         np.savez_compressed(

@@ -101,7 +101,16 @@ def coco(root: str, labels: str, split_name: str, parts: tuple[str, ...], out: s
 )
 @click.option("--split", "split_name", default=None, help="Only videos of this split ...")
 @click.option("--part", default=None, help="... and of this part of it (e.g. test).")
-def gait_poses(root: str, labels: str, out: str | None, split_name: str | None, part: str | None) -> None:
+@click.option(
+    "--layout",
+    type=click.Choice(["npz", "opengait"]),
+    default="npz",
+    show_default=True,
+    help="npz: SUBJECT/VIDEO.npz with frame mapping; opengait: SUBJECT/TYPE/VIEW/VIEW.pkl pickles.",
+)
+def gait_poses(
+    root: str, labels: str, out: str | None, split_name: str | None, part: str | None, layout: str
+) -> None:
     """Per recording a [T, 17, 3] float32 array (x, y, confidence; COCO order) with its frame
     indices and timestamps, as OUT/<subject>/<video_id>.npz, plus OUT/index.csv.
 
@@ -109,6 +118,7 @@ def gait_poses(root: str, labels: str, out: str | None, split_name: str | None, 
     Examples:
       gaitdata export gait-poses data/root --labels mediapipe
       gaitdata export gait-poses data/root --labels mediapipe --split default --part test --out gait_test
+      gaitdata export gait-poses data/root --labels mediapipe --layout opengait --out opengait_pose
     """
     import pandas as pd
     from rich.console import Console
@@ -117,7 +127,7 @@ def gait_poses(root: str, labels: str, out: str | None, split_name: str | None, 
 
     console = Console()
     index = export_gait_poses(
-        root, labels, out, split_name=split_name, split_part=part, progress=console.is_terminal
+        root, labels, out, split_name=split_name, split_part=part, progress=console.is_terminal, layout=layout
     )
     df = pd.read_csv(index)
     console.print(

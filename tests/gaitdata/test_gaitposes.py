@@ -66,3 +66,25 @@ def test_gait_poses_cli(root, tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "6 recordings of 3 subjects" in res.output and (tmp_path / "index.csv").is_file()
+
+
+def test_opengait_layout(root, tmp_path):
+    import pickle
+
+    index = export_gait_poses(root, "toy", tmp_path / "og", layout="opengait")
+    df = pd.read_csv(index)
+    videos = root.read_videos().set_index("video_id")
+    lab = read_labels(root, "toy")
+    assert len(df) == len(videos) and df["path"].is_unique
+    for row in df.itertuples():
+        v = videos.loc[row.video_id]
+        assert row.path.startswith(f"{v['subject']}/{v['condition']}-{v['session']}")
+        assert row.path.endswith(f"/{v['view']}/{v['view']}.pkl")
+        with open(tmp_path / "og" / row.path, "rb") as fh:
+            arr = pickle.load(fh)
+        sub = lab[(lab["video_id"] == row.video_id) & lab["has_person"].astype(bool)]
+        assert arr.shape == (sub["frame_index"].nunique(), 17, 3) and arr.dtype == np.float32
+        fmap = pd.read_csv(tmp_path / "og" / "_frames" / f"{row.video_id}.csv")
+        assert fmap["frame_index"].tolist() == sorted(sub["frame_index"].unique())
+    with pytest.raises(GaitdataError, match="layout must be"):
+        export_gait_poses(root, "toy", tmp_path / "x", layout="pkl")
