@@ -35,7 +35,7 @@ import pandas as pd
 
 from gaitdata.dataset import DatasetRoot
 from gaitdata.errors import GaitdataError, require
-from splits.core import Split, load_split
+from splits.core import Split, inputs_fingerprint, load_split, video_table
 
 PHASH_THRESHOLD = 4
 REGIONS = ("auto", "frame", "person")
@@ -370,6 +370,17 @@ def audit_split(
         else:
             errors.append(msg)
 
+    fp = split.inputs.get("fingerprint")
+    if fp:
+        try:
+            now = inputs_fingerprint(video_table(r, split.params.get("labels")), split.params.get("labels"))
+        except GaitdataError:
+            now = None
+        if now != fp:
+            warnings.append(
+                "the dataset root changed since the split was made (recordings, metadata, frame or label "
+                f"counts); re-run gaitdata split {r.path} --name {split.name} to include the changes"
+            )
     known = set(videos["video_id"].astype(str))
     unknown = sorted(set(seen) - known)
     if unknown:

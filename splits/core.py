@@ -413,6 +413,12 @@ def assign_groups(
 # ------------------------------------------------------------------------------------------------
 # make_split
 # ------------------------------------------------------------------------------------------------
+def inputs_fingerprint(videos: pd.DataFrame, labels: str | None) -> str:
+    """Digest of what a split was computed from (ok recordings, their metadata and weights)."""
+    cols = ["video_id", "subject", "view", "condition", "frames"]
+    return _fingerprint(videos, cols + (["labelled_persons"] if labels is not None else []))
+
+
 def _fingerprint(videos: pd.DataFrame, cols: list[str]) -> str:
     h = hashlib.sha256()
     for row in videos[cols].itertuples(index=False):
@@ -521,10 +527,7 @@ def build_split(
         "folds": folds,
         "trials": int(trials),
     }
-    fp_cols = ["video_id", "subject", "view", "condition", "frames"] + (
-        ["labelled_persons"] if labels is not None else []
-    )
-    inputs = {"videos": len(videos), "groups": len(groups), "fingerprint": _fingerprint(videos, fp_cols)}
+    inputs = {"videos": len(videos), "groups": len(groups), "fingerprint": inputs_fingerprint(videos, labels)}
     sp = Split(
         name=name, kind=kind, unit=unit, weight=weight_col, split_names=split_names, members=members,
         params=params, counts=counts, inputs=inputs, content_hash="",

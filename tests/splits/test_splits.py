@@ -260,3 +260,14 @@ def test_split_cli(root):
     assert splits.load_split(root, "t_cli").split_names == ("train", "test")
     res = CliRunner().invoke(cli, ["split", str(root.path), "--fractions", "0.6,0.6", "--name", "t_cli2"])
     assert res.exit_code != 0 and not (root.splits_dir / "t_cli2.json").exists()
+
+
+def test_audit_warns_when_the_root_changed_since_the_split(tmp_path):
+    r = toy_root(tmp_path / "r", subjects=3, videos_per_subject=1, frames_per_video=4, images=False)
+    splits.make_split(r, fractions=(0.5, 0.5), near_duplicates=False)
+    assert not splits.audit(r, "default", near_duplicates=False).warnings
+    v = r.read_videos()
+    v.loc[0, "view"] = "back"
+    r.write_videos(v)
+    rep = splits.audit(r, "default", near_duplicates=False)
+    assert rep.ok and any("changed since the split" in w for w in rep.warnings)
