@@ -183,34 +183,56 @@ def _popcount(x: np.ndarray) -> np.ndarray:
 
 
 def cross_pairs(
-    hashes: np.ndarray, groups: np.ndarray, threshold: int, block: int = 4096
+    hashes: np.ndarray, groups: np.ndarray, threshold: int, block: int = 4096, brute_force_max: int = 4096
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs (i, j), i < j, with ``groups[i] != groups[j]`` and Hamming distance <= ``threshold``."""
+    """Pairs (i, j), i < j, with ``groups[i] != groups[j]`` and Hamming distance <= ``threshold``,
+    sorted by (i, j). Exhaustive in blocks up to ``brute_force_max`` hashes; above, multi-index
+    hashing: the 64 bits are cut into ``threshold + 1`` bands, and two hashes within ``threshold``
+    bits agree exactly on at least one band (pigeonhole), so only hashes sharing a band value are
+    compared. Same result, far fewer comparisons."""
     hashes = np.asarray(hashes, dtype=np.uint64)
     groups = np.asarray(groups)
+    n = len(hashes)
     out_i: list[np.ndarray] = []
     out_j: list[np.ndarray] = []
-    out_d: list[np.ndarray] = []
-    n = len(hashes)
-    for s in range(0, n, block):
-        a = hashes[s : s + block]
-        ga = groups[s : s + block]
-        for t in range(s, n, block):
-            b = hashes[t : t + block]
-            gb = groups[t : t + block]
-            d = _popcount(a[:, None] ^ b[None, :])
-            mask = (d <= threshold) & (ga[:, None] != gb[None, :])
-            if t == s:
-                mask &= np.triu(np.ones_like(mask, dtype=bool), k=1)
-            ii, jj = np.nonzero(mask)
-            if len(ii):
+    if n <= brute_force_max:
+        for s in range(0, n, block):
+            a = hashes[s : s + block]
+            ga = groups[s : s + block]
+            for t in range(s, n, block):
+                d = _popcount(a[:, None] ^ hashes[t : t + block][None, :])
+                mask = (d <= threshold) & (ga[:, None] != groups[t : t + block][None, :])
+                if t == s:
+                    mask &= np.triu(np.ones_like(mask, dtype=bool), k=1)
+                ii, jj = np.nonzero(mask)
                 out_i.append(ii + s)
                 out_j.append(jj + t)
-                out_d.append(d[ii, jj].astype(np.int64))
+    else:
+        bands = threshold + 1
+        shift = 0
+        for b in range(bands):
+            width = 64 // bands + (1 if b < 64 % bands else 0)
+            key = (hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+            shift += width
+            order = np.argsort(key, kind="stable")
+            ks = key[order]
+            starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+            ends = np.r_[starts[1:], n]
+            for s, e in zip(
+                starts[ends - starts > 1].tolist(), ends[ends - starts > 1].tolist(), strict=True
+            ):
+                idx = np.sort(order[s:e])
+                ii, jj = np.triu_indices(len(idx), 1)
+                a, c = idx[ii], idx[jj]
+                keep = (groups[a] != groups[c]) & (_popcount(hashes[a] ^ hashes[c]) <= threshold)
+                out_i.append(a[keep])
+                out_j.append(c[keep])
     if not out_i:
         e = np.zeros(0, dtype=np.int64)
         return e, e, e
-    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d)
+    flat = np.unique(np.concatenate(out_i).astype(np.int64) * n + np.concatenate(out_j).astype(np.int64))
+    i, j = flat // n, flat % n
+    return i, j, _popcount(hashes[i] ^ hashes[j]).astype(np.int64)
 
 
 def _sample(idx: np.ndarray, k: int) -> np.ndarray:

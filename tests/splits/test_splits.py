@@ -153,6 +153,20 @@ def test_phash_pairs_across_groups_only():
     got = sorted(zip(i.tolist(), j.tolist(), d.tolist(), strict=True))
     # 0~1 (3 bits), 0~4 (1), 1~2 (3), 2~4 (1); never 0~2 (same group) nor anything with the all-ones hash
     assert got == [(0, 1, 3), (0, 4, 1), (1, 2, 3), (2, 4, 1)]
+    # multi-index hashing (large inputs) finds exactly what the exhaustive comparison finds
+    rng = np.random.default_rng(0)
+    h = rng.integers(0, 2**63, 3000, dtype=np.int64).astype(np.uint64) << np.uint64(1)
+    for _ in range(100):  # plant neighbours at 0..6 bits
+        a, b = rng.integers(0, len(h), 2)
+        v = int(h[a])
+        for bit in rng.choice(64, rng.integers(0, 7), replace=False):
+            v ^= 1 << int(bit)
+        h[b] = np.uint64(v)
+    g = rng.integers(0, 3, len(h))
+    exhaustive = cross_pairs(h, g, 4, brute_force_max=10**9)
+    banded = cross_pairs(h, g, 4, brute_force_max=0)
+    assert len(exhaustive[0]) > 20
+    assert all((x == y).all() for x, y in zip(exhaustive, banded, strict=True))
 
 
 @pytest.mark.parametrize("region", ["frame", "person"])
