@@ -17,7 +17,8 @@ Checks, in order:
    (default) uses ``"person"`` when the root has a label set. Whole-frame hashes
    of a static camera are dominated by the background, so recordings of different people in one
    room match; person boxes compare the people. Near-duplicates are warnings unless ``strict``
-   (then errors).
+   (then errors). Large searches use multi-index hashing (see :func:`cross_pairs`); counting
+   stops beyond :data:`MAX_COUNTED` pairs and the report lists the closest :data:`MAX_LISTED`.
 3. **Statistics** per split: subjects, videos, frames, labelled frames/persons, mean person score,
    mean joint confidence and QA-flag counts (from a label set).
 """
@@ -39,7 +40,8 @@ from splits.core import Split, inputs_fingerprint, load_split, video_table
 
 PHASH_THRESHOLD = 4
 REGIONS = ("auto", "frame", "person")
-MAX_LISTED = 200  # near-duplicate pairs kept in the report (the count is always exact)
+MAX_LISTED = 200  # near-duplicate pairs kept in the report
+MAX_COUNTED = 1_000_000  # the search stops beyond this many pairs ("more than 1000000")
 
 
 class LeakageError(GaitdataError):
@@ -182,34 +184,57 @@ def _popcount(x: np.ndarray) -> np.ndarray:
     return np.unpackbits(b, axis=-1).sum(axis=-1)
 
 
+def _exhaustive(
+    hashes: np.ndarray, groups: np.ndarray, threshold: int, block: int, budget: int
+) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+    """All matching pairs by blocked comparison (memory: block x block); stops once over ``budget``."""
+    out_i: list[np.ndarray] = []
+    out_j: list[np.ndarray] = []
+    found = 0
+    n = len(hashes)
+    for s in range(0, n, block):
+        a = hashes[s : s + block]
+        ga = groups[s : s + block]
+        for t in range(s, n, block):
+            d = _popcount(a[:, None] ^ hashes[t : t + block][None, :])
+            mask = (d <= threshold) & (ga[:, None] != groups[t : t + block][None, :])
+            if t == s:
+                mask &= np.triu(np.ones_like(mask, dtype=bool), k=1)
+            ii, jj = np.nonzero(mask)
+            out_i.append(ii + s)
+            out_j.append(jj + t)
+            found += len(ii)
+            if found > budget:
+                return out_i, out_j, found
+    return out_i, out_j, found
+
+
 def cross_pairs(
-    hashes: np.ndarray, groups: np.ndarray, threshold: int, block: int = 4096, brute_force_max: int = 4096
+    hashes: np.ndarray,
+    groups: np.ndarray,
+    threshold: int,
+    block: int = 2048,
+    brute_force_max: int = 4096,
+    max_pairs: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs (i, j), i < j, with ``groups[i] != groups[j]`` and Hamming distance <= ``threshold``,
     sorted by (i, j). Exhaustive in blocks up to ``brute_force_max`` hashes; above, multi-index
     hashing: the 64 bits are cut into ``threshold + 1`` bands, and two hashes within ``threshold``
     bits agree exactly on at least one band (pigeonhole), so only hashes sharing a band value are
-    compared. Same result, far fewer comparisons."""
+    compared. Same result, far fewer comparisons. With ``max_pairs``, the search stops once more
+    than that many pairs are found (the result then holds more than ``max_pairs`` pairs, not all)."""
     hashes = np.asarray(hashes, dtype=np.uint64)
     groups = np.asarray(groups)
     n = len(hashes)
+    budget = max_pairs if max_pairs is not None else n * n
     out_i: list[np.ndarray] = []
     out_j: list[np.ndarray] = []
     if n <= brute_force_max:
-        for s in range(0, n, block):
-            a = hashes[s : s + block]
-            ga = groups[s : s + block]
-            for t in range(s, n, block):
-                d = _popcount(a[:, None] ^ hashes[t : t + block][None, :])
-                mask = (d <= threshold) & (ga[:, None] != groups[t : t + block][None, :])
-                if t == s:
-                    mask &= np.triu(np.ones_like(mask, dtype=bool), k=1)
-                ii, jj = np.nonzero(mask)
-                out_i.append(ii + s)
-                out_j.append(jj + t)
+        out_i, out_j, _ = _exhaustive(hashes, groups, threshold, block, budget)
     else:
         bands = threshold + 1
         shift = 0
+        found = 0
         for b in range(bands):
             width = 64 // bands + (1 if b < 64 % bands else 0)
             key = (hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)
@@ -218,15 +243,17 @@ def cross_pairs(
             ks = key[order]
             starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
             ends = np.r_[starts[1:], n]
-            for s, e in zip(
-                starts[ends - starts > 1].tolist(), ends[ends - starts > 1].tolist(), strict=True
-            ):
+            multi = ends - starts > 1
+            for s, e in zip(starts[multi].tolist(), ends[multi].tolist(), strict=True):
                 idx = np.sort(order[s:e])
-                ii, jj = np.triu_indices(len(idx), 1)
-                a, c = idx[ii], idx[jj]
-                keep = (groups[a] != groups[c]) & (_popcount(hashes[a] ^ hashes[c]) <= threshold)
-                out_i.append(a[keep])
-                out_j.append(c[keep])
+                ri, rj, k = _exhaustive(hashes[idx], groups[idx], threshold, block, budget - found)
+                out_i.extend(idx[x] for x in ri)
+                out_j.extend(idx[x] for x in rj)
+                found += k
+                if found > budget:
+                    break
+            if found > budget:
+                break
     if not out_i:
         e = np.zeros(0, dtype=np.int64)
         return e, e, e
@@ -271,16 +298,17 @@ def _near_duplicates(
             unreadable.append(rel)
     split_idx = {s: i for i, s in enumerate(sorted(set(v2s.values())))}
     groups = np.array([split_idx[v2s[vid]] for vid, _ in kept], dtype=np.int64)
-    ii, jj, dd = cross_pairs(np.array(hashes, dtype=np.uint64), groups, threshold)
+    ii, jj, dd = cross_pairs(np.array(hashes, dtype=np.uint64), groups, threshold, max_pairs=MAX_COUNTED)
+    top = np.lexsort((jj, ii, dd))[:MAX_LISTED]  # closest first, then in (video, frame) order
     pairs = []
-    for i, j, d in zip(ii.tolist(), jj.tolist(), dd.tolist(), strict=True):
+    for i, j, d in zip(ii[top].tolist(), jj[top].tolist(), dd[top].tolist(), strict=True):
         (va, a), (vb, b) = kept[i], kept[j]
         sa, sb = v2s[va], v2s[vb]
         if (sa, a) > (sb, b):
             (sa, a), (sb, b) = (sb, b), (sa, a)
         pairs.append(NearDuplicate(int(d), sa, a, sb, b))
     pairs.sort(key=lambda p: (p.distance, p.split_a, p.path_a, p.split_b, p.path_b))
-    return pairs, len(kept), len(pairs), unreadable
+    return pairs, len(kept), len(ii), unreadable
 
 
 # ------------------------------------------------------------------------------------------------
@@ -441,8 +469,9 @@ def audit_split(
             )
         if n_pairs:
             ex = pairs[0]
+            count = f"more than {MAX_COUNTED}" if n_pairs > MAX_COUNTED else str(n_pairs)
             msg = (
-                f"{n_pairs} near-duplicate frame pair(s) across splits (Hamming <= {threshold}), "
+                f"{count} near-duplicate frame pair(s) across splits (Hamming <= {threshold}), "
                 f"e.g. {ex.path_a} ({ex.split_a}) ~ {ex.path_b} ({ex.split_b}), distance {ex.distance}"
             )
             (errors if strict else warnings).append(msg)
