@@ -382,7 +382,9 @@ def _extract_one(job: _Job, t0: float) -> _Out:
         errors: list[str] = []
         lock = threading.Lock()
         jpeg_params = [cv2.IMWRITE_JPEG_QUALITY, int(options.jpeg_quality)]
-        png_params = [cv2.IMWRITE_PNG_COMPRESSION, int(options.png_compression)]
+        # Huffman-only deflate: lossless, faster and smaller than the default strategy on noisy 16-bit depth
+        png_params = [cv2.IMWRITE_PNG_COMPRESSION, int(options.png_compression),
+                      cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]  # fmt: skip
 
         def work(pos: int, rgb: np.ndarray, depth: np.ndarray | None) -> None:
             try:

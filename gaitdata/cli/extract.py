@@ -87,6 +87,9 @@ def command(sources: tuple[str, ...], out: str, quiet: bool, **opts) -> None:
             err.print(f"[red]failed[/red] {r.error}", highlight=False, soft_wrap=True)
 
     summary = extract(list(sources), out, options, progress=not quiet, on_result=report)
+    if not summary.results:
+        err.print(f"no recordings found under {', '.join(sources)} (.bag, .db3, videos, image folders)")
+        raise click.exceptions.Exit(1)
     console = Console()
     table = Table(title=f"{'dry run: ' if summary.dry_run else ''}{summary.root}")
     for col in (

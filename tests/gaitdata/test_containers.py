@@ -158,3 +158,14 @@ def test_video_and_images(tmp_path, rec):
 def test_unknown_kind_is_rejected(tmp_path, rec):
     with pytest.raises(ValueError, match="unknown container kind"):
         write(rec, tmp_path / "x", "avi")
+
+
+def test_pure_python_fallback_warns(tmp_path, rec, monkeypatch):
+    import gaitdata.containers.realsense as rsmod
+
+    path = write(rec, tmp_path / "a.bag", "bag")
+    monkeypatch.setattr(rsmod, "pyrealsense2_available", lambda: False)
+    with pytest.warns(RuntimeWarning, match="pure-Python reader"):
+        r = rsmod.open_realsense(path)
+    with r:
+        assert isinstance(r, BagRecording) and len(r.info.colour) == len(rec.colour)

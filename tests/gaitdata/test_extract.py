@@ -186,3 +186,24 @@ def test_id_pattern_metadata_csv_and_dry_run(tmp_path):
         },
     ]
     assert json.loads(videos.options.iloc[0])["jpeg_quality"] == 95
+
+
+@pytest.mark.realsense
+@pytest.mark.parametrize("kind", ["bag", "db3"])
+def test_both_realsense_readers_extract_identical_frames(tmp_path, drops, kind):
+    write(drops, tmp_path / "in" / "r", kind)
+    roots = {}
+    for reader in ("pyrealsense2", "python"):
+        roots[reader] = tmp_path / reader
+        s = extract(
+            [tmp_path / "in"], roots[reader], ExtractOptions(workers=1, reader=reader), progress=False
+        )
+        assert s.ok and s.results[0].reader == reader
+    (va, fa), (vb, fb) = _tables(roots["pyrealsense2"]), _tables(roots["python"])
+    pd.testing.assert_frame_equal(fa, fb)
+    pd.testing.assert_frame_equal(va.drop(columns=["extracted_at"]), vb.drop(columns=["extracted_at"]),
+                                  check_exact=False, rtol=1e-6)  # fmt: skip
+    for rel in fa.loc[fa.status == "ok", "depth_path"]:
+        a = cv2.imread(str(roots["pyrealsense2"] / rel), cv2.IMREAD_UNCHANGED)
+        b = cv2.imread(str(roots["python"] / rel), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(a, b)  # rs.align == numpy registration, bit for bit
