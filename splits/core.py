@@ -304,20 +304,21 @@ def _cost_rows(a: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def _local_search(
-    assign: np.ndarray, m: np.ndarray, t: np.ndarray, f: np.ndarray, order: np.ndarray
+    assign: np.ndarray, m: np.ndarray, t: np.ndarray, f: np.ndarray, order: np.ndarray, pos: np.ndarray
 ) -> np.ndarray:
-    """Improve ``assign`` by single moves and pairwise swaps until nothing lowers the cost."""
+    """Improve ``assign`` by single moves and pairwise swaps until nothing lowers the cost.
+    A split with a positive fraction never loses its last group of positive weight (``pos``)."""
     s_count = len(t)
     a = np.zeros_like(t)
     np.add.at(a, assign, m)
-    counts = np.bincount(assign, minlength=s_count)
+    counts = np.bincount(assign[pos], minlength=s_count)
     g_count = len(assign)
     swaps = g_count <= 3000
     for _ in range(200):  # passes; each strictly lowers the cost, so this terminates far earlier
         improved = False
         for g in order:
             src = assign[g]
-            if counts[src] <= 1 and f[src] > 0:
+            if pos[g] and counts[src] <= 1 and f[src] > 0:
                 continue
             base = _cost_rows(a[src], t[src]) + _cost_rows(a, t)
             new_src = _cost_rows(a[src] - m[g], t[src])
@@ -327,8 +328,8 @@ def _local_search(
             if delta[dst] < -1e-9:
                 a[src] -= m[g]
                 a[dst] += m[g]
-                counts[src] -= 1
-                counts[dst] += 1
+                counts[src] -= pos[g]
+                counts[dst] += pos[g]
                 assign[g] = dst
                 improved = True
         if swaps:
@@ -343,11 +344,18 @@ def _local_search(
                 before = _cost_rows(a[src], t[src]) + _cost_rows(a[dst], t[dst])
                 after = _cost_rows(a[src] + d, t[src]) + _cost_rows(a[dst] - d, t[dst])
                 delta = after - before
+                # a swap of a positive-weight group with a zero-weight one must not empty a split
+                empties = (pos[g] & ~pos[idx] & (counts[src] <= 1) & (f[src] > 0)) | (
+                    ~pos[g] & pos[idx] & (counts[dst] <= 1) & (f[dst] > 0)
+                )
+                delta[empties] = 0.0
                 j = int(np.argmin(delta))
                 if delta[j] < -1e-9:
                     h = idx[j]
                     a[src] += d[j]
                     a[dst[j]] -= d[j]
+                    counts[src] += int(pos[h]) - int(pos[g])
+                    counts[dst[j]] += int(pos[g]) - int(pos[h])
                     assign[g], assign[h] = assign[h], src
                     improved = True
         if not improved:
@@ -355,7 +363,7 @@ def _local_search(
     return assign
 
 
-def _greedy(order: np.ndarray, m: np.ndarray, t: np.ndarray, f: np.ndarray) -> np.ndarray:
+def _greedy(order: np.ndarray, m: np.ndarray, t: np.ndarray, f: np.ndarray, pos: np.ndarray) -> np.ndarray:
     s_count = len(t)
     a = np.zeros_like(t)
     assign = np.full(len(m), -1, dtype=np.int64)
@@ -364,11 +372,12 @@ def _greedy(order: np.ndarray, m: np.ndarray, t: np.ndarray, f: np.ndarray) -> n
         delta = _cost_rows(a + m[g], t) - _cost_rows(a, t)
         # prefer splits that are still empty, then the largest relative deficit
         deficit = (t[:, 0] - a[:, 0]) / np.maximum(t[:, 0], 1e-12)
-        key = np.lexsort((np.arange(s_count), -deficit, delta, ~((counts == 0) & (f > 0))))
+        empty = (counts == 0) & (f > 0) & bool(pos[g])
+        key = np.lexsort((np.arange(s_count), -deficit, delta, ~empty))
         s = int(key[0])
         assign[g] = s
         a[s] += m[g]
-        counts[s] += 1
+        counts[s] += int(pos[g])
     return assign
 
 
@@ -386,7 +395,8 @@ def assign_groups(
     trials: int = DEFAULT_TRIALS,
 ) -> np.ndarray:
     """Assign groups to splits. ``weights``: (G,), ``strata``: (G, K) weight of each group per stratum
-    value (or None). Returns (G,) split indices; every split with a positive fraction gets a group."""
+    value (or None). Returns (G,) split indices; every split with a positive fraction gets a group
+    of positive weight (given enough of them)."""
     w = np.asarray(weights, dtype=np.float64)
     cols = [w[:, None]] if strata is None else [w[:, None], np.asarray(strata, dtype=np.float64)]
     m = np.concatenate(cols, axis=1)
@@ -396,14 +406,15 @@ def assign_groups(
     m = m * scale
     t = fractions[:, None] * (total * scale)[None, :]
     g_count = len(w)
+    pos = w > 0
     rng = np.random.default_rng(seed)
     best_cost, best = np.inf, np.zeros(g_count, dtype=np.int64)
     for trial in range(max(1, trials)):
         # largest-first (seeded tie order), then seeded random orders
         perm = rng.permutation(g_count)
         order = perm[np.argsort(-w[perm], kind="stable")] if trial == 0 else perm
-        assign = _greedy(order, m, t, fractions)
-        assign = _local_search(assign, m, t, fractions, order)
+        assign = _greedy(order, m, t, fractions, pos)
+        assign = _local_search(assign, m, t, fractions, order, pos)
         cost = round(_total_cost(assign, m, t), 12)
         if cost < best_cost:
             best_cost, best = cost, assign.copy()
@@ -473,15 +484,17 @@ def build_split(
 
     videos["group"] = videos["subject"] if unit == "subject" else videos["video_id"]
     groups = sorted(videos["group"].astype(str).unique().tolist())
-    n_needed = int((f > 0).sum())
-    if len(groups) < n_needed:
-        raise GaitdataError(
-            f"only {len(groups)} {unit}(s) ({', '.join(groups)}) for {n_needed} non-empty splits; "
-            f"add recordings, use fewer splits/folds{' or --by video' if unit == 'subject' else ''}"
-        )
     gidx = {g: i for i, g in enumerate(groups)}
     vg = videos["group"].astype(str).map(gidx).to_numpy()
     gw = np.bincount(vg, weights=videos[weight_col].to_numpy(dtype=np.float64), minlength=len(groups))
+    n_needed = int((f > 0).sum())
+    weighted = [g for g, x in zip(groups, gw, strict=True) if x > 0]
+    if len(weighted) < n_needed:
+        what = "labelled persons" if labels is not None else "written frames"
+        raise GaitdataError(
+            f"only {len(weighted)} {unit}(s) with {what} ({', '.join(weighted)}) for {n_needed} non-empty "
+            f"splits; add recordings, use fewer splits/folds{' or --by video' if unit == 'subject' else ''}"
+        )
     strata_m = None
     strata_keys: list[str] = []
     if stratify:

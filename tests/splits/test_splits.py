@@ -104,6 +104,15 @@ def test_assignment_balances_strata():
     assert (a == a2).all()
 
 
+def test_every_split_gets_weight_and_zero_fractions_stay_empty():
+    w = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 5.0, 5.0, 5.0])
+    for seed in range(5):
+        a = assign_groups(w, None, np.full(3, 1 / 3), seed=seed)
+        assert sorted(a[w > 0].tolist()) == [0, 1, 2]  # one weighted group per split
+    a = assign_groups(np.arange(1.0, 7.0), None, np.array([0.8, 0.2, 0.0]), seed=0)
+    assert 2 not in a.tolist() and {0, 1} <= set(a.tolist())
+
+
 def test_kfold(root):
     sp = splits.make_split(root, folds=3, name="t_k3", near_duplicates=False)
     assert sp.kind == "kfold" and sp.folds == 3 and sp.split_names == ("fold0", "fold1", "fold2")
