@@ -65,8 +65,9 @@ def _read_exclude(path: str | None) -> set[tuple[str, int]] | None:
 def coco(root: str, labels: str, split_name: str, parts: tuple[str, ...], out: str | None, min_score: float,
          min_visible: int, exclude_flags: tuple[str, ...], subject_only: bool, exclude_frames: str | None,
          images: str | None) -> None:  # fmt: skip
-    """One COCO person-keypoints JSON per part of a split. file_name is relative to the dataset
-    root (info.image_root points at it from the JSON's folder) unless --copy/--link-images.
+    """One COCO person-keypoints JSON per part of a split. Each image's file_name is its path
+    relative to the dataset root; info.image_root (relative to the JSON's folder) points at the
+    dataset root, or at OUT/images with --copy-images/--link-images (same relative paths inside).
 
     \b
     Examples:
