@@ -388,7 +388,7 @@ def _extract_one(job: _Job, t0: float) -> _Out:
 
         def work(pos: int, rgb: np.ndarray, depth: np.ndarray | None) -> None:
             try:
-                img = rgb[..., ::-1]
+                img = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
                 if (tw, th) != (sw, sh):
                     img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
                 ok, buf = cv2.imencode(".jpg", img, jpeg_params)

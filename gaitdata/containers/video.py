@@ -308,6 +308,15 @@ def _probe_pts(path: Path, what: str) -> tuple[np.ndarray, float, tuple[int, int
     return ts, fps, size, codec, str(pix)
 
 
+def _to_rgb(frame) -> np.ndarray:
+    """RGB uint8 from a decoded frame; 4:2:0 goes through OpenCV's SIMD conversion (~10x faster than swscale)."""
+    import cv2
+
+    if frame.format.name in ("yuv420p", "yuvj420p") and frame.width % 2 == 0 and frame.height % 2 == 0:
+        return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
+    return frame.to_ndarray(format="rgb24")
+
+
 def _decode_video(path: Path, positions: set[int], ts: np.ndarray, stream: str, depth: bool):
     """Yield (ts, (stream, pos, array)) for the wanted positions, decoding in order with frame threading."""
     import av
@@ -324,10 +333,7 @@ def _decode_video(path: Path, positions: set[int], ts: np.ndarray, stream: str, 
             for frame in container.decode(st):
                 pos += 1
                 if pos in positions:
-                    if depth:
-                        arr = frame.to_ndarray(format="gray16le")
-                    else:
-                        arr = frame.to_ndarray(format="rgb24")
+                    arr = frame.to_ndarray(format="gray16le") if depth else _to_rgb(frame)
                     yield (float(ts[pos]) if pos < len(ts) else float("inf"), (stream, pos, arr))
                 if pos >= last:
                     break
