@@ -18,9 +18,12 @@ import click
 @click.option("--teacher-weights", type=click.Path(dir_okay=False, exists=True, path_type=str),
               help="Teacher checkpoint for the cost table (random weights otherwise; cost does not depend on them).")
 @click.option("--no-latency", is_flag=True, help="Skip latency measurements.")
+@click.option("--no-variants", is_flag=True,
+              help="Do not create the run's missing pruned.pt / int8.pt first (by default they are made with "
+                   "gaitdata compress defaults, so the cost table is complete).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=str), help="Report folder [default: the run directory].")
 def command(root: str, model_path: str, split: str, labels: str | None, gt: str, export: str | None,
-            teacher_weights: str | None, no_latency: bool, out: str | None) -> None:  # fmt: skip
+            teacher_weights: str | None, no_latency: bool, no_variants: bool, out: str | None) -> None:  # fmt: skip
     """Evaluate a student on held-out videos against the teacher (and ground truth on synthetic data).
 
     Writes report.md, metrics.json and report/*.png into the run directory (or --out).
@@ -29,7 +32,7 @@ def command(root: str, model_path: str, split: str, labels: str | None, gt: str,
     Examples:
       gaitdata evaluate data/root --model data/root/models/fastpose_res18_w050 --split test
       gaitdata evaluate data/root --model data/root/models/fastpose_res18_w050 --labels mediapipe --gt ground_truth
-      gaitdata evaluate data/root --model run/pruned.pt --no-latency --out /tmp/eval
+      gaitdata evaluate data/root --model run/pruned.pt --no-latency --no-variants --out /tmp/eval
     """
     from rich.console import Console
     from rich.table import Table
@@ -37,7 +40,8 @@ def command(root: str, model_path: str, split: str, labels: str | None, gt: str,
     from gaitdata import student
 
     res = student.evaluate(root, model_path, split=split, labels=labels, gt=None if gt == "none" else gt, out=out,
-                           export=export, teacher_weights=teacher_weights, latency=not no_latency)
+                           export=export, teacher_weights=teacher_weights, latency=not no_latency,
+                           make_variants=not no_variants)
     console = Console()
     table = Table(title=f"student vs {res.metrics['reference']} ({res.metrics['persons']} persons)")
     for col in ("model", "AP", "PCK@0.1", "vs GT PCK@0.1", "CPU ms/crop"):

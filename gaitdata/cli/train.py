@@ -21,7 +21,7 @@ def _hw(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[
               help="Folder with train.json (and val.json) [default: ROOT/exports/coco].")
 @click.option("--model", "-m", default="fastpose_res18_w050", show_default=True, help="Student name; 'list' prints them.")
 @click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=0))
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
 @click.option("--lr", default=2e-3, show_default=True, type=float, help="AdamW peak learning rate.")
 @click.option("--schedule", type=click.Choice(["cosine", "step"]), default="cosine", show_default=True)
 @click.option("--input-size", callback=_hw, help="Override the model's input HEIGHTxWIDTH (e.g. 128x96).")

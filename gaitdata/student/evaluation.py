@@ -166,7 +166,9 @@ def predict_persons(model, ref: Persons, image_root: Path, frames: pd.DataFrame,
         ii = np.asarray(idx)
         out_kp[ii, :, :2] = xy
         out_kp[ii, :, 2] = np.clip(sc, 0.0, 1.0)
-        crops.clear(), mats.clear(), idx.clear()
+        crops.clear()
+        mats.clear()
+        idx.clear()
 
     cur_key, img = None, None
     for i in order:
@@ -181,7 +183,9 @@ def predict_persons(model, ref: Persons, image_root: Path, frames: pd.DataFrame,
             img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             cur_key = key
         c, m = crops_for_boxes(img, ref.bbox[i][None], input_size)
-        crops.append(c), mats.append(m), idx.append(i)
+        crops.append(c)
+        mats.append(m)
+        idx.append(i)
         if len(idx) >= batch_size:
             flush()
     flush()
@@ -279,7 +283,8 @@ def match_boxes(a: Persons, b: Persons, min_iou: float = 0.3) -> tuple[np.ndarra
             if iou >= best_iou:
                 best, best_iou = j, iou
         if best >= 0:
-            ia.append(i), ib.append(best)
+            ia.append(i)
+            ib.append(best)
     return np.asarray(ia, int), np.asarray(ib, int)
 
 
@@ -458,6 +463,7 @@ def evaluate(
     teacher_weights: str | None = None,
     latency: bool = True,
     latency_runs: int = 10,
+    make_variants: bool = True,
     batch_size: int = 64,
     progress: bool = False,
 ) -> EvalResult:
@@ -467,6 +473,8 @@ def evaluate(
     ``gt``: a ground-truth label set; ``"auto"`` uses ``ground_truth`` when the root has it, None skips.
     ``export``: a COCO export folder or file (default: the export the model was trained from, else
     ``<root>/exports/coco``). ``out``: where the report goes (default: the run directory).
+    ``make_variants`` (default): first create the missing compressed variants of the run (``pruned.pt`` by
+    slimming with one fine-tuning epoch, ``int8.pt``) so that the cost table is complete.
     """
     torch = require("torch", "train")
     from gaitdata.dataset import DatasetRoot
@@ -477,6 +485,14 @@ def evaluate(
 
     droot = DatasetRoot(root)
     run_dir, variants = _variants(Path(model_path))
+    if make_variants and variants[0][1].name in ("best.pt", "last.pt"):
+        from gaitdata.student.compression import compress
+
+        if not (run_dir / "pruned.pt").is_file():
+            compress(variants[0][1], "slim", finetune_epochs=1, progress=progress)
+        if not (run_dir / "int8.pt").is_file():
+            compress(variants[0][1], "int8")
+        run_dir, variants = _variants(Path(model_path))
     main_ckpt = load_checkpoint(variants[0][1])
     schema = schema_of(main_ckpt)
     k = schema.num_keypoints

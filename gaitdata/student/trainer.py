@@ -49,7 +49,7 @@ class TrainConfig:
     model: str = "fastpose_res18_w050"
     model_kwargs: dict = field(default_factory=dict)  # StudentArch overrides (input_size, width_mult, ...)
     epochs: int = 30
-    batch_size: int = 32
+    batch_size: int = 16
     lr: float = 2e-3
     weight_decay: float = 1e-4
     schedule: str = "cosine"  # cosine | step
@@ -375,6 +375,12 @@ def train(
         step = int(state.get("step", 0))
         if start_epoch >= config.epochs and (run_dir / "best.pt").is_file():
             return run_dir
+
+    if overwrite and main and run_dir.is_dir():
+        # the old run's checkpoints and compressed variants would be mistaken for this run's
+        for pat in ("best.pt", "last.pt", "pruned*.pt", "*int8.pt", "*.onnx", "compress.json", "train_log.csv"):
+            for f in run_dir.glob(pat):
+                f.unlink()
 
     from gaitdata.student.data import resolve_image_root
 

@@ -185,7 +185,8 @@ def test_evaluate_cli_and_bad_split(run):
     from gaitdata.cli.evaluate import command
 
     root, run_dir = run
-    r = CliRunner().invoke(command, [str(root), "--model", str(run_dir), "--split", "test", "--no-latency", "--gt", "none"])
+    r = CliRunner().invoke(command, [str(root), "--model", str(run_dir), "--split", "test", "--no-latency", "--no-variants",
+                                     "--gt", "none"])
     assert r.exit_code == 0, r.output
     assert "fp32" in r.output and "report:" in r.output
     with pytest.raises(FileNotFoundError, match="nope.json"):
