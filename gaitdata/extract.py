@@ -307,7 +307,7 @@ def extract_one(job: _Job) -> _Out:
         if src.error:
             raise GaitdataError(src.error)
         return _extract_one(job, t0)
-    except (GaitdataError, FileNotFoundError, ValueError, OSError, RuntimeError, ImportError) as exc:
+    except Exception as exc:  # one bad recording never stops the batch: it is reported and marked failed
         msg = _one_line(exc)
         if str(src.path) not in msg:
             msg = f"{src.path}: {msg}"
@@ -534,7 +534,7 @@ def plan_one(src: Source, options: ExtractOptions) -> RecordingResult:
                                    n_np, n_unp, 0, time.monotonic() - t0, notes=tuple(info.notes))  # fmt: skip
         finally:
             rec.close()
-    except (GaitdataError, FileNotFoundError, ValueError, OSError, RuntimeError, ImportError) as exc:
+    except Exception as exc:  # reported per recording, like a real run
         msg = _one_line(exc)
         return RecordingResult(src.video_id, str(src.path), src.kind, "failed",
                                msg if str(src.path) in msg else f"{src.path}: {msg}")  # fmt: skip
