@@ -113,14 +113,25 @@ class Aligner:
             x0, y0, x1, y1 = (a[idx] for a in self._rays)
             u0, v0 = self._corner(x0, y0, z)
             u1, v1 = self._corner(x1, y1, z)
-            w = np.clip(u1 - u0 + 1, 0, c.width)
-            h = np.clip(v1 - v0 + 1, 0, c.height)
+            w = np.clip(u1 - u0 + 1, 0, c.width).astype(np.int32)
+            h = np.clip(v1 - v0 + 1, 0, c.height).astype(np.int32)
+            u0, v0 = u0.astype(np.int32), v0.astype(np.int32)
+            inside = bool(u0.min() >= 0 and v0.min() >= 0 and (u0 + w).max() <= c.width and (v0 + h).max() <= c.height)
+            rows = np.arange(len(raw))
             for dy in range(int(h.max())):
+                if dy:
+                    rows = rows[h[rows] > dy]
                 for dx in range(int(w.max())):
-                    x, y = u0 + dx, v0 + dy
-                    m = (dx < w) & (dy < h) & (x >= 0) & (y >= 0) & (x < c.width) & (y < c.height)
-                    if m.any():
-                        np.minimum.at(best, y[m] * c.width + x[m], raw[m])
+                    sel = rows if dx == 0 and dy == 0 else rows[w[rows] > dx]
+                    x, y, val = u0[sel] + dx, v0[sel] + dy, raw[sel]
+                    if dx == 0 and dy == 0:
+                        keep = (w[sel] > 0) & (h[sel] > 0)
+                        x, y, val = x[keep], y[keep], val[keep]
+                    if not inside:
+                        m = (x >= 0) & (y >= 0) & (x < c.width) & (y < c.height)
+                        x, y, val = x[m], y[m], val[m]
+                    if x.size:
+                        np.minimum.at(best, y * c.width + x, val)
         best[best == empty] = 0
         return best.reshape(c.height, c.width)
 
