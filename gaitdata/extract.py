@@ -641,17 +641,32 @@ def extract(sources: Sequence[str | os.PathLike] | str | os.PathLike, out: str |
         if on_result is not None:
             on_result(out_.result)
 
+    if workers > 1 and not _can_spawn():
+        workers = 1  # interactive session / stdin script: worker processes cannot re-import __main__
     try:
-        if workers == 1:
-            for job in jobs:
-                finish(job, extract_one(job))
-        else:
+        done: set[str] = set()
+        if workers > 1:
             import multiprocessing as mp
+            from concurrent.futures.process import BrokenProcessPool
 
-            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-                futs = {pool.submit(extract_one, job): job for job in jobs}
-                for fut in as_completed(futs):
-                    finish(futs[fut], fut.result())
+            try:
+                with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+                    futs = {pool.submit(extract_one, job): job for job in jobs}
+                    for fut in as_completed(futs):
+                        finish(futs[fut], fut.result())
+                        done.add(futs[fut].src.video_id)
+            except BrokenProcessPool:
+                import warnings
+
+                warnings.warn(
+                    "extraction worker processes could not start (a script that calls extract() needs an "
+                    "`if __name__ == '__main__':` guard); continuing in this process",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        for job in jobs:  # sequential path, or what a broken pool left
+            if job.src.video_id not in done:
+                finish(job, extract_one(job))
         if not jobs:
             manifest.merge()
     finally:
@@ -659,6 +674,17 @@ def extract(sources: Sequence[str | os.PathLike] | str | os.PathLike, out: str |
         shutil.rmtree(root.path / STAGING_DIR, ignore_errors=True)
     ordered = tuple(results[s.video_id] for s in found if s.video_id in results)
     return ExtractSummary(root.path, ordered, time.monotonic() - t0)
+
+
+def _can_spawn() -> bool:
+    """Spawned workers re-import ``__main__``: possible only when it is a real file (or a module)."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    return bool(getattr(getattr(main, "__spec__", None), "name", None)) or (
+        path is not None and Path(path).is_file()
+    )
 
 
 class _Progress:
