@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labels", help="teacher label set of --root")
     ap.add_argument("--export", type=Path, help="COCO export folder of --root [default: ROOT/exports/coco]")
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--batch-size", type=int, default=8, help="training batch size for the accuracy run")
     args = ap.parse_args(argv)
 
     import torch
@@ -103,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     # hit all models alike; the median over rounds is reported
     lat: dict[str, list[float]] = {e[0]: [] for e in entries}
     thr: dict[str, list[float]] = {e[0]: [] for e in entries}
-    print(f"CPU, {args.threads} thread(s); latency = median batch-1 forward over {args.runs} interleaved rounds, "
-          f"throughput at batch {args.batch}")
+    print(
+        f"CPU, {args.threads} thread(s); latency = median batch-1 forward over {args.runs} interleaved rounds, "
+        f"throughput at batch {args.batch}"
+    )
     print(f"  {'model':38s} {'input':>8s} {'params':>9s} {'MACs':>9s} {'latency':>12s} {'throughput':>16s}")
     for _label, model, _, size_ in entries:  # warm-up
         _time(model, torch.randn(1, 3, *size_), 1, warmup=1)
@@ -115,26 +118,40 @@ def main(argv: list[str] | None = None) -> int:
                 thr[label].append(args.batch / _time(model, torch.randn(args.batch, 3, *size_), 1, warmup=0))
     rows = []
     for label, _, fp32, size_ in entries:
-        row = {"model": label, "input": f"{size_[0]}x{size_[1]}", "params": count_parameters(fp32),
-               "macs": count_flops(fp32, size_), "latency_ms": float(np.median(lat[label])) * 1000,
-               "crops_per_s": float(np.median(thr[label]))}
+        row = {
+            "model": label,
+            "input": f"{size_[0]}x{size_[1]}",
+            "params": count_parameters(fp32),
+            "macs": count_flops(fp32, size_),
+            "latency_ms": float(np.median(lat[label])) * 1000,
+            "crops_per_s": float(np.median(thr[label])),
+        }
         rows.append(row)
-        print(f"  {label:38s} {row['input']:>8s} {row['params'] / 1e6:7.2f} M {row['macs'] / 1e9:7.3f} G "
-              f"{row['latency_ms']:9.2f} ms {row['crops_per_s']:9.1f} crops/s", flush=True)
+        print(
+            f"  {label:38s} {row['input']:>8s} {row['params'] / 1e6:7.2f} M {row['macs'] / 1e9:7.3f} G "
+            f"{row['latency_ms']:9.2f} ms {row['crops_per_s']:9.1f} crops/s",
+            flush=True,
+        )
     t_row, s_row, q_row, p_row = rows[0], rows[1], rows[2], rows[3]
 
     print("\nratios against the teacher (MACs fewer x, CPU latency faster x, throughput x):")
     for r in rows[1:]:
-        print(f"  {r['model']:38s} {t_row['macs'] / r['macs']:7.1f}x {t_row['latency_ms'] / r['latency_ms']:7.1f}x "
-              f"{r['crops_per_s'] / t_row['crops_per_s']:7.1f}x")
+        print(
+            f"  {r['model']:38s} {t_row['macs'] / r['macs']:7.1f}x {t_row['latency_ms'] / r['latency_ms']:7.1f}x "
+            f"{r['crops_per_s'] / t_row['crops_per_s']:7.1f}x"
+        )
     goals = {
         "default student >= 10x fewer MACs than the teacher": t_row["macs"] / s_row["macs"] >= 10,
-        "default student >= 5x faster (CPU latency) than the teacher": t_row["latency_ms"] / s_row["latency_ms"] >= 5,
+        "default student >= 5x faster (CPU latency) than the teacher": t_row["latency_ms"]
+        / s_row["latency_ms"]
+        >= 5,
         "int8 >= 1.5x faster than the fp32 student": s_row["latency_ms"] / q_row["latency_ms"] >= 1.5,
     }
-    print(f"\n  int8 vs fp32 student: {s_row['latency_ms'] / q_row['latency_ms']:.2f}x faster; "
-          f"pruned vs fp32: {s_row['latency_ms'] / p_row['latency_ms']:.2f}x faster, "
-          f"{s_row['macs'] / p_row['macs']:.2f}x fewer MACs")
+    print(
+        f"\n  int8 vs fp32 student: {s_row['latency_ms'] / q_row['latency_ms']:.2f}x faster; "
+        f"pruned vs fp32: {s_row['latency_ms'] / p_row['latency_ms']:.2f}x faster, "
+        f"{s_row['macs'] / p_row['macs']:.2f}x fewer MACs"
+    )
 
     accuracy = None
     if args.root is not None:
@@ -150,8 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.root is None:
         print("  [not measured] accuracy goals: pass --root ROOT --labels SET (a labelled synthetic root)")
     if args.json:
-        args.json.write_text(json.dumps({"threads": args.threads, "rows": rows, "goals": goals, "accuracy": accuracy},
-                                        indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"threads": args.threads, "rows": rows, "goals": goals, "accuracy": accuracy}, indent=2
+            )
+        )
     return 0
 
 
@@ -161,11 +181,26 @@ def _accuracy(args: argparse.Namespace, name: str) -> dict:
     export = args.export or args.root / "exports" / "coco"
     out = args.root / "models" / f"bench_{name}"
     t = time.perf_counter()
-    run = student.train(args.root, export, model=name, epochs=args.epochs, out=out, progress=True, overwrite=True)
+    run = student.train(
+        args.root,
+        export,
+        model=name,
+        epochs=args.epochs,
+        out=out,
+        progress=False,
+        overwrite=True,
+        batch_size=args.batch_size,
+    )
     print(f"\ntrained {name} for {args.epochs} epochs in {time.perf_counter() - t:.0f} s -> {run}")
-    res = student.evaluate(args.root, run, split="test", labels=args.labels, latency=False)
+    res = student.evaluate(
+        args.root, run, split="test", labels=args.labels, latency=False, make_variants=False
+    )
     m = res.metrics["variants"]["fp32"]
-    acc = {"ap_vs_teacher": m["vs_teacher"]["AP"], "pck_vs_teacher": m["vs_teacher"]["PCK@0.1"], "report": str(res.report)}
+    acc = {
+        "ap_vs_teacher": m["vs_teacher"]["AP"],
+        "pck_vs_teacher": m["vs_teacher"]["PCK@0.1"],
+        "report": str(res.report),
+    }
     if "vs_gt" in m:
         acc["pck_gt_student"] = m["vs_gt"]["PCK@0.1"]
         acc["pck_gt_teacher"] = res.metrics["teacher_vs_gt"]["PCK@0.1"]

@@ -7,14 +7,35 @@ import click
 
 @click.command()
 @click.argument("model", type=click.Path(exists=True, path_type=str))
-@click.option("--method", "methods", multiple=True, required=True, type=click.Choice(["slim", "int8", "onnx"]),
-              help="Compression to apply (repeatable; applied in the order given).")
-@click.option("--ratio", default=0.5, show_default=True, type=click.FloatRange(0, 1, max_open=True),
-              help="slim: fraction of prunable channels to remove (global BN-scale threshold).")
-@click.option("--finetune-epochs", default=2, show_default=True, type=click.IntRange(min=0),
-              help="slim: epochs of fine-tuning after pruning.")
-@click.option("--calibration", default=64, show_default=True, type=click.IntRange(min=1),
-              help="int8: training crops used for calibration.")
+@click.option(
+    "--method",
+    "methods",
+    multiple=True,
+    required=True,
+    type=click.Choice(["slim", "int8", "onnx"]),
+    help="Compression to apply (repeatable; applied in the order given).",
+)
+@click.option(
+    "--ratio",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="slim: fraction of prunable channels to remove (global BN-scale threshold).",
+)
+@click.option(
+    "--finetune-epochs",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="slim: epochs of fine-tuning after pruning.",
+)
+@click.option(
+    "--calibration",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="int8: training crops used for calibration.",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=str), help="Output file (one method only).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(model: str, methods: tuple[str, ...], ratio: float, finetune_epochs: int, calibration: int,
@@ -42,13 +63,22 @@ def command(model: str, methods: tuple[str, ...], ratio: float, finetune_epochs:
         raise click.UsageError("--out works with one --method only")
     console = Console()
     for method in methods:
-        path = student.compress(model, method, ratio=ratio, finetune_epochs=finetune_epochs,
-                                calibration=calibration, out=out, progress=not quiet)
+        path = student.compress(
+            model,
+            method,
+            ratio=ratio,
+            finetune_epochs=finetune_epochs,
+            calibration=calibration,
+            out=out,
+            progress=not quiet,
+        )
         info = json.loads((Path(path).parent / "compress.json").read_text()).get(Path(path).name, {})
         extra = ""
         if method == "slim":
-            extra = (f"params {info['params_before'] / 1e6:.2f} M -> {info['params_after'] / 1e6:.2f} M, "
-                     f"MACs {info['macs_before'] / 1e9:.3f} G -> {info['macs_after'] / 1e9:.3f} G")
+            extra = (
+                f"params {info['params_before'] / 1e6:.2f} M -> {info['params_after'] / 1e6:.2f} M, "
+                f"MACs {info['macs_before'] / 1e9:.3f} G -> {info['macs_after'] / 1e9:.3f} G"
+            )
         elif method == "int8":
             extra = f"calibrated on {info['calibration_crops']} crops, max |diff| {info['max_abs_diff']:.4f}"
         else:

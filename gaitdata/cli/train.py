@@ -17,28 +17,64 @@ def _hw(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[
 
 @click.command()
 @click.argument("root", required=False, type=click.Path(file_okay=False, path_type=str))
-@click.option("--export", "export_dir", type=click.Path(file_okay=False, path_type=str),
-              help="Folder with train.json (and val.json) [default: ROOT/exports/coco].")
-@click.option("--model", "-m", default="fastpose_res18_w050", show_default=True, help="Student name; 'list' prints them.")
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(file_okay=False, path_type=str),
+    help="Folder with train.json (and val.json) [default: ROOT/exports/coco].",
+)
+@click.option(
+    "--model",
+    "-m",
+    default="fastpose_res18_w050",
+    show_default=True,
+    help="Student name; 'list' prints them.",
+)
 @click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=0))
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
 @click.option("--lr", default=2e-3, show_default=True, type=float, help="AdamW peak learning rate.")
 @click.option("--schedule", type=click.Choice(["cosine", "step"]), default="cosine", show_default=True)
 @click.option("--input-size", callback=_hw, help="Override the model's input HEIGHTxWIDTH (e.g. 128x96).")
 @click.option("--width", "width_mult", type=float, help="Override the backbone width multiplier.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=str), help="Run directory [default: ROOT/models/MODEL].")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=str),
+    help="Run directory [default: ROOT/models/MODEL].",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt (same options required).")
-@click.option("--overwrite", is_flag=True, help="Start again even if --out holds a run (by default a run continues where it stopped).")
-@click.option("--image-root", type=click.Path(file_okay=False, path_type=str),
-              help="Folder the COCO file_name paths are relative to [default: the export's info.image_root, else ROOT].")
-@click.option("--teacher-weights", type=click.Path(dir_okay=False, path_type=str),
-              help="AlphaPose fast_res50_256x192.pth: distil the FastPose teacher's heatmaps.")
-@click.option("--distill-alpha", default=0.5, show_default=True, type=click.FloatRange(0, 1),
-              help="Weight of the distillation term (label term gets 1 - alpha).")
+@click.option(
+    "--resume", is_flag=True, help="Continue the run in --out from its last.pt (same options required)."
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Start again even if --out holds a run (by default a run continues where it stopped).",
+)
+@click.option(
+    "--image-root",
+    type=click.Path(file_okay=False, path_type=str),
+    help="Folder the COCO file_name paths are relative to [default: the export's info.image_root, else ROOT].",
+)
+@click.option(
+    "--teacher-weights",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="AlphaPose fast_res50_256x192.pth: distil the FastPose teacher's heatmaps.",
+)
+@click.option(
+    "--distill-alpha",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Weight of the distillation term (label term gets 1 - alpha).",
+)
 @click.option("--distill-loss", type=click.Choice(["mse", "kl"]), default="mse", show_default=True)
-@click.option("--slim-l1", default=0.0, show_default=True, type=float,
-              help="L1 on prunable batch-norm scales (network slimming; e.g. 1e-4), for compress --method slim.")
+@click.option(
+    "--slim-l1",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="L1 on prunable batch-norm scales (network slimming; e.g. 1e-4), for compress --method slim.",
+)
 @click.option("--flip-prob", default=0.5, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--workers", "num_workers", default=0, show_default=True, type=click.IntRange(min=0))

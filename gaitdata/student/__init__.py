@@ -70,8 +70,16 @@ def load_student(path: Any):
     return model_from_checkpoint(path)
 
 
-def train(root: Any, export_dir: Any = None, model: str = DEFAULT_STUDENT, epochs: int = 30, out: Any = None,
-          seed: int = 0, progress: bool = False, **cfg: Any) -> Path:
+def train(
+    root: Any,
+    export_dir: Any = None,
+    model: str = DEFAULT_STUDENT,
+    epochs: int = 30,
+    out: Any = None,
+    seed: int = 0,
+    progress: bool = False,
+    **cfg: Any,
+) -> Path:
     """Train a student on a COCO export; returns the run directory. See :func:`gaitdata.student.trainer.train`."""
     from gaitdata.student.trainer import train as _train
 
@@ -85,8 +93,15 @@ def compress(model_path: Any, method: str, **kw: Any) -> Path:
     return _compress(model_path, method, **kw)
 
 
-def evaluate(root: Any, model_path: Any, split: str = "test", labels: str | None = None, gt: str | None = "auto",
-             out: Any = None, **kw: Any):
+def evaluate(
+    root: Any,
+    model_path: Any,
+    split: str = "test",
+    labels: str | None = None,
+    gt: str | None = "auto",
+    out: Any = None,
+    **kw: Any,
+):
     """Evaluate against the teacher (and ground truth) and write the report; returns an EvalResult."""
     from gaitdata.student.evaluation import evaluate as _evaluate
 

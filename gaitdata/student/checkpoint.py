@@ -59,7 +59,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"gaitdata train/compress (teacher checkpoints go to --teacher-weights)"
         )
     if ckpt.get("version") != VERSION:
-        raise GaitdataError(f"{path}: student checkpoint version {ckpt.get('version')} is not supported (expects {VERSION})")
+        raise GaitdataError(
+            f"{path}: student checkpoint version {ckpt.get('version')} is not supported (expects {VERSION})"
+        )
     for key in ("arch", "state_dict"):
         if key not in ckpt:
             raise GaitdataError(f"{path}: student checkpoint has no {key!r}; the file is incomplete, retrain")
@@ -71,7 +73,9 @@ def find_checkpoint(run_dir: Path) -> Path:
     for name in ("best.pt", "last.pt"):
         if (run_dir / name).is_file():
             return run_dir / name
-    raise FileNotFoundError(f"no best.pt or last.pt in {run_dir}; train first with: gaitdata train ROOT --out {run_dir}")
+    raise FileNotFoundError(
+        f"no best.pt or last.pt in {run_dir}; train first with: gaitdata train ROOT --out {run_dir}"
+    )
 
 
 def schema_of(ckpt: dict[str, Any]) -> KeypointSchema:

@@ -72,7 +72,9 @@ def compress(
     src = Path(ckpt["path"])
     run_dir = src.parent
     if ckpt.get("kind") == "int8":
-        raise GaitdataError(f"{src} is already int8; compress the fp32 (best.pt) or pruned (pruned.pt) checkpoint")
+        raise GaitdataError(
+            f"{src} is already int8; compress the fp32 (best.pt) or pruned (pruned.pt) checkpoint"
+        )
     prefix = "pruned_" if ckpt.get("kind") == "slim" else ""
     model = model_from_checkpoint(ckpt)
     summary: dict[str, Any] = {"source": str(src), "method": method}
@@ -84,20 +86,33 @@ def compress(
         pruned = prune(model, keep)
         target = Path(out) if out else run_dir / "pruned.pt"
         base = {k: v for k, v in ckpt.items() if k not in ("optimizer", "scheduler", "scaler", "path")}
-        pruned_ckpt = {**base, "kind": "slim", "arch": pruned.arch.to_dict(), "state_dict": pruned.state_dict(),
-                       "prune": {"ratio": ratio, "min_keep": min_keep, "source": str(src)}}
+        pruned_ckpt = {
+            **base,
+            "kind": "slim",
+            "arch": pruned.arch.to_dict(),
+            "state_dict": pruned.state_dict(),
+            "prune": {"ratio": ratio, "min_keep": min_keep, "source": str(src)},
+        }
         summary.update(
-            ratio=ratio, params_before=count_parameters(model), params_after=count_parameters(pruned),
-            macs_before=count_flops(model), macs_after=count_flops(pruned),
-            channels_removed={k: int(model.widths[k] - pruned.widths[k]) for k in model.widths
-                              if model.widths[k] != pruned.widths[k]},
+            ratio=ratio,
+            params_before=count_parameters(model),
+            params_after=count_parameters(pruned),
+            macs_before=count_flops(model),
+            macs_after=count_flops(pruned),
+            channels_removed={
+                k: int(model.widths[k] - pruned.widths[k])
+                for k in model.widths
+                if model.widths[k] != pruned.widths[k]
+            },
         )
         data = ckpt.get("data") or {}
         if finetune_epochs > 0 and data.get("export"):
             from gaitdata.student.trainer import train
 
             tmp_ckpt = target.with_name(f".{target.stem}.unfinetuned.pt")
-            save_checkpoint(tmp_ckpt, {k: v for k, v in pruned_ckpt.items() if k not in ("format", "version")})
+            save_checkpoint(
+                tmp_ckpt, {k: v for k, v in pruned_ckpt.items() if k not in ("format", "version")}
+            )
             cfg = dict(ckpt.get("config") or {})
             for k in ("model", "epochs", "seed", "init_from", "teacher_weights", "slim_l1"):
                 cfg.pop(k, None)
@@ -106,11 +121,19 @@ def compress(
             ft_dir = run_dir / f".{target.stem}_finetune"
             try:
                 train(
-                    data["root"], data["export"], model=(ckpt.get("config") or {}).get("model", "student"),
-                    epochs=finetune_epochs, out=ft_dir, seed=int((ckpt.get("config") or {}).get("seed", 0)),
-                    progress=progress, overwrite=True, image_root=data["image_root"],
-                    train_split=data.get("train_split", "train"), val_split=data.get("val_split", "val"),
-                    init_from=tmp_ckpt, **cfg,
+                    data["root"],
+                    data["export"],
+                    model=(ckpt.get("config") or {}).get("model", "student"),
+                    epochs=finetune_epochs,
+                    out=ft_dir,
+                    seed=int((ckpt.get("config") or {}).get("seed", 0)),
+                    progress=progress,
+                    overwrite=True,
+                    image_root=data["image_root"],
+                    train_split=data.get("train_split", "train"),
+                    val_split=data.get("val_split", "val"),
+                    init_from=tmp_ckpt,
+                    **cfg,
                 )
                 ft = load_checkpoint(ft_dir / "last.pt")
                 pruned_ckpt["state_dict"] = ft["state_dict"]
@@ -134,9 +157,21 @@ def compress(
             diff = float((model(x) - q(x)).abs().max())
             scale = float(model(x).abs().max())
         target = Path(out) if out else run_dir / f"{prefix}int8.pt"
-        base = {k: v for k, v in ckpt.items() if k not in ("optimizer", "scheduler", "scaler", "path", "format", "version")}
-        save_checkpoint(target, {**base, "kind": "int8", "source_kind": ckpt.get("kind", "fp32"),
-                                 "state_dict": q.state_dict(), "calibration_crops": len(crops)})
+        base = {
+            k: v
+            for k, v in ckpt.items()
+            if k not in ("optimizer", "scheduler", "scaler", "path", "format", "version")
+        }
+        save_checkpoint(
+            target,
+            {
+                **base,
+                "kind": "int8",
+                "source_kind": ckpt.get("kind", "fp32"),
+                "state_dict": q.state_dict(),
+                "calibration_crops": len(crops),
+            },
+        )
         summary.update(calibration_crops=len(crops), max_abs_diff=diff, heatmap_max=scale)
     else:
         from gaitdata.student.quant import export_onnx

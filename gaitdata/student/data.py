@@ -93,7 +93,9 @@ def load_coco_instances(
         raise GaitdataError(f"{coco_file} is not valid JSON ({exc}); re-run gaitdata export") from exc
     for key in ("images", "annotations"):
         if key not in data:
-            raise GaitdataError(f"{coco_file} has no {key!r} list: not a COCO keypoints file; re-run gaitdata export")
+            raise GaitdataError(
+                f"{coco_file} has no {key!r} list: not a COCO keypoints file; re-run gaitdata export"
+            )
     k = schema.num_keypoints
     cats = data.get("categories") or []
     for c in cats:
@@ -122,10 +124,14 @@ def load_coco_instances(
             continue
         im = images.get(int(ann["image_id"]))
         if im is None:
-            raise GaitdataError(f"{coco_file}: annotation {ann.get('id')} refers to missing image {ann['image_id']}")
+            raise GaitdataError(
+                f"{coco_file}: annotation {ann.get('id')} refers to missing image {ann['image_id']}"
+            )
         scores = np.asarray(ann.get("keypoint_scores") or np.where(kp[:, 2] > 0, 1.0, 0.0), dtype=np.float64)
         if scores.size != k:
-            raise GaitdataError(f"{coco_file}: annotation {ann.get('id')} has {scores.size} keypoint_scores, expected {k}")
+            raise GaitdataError(
+                f"{coco_file}: annotation {ann.get('id')} has {scores.size} keypoint_scores, expected {k}"
+            )
         out.append(
             Instance(
                 image_path=str(root / im["file_name"]),
@@ -150,7 +156,9 @@ def load_coco_instances(
 # geometry
 
 
-def box_to_center_scale(bbox: tuple[float, float, float, float] | np.ndarray, aspect: float) -> tuple[np.ndarray, np.ndarray]:
+def box_to_center_scale(
+    bbox: tuple[float, float, float, float] | np.ndarray, aspect: float
+) -> tuple[np.ndarray, np.ndarray]:
     """AlphaPose box -> centre and (w, h): fixed to ``aspect`` = w / h, enlarged x 1.25."""
     x, y, w, h = (float(v) for v in bbox)
     c = np.array([x + w * 0.5, y + h * 0.5], dtype=np.float64)
@@ -190,12 +198,21 @@ def invert_affine(mat: np.ndarray) -> np.ndarray:
 def apply_affine(points: np.ndarray, mat: np.ndarray) -> np.ndarray:
     """(..., 2) points through a 2x3 (or batched (..., 2, 3)) matrix."""
     pts = np.asarray(points, dtype=np.float64)
-    return pts @ mat[..., :2].swapaxes(-1, -2) + mat[..., None, :, 2] if mat.ndim == 3 else pts @ mat[:, :2].T + mat[:, 2]
+    return (
+        pts @ mat[..., :2].swapaxes(-1, -2) + mat[..., None, :, 2]
+        if mat.ndim == 3
+        else pts @ mat[:, :2].T + mat[:, 2]
+    )
 
 
 def warp(image: np.ndarray, mat: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
     return cv2.warpAffine(
-        image, mat, (out_hw[1], out_hw[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        image,
+        mat,
+        (out_hw[1], out_hw[0]),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
     )
 
 
@@ -250,7 +267,9 @@ def decode_heatmaps(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return coords, maxv
 
 
-def heatmaps_to_image(heatmaps: np.ndarray, mats: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def heatmaps_to_image(
+    heatmaps: np.ndarray, mats: np.ndarray, input_hw: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Decode (N, K, h, w) heatmaps of crops made with ``mats`` (N, 2, 3) back to image pixels."""
     coords, maxv = decode_heatmaps(heatmaps)
     stride_x = input_hw[1] / heatmaps.shape[-1]
@@ -264,10 +283,16 @@ def heatmaps_to_image(heatmaps: np.ndarray, mats: np.ndarray, input_hw: tuple[in
 # the dataset
 
 
-def _half_body(kp: np.ndarray, vis: np.ndarray, schema: KeypointSchema, rng: np.random.Generator, aspect: float):
+def _half_body(
+    kp: np.ndarray, vis: np.ndarray, schema: KeypointSchema, rng: np.random.Generator, aspect: float
+):
     """Centre and size of the upper or lower half of the body (joints with v > 0), or None."""
     names = schema.keypoints
-    upper = [i for i, n in enumerate(names) if not any(s in n for s in ("hip", "knee", "ankle", "heel", "toe", "foot"))]
+    upper = [
+        i
+        for i, n in enumerate(names)
+        if not any(s in n for s in ("hip", "knee", "ankle", "heel", "toe", "foot"))
+    ]
     lower = [i for i in range(len(names)) if i not in upper]
     up = [i for i in upper if vis[i] > 0]
     lo = [i for i in lower if vis[i] > 0]
@@ -378,7 +403,9 @@ class CropDataset:
         if flip:
             pts = pts[self.flip_perm]
             weight = weight[self.flip_perm]
-        hm_scale = np.array([self.heatmap_size[1] / self.input_size[1], self.heatmap_size[0] / self.input_size[0]])
+        hm_scale = np.array(
+            [self.heatmap_size[1] / self.input_size[1], self.heatmap_size[0] / self.input_size[0]]
+        )
         target, weight = gaussian_heatmaps(pts * hm_scale, weight, self.heatmap_size, self.sigma)
         item: dict[str, Any] = {
             "image": normalize(crop),

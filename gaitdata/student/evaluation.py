@@ -41,7 +41,12 @@ from gaitdata.io import atomic_write_json
 from gaitdata.schema import COCO17, KeypointSchema
 
 PCK_ALPHAS = (0.05, 0.1, 0.2)
-VARIANT_FILES = (("fp32", "best.pt"), ("pruned", "pruned.pt"), ("int8", "int8.pt"), ("pruned_int8", "pruned_int8.pt"))
+VARIANT_FILES = (
+    ("fp32", "best.pt"),
+    ("pruned", "pruned.pt"),
+    ("int8", "int8.pt"),
+    ("pruned_int8", "pruned_int8.pt"),
+)
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,14 @@ def frames_from_coco(coco_file: Path) -> tuple[pd.DataFrame, dict]:
                     f"{coco_file}: image {im.get('id')} has no video_id/frame_index and its file_name "
                     f"{im['file_name']!r} is not frames/<video>/rgb/<n>.jpg; evaluate a gaitdata export"
                 )
-        rows.append({"image_id": int(im["id"]), "video_id": str(vid), "frame_index": int(fi), "file_name": im["file_name"]})
+        rows.append(
+            {
+                "image_id": int(im["id"]),
+                "video_id": str(vid),
+                "frame_index": int(fi),
+                "file_name": im["file_name"],
+            }
+        )
     return pd.DataFrame(rows, columns=["image_id", "video_id", "frame_index", "file_name"]), data
 
 
@@ -122,18 +134,39 @@ def persons_from_coco(data: dict, frames: pd.DataFrame, k: int) -> Persons:
         kp = np.asarray(ann["keypoints"], np.float64).reshape(k, 3)
         conf = np.asarray(ann.get("keypoint_scores") or (kp[:, 2] > 0).astype(float), np.float64)
         im = by_id.loc[int(ann["image_id"])]
-        rows.append((im["video_id"], int(im["frame_index"]), ann["bbox"], np.c_[kp[:, :2], conf], kp[:, 2],
-                     float(ann.get("score", 1.0)), ann.get("is_subject")))
+        rows.append(
+            (
+                im["video_id"],
+                int(im["frame_index"]),
+                ann["bbox"],
+                np.c_[kp[:, :2], conf],
+                kp[:, 2],
+                float(ann.get("score", 1.0)),
+                ann.get("is_subject"),
+            )
+        )
     if not rows:
-        return Persons(np.array([], str), np.array([], int), np.zeros((0, 4)), np.zeros((0, k, 3)),
-                       np.zeros((0, k), int), np.zeros(0), np.zeros(0, bool))
+        return Persons(
+            np.array([], str),
+            np.array([], int),
+            np.zeros((0, 4)),
+            np.zeros((0, k, 3)),
+            np.zeros((0, k), int),
+            np.zeros(0),
+            np.zeros(0, bool),
+        )
     df = pd.DataFrame(rows, columns=["v", "f", "b", "kp", "vis", "s", "subj"])
     subj = df["subj"]
     if subj.isna().all():
         subj = df["s"] == df.groupby(["v", "f"])["s"].transform("max")
     return Persons(
-        df["v"].astype(str).to_numpy(), df["f"].astype(int).to_numpy(), np.stack(df["b"].map(np.asarray)).astype(float),
-        np.stack(df["kp"]), np.stack(df["vis"]).astype(int), df["s"].to_numpy(float), subj.fillna(False).astype(bool).to_numpy(),
+        df["v"].astype(str).to_numpy(),
+        df["f"].astype(int).to_numpy(),
+        np.stack(df["b"].map(np.asarray)).astype(float),
+        np.stack(df["kp"]),
+        np.stack(df["vis"]).astype(int),
+        df["s"].to_numpy(float),
+        subj.fillna(False).astype(bool).to_numpy(),
     )
 
 
@@ -141,8 +174,9 @@ def persons_from_coco(data: dict, frames: pd.DataFrame, k: int) -> Persons:
 # prediction
 
 
-def predict_persons(model, ref: Persons, image_root: Path, frames: pd.DataFrame, input_size, batch_size: int = 64,
-                    device=None) -> Persons:
+def predict_persons(
+    model, ref: Persons, image_root: Path, frames: pd.DataFrame, input_size, batch_size: int = 64, device=None
+) -> Persons:
     """Run a student on the reference's boxes; returns persons aligned one-to-one with ``ref``."""
     import cv2
     import torch
@@ -179,7 +213,9 @@ def predict_persons(model, ref: Persons, image_root: Path, frames: pd.DataFrame,
                 raise GaitdataError(f"labels name frame {key[0]}#{key[1]} that the evaluation export lacks")
             bgr = cv2.imread(str(image_root / rel), cv2.IMREAD_COLOR)
             if bgr is None:
-                raise FileNotFoundError(f"cannot read {image_root / rel}; check the dataset root / --image-root")
+                raise FileNotFoundError(
+                    f"cannot read {image_root / rel}; check the dataset root / --image-root"
+                )
             img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             cur_key = key
         c, m = crops_for_boxes(img, ref.bbox[i][None], input_size)
@@ -203,29 +239,54 @@ def coco_ap(gt: Persons, dt: Persons, schema: KeypointSchema = COCO17) -> dict[s
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    keys = sorted(set(zip(gt.video_id, gt.frame_index, strict=True)) | set(zip(dt.video_id, dt.frame_index, strict=True)))
+    keys = sorted(
+        set(zip(gt.video_id, gt.frame_index, strict=True))
+        | set(zip(dt.video_id, dt.frame_index, strict=True))
+    )
     ids = {key: i + 1 for i, key in enumerate(keys)}
     anns = []
     for i in range(len(gt)):
         v = gt.vis[i]
         kp = np.c_[gt.kp[i, :, :2], v].reshape(-1)
         b = gt.bbox[i]
-        anns.append({"id": i + 1, "image_id": ids[(gt.video_id[i], gt.frame_index[i])], "category_id": 1,
-                     "keypoints": kp.tolist(), "num_keypoints": int((v > 0).sum()), "bbox": b.tolist(),
-                     "area": float(b[2] * b[3]), "iscrowd": 0})
+        anns.append(
+            {
+                "id": i + 1,
+                "image_id": ids[(gt.video_id[i], gt.frame_index[i])],
+                "category_id": 1,
+                "keypoints": kp.tolist(),
+                "num_keypoints": int((v > 0).sum()),
+                "bbox": b.tolist(),
+                "area": float(b[2] * b[3]),
+                "iscrowd": 0,
+            }
+        )
     if not any(a["num_keypoints"] for a in anns):
         return {"AP": float("nan"), "AP50": float("nan"), "AP75": float("nan"), "AR": float("nan")}
     coco_gt = COCO()
     coco_gt.dataset = {
-        "images": [{"id": i} for i in ids.values()], "annotations": anns,
-        "categories": [{"id": 1, "name": "person", "keypoints": list(schema.keypoints),
-                        "skeleton": schema.skeleton_1based()}],
+        "images": [{"id": i} for i in ids.values()],
+        "annotations": anns,
+        "categories": [
+            {
+                "id": 1,
+                "name": "person",
+                "keypoints": list(schema.keypoints),
+                "skeleton": schema.skeleton_1based(),
+            }
+        ],
     }
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt.createIndex()
-        dets = [{"image_id": ids[(dt.video_id[i], dt.frame_index[i])], "category_id": 1,
-                 "keypoints": np.c_[dt.kp[i, :, :2], np.ones(len(schema.keypoints))].reshape(-1).tolist(),
-                 "score": float(dt.score[i])} for i in range(len(dt))]
+        dets = [
+            {
+                "image_id": ids[(dt.video_id[i], dt.frame_index[i])],
+                "category_id": 1,
+                "keypoints": np.c_[dt.kp[i, :, :2], np.ones(len(schema.keypoints))].reshape(-1).tolist(),
+                "score": float(dt.score[i]),
+            }
+            for i in range(len(dt))
+        ]
         if not dets:
             return {"AP": 0.0, "AP50": 0.0, "AP75": 0.0, "AR": 0.0}
         coco_dt = coco_gt.loadRes(dets)
@@ -345,8 +406,15 @@ def angle_agreement(a: Persons, b: Persons, schema: KeypointSchema = COCO17) -> 
         for name in aa:
             x, y = aa[name], ab[name]
             ok = np.isfinite(x) & np.isfinite(y)
-            r = float(np.corrcoef(x[ok], y[ok])[0, 1]) if ok.sum() > 2 and x[ok].std() > 0 and y[ok].std() > 0 else float("nan")
-            per_video[vid][name] = {"r": r, "rmse": float(np.sqrt(np.mean((x[ok] - y[ok]) ** 2))) if ok.any() else float("nan")}
+            r = (
+                float(np.corrcoef(x[ok], y[ok])[0, 1])
+                if ok.sum() > 2 and x[ok].std() > 0 and y[ok].std() > 0
+                else float("nan")
+            )
+            per_video[vid][name] = {
+                "r": r,
+                "rmse": float(np.sqrt(np.mean((x[ok] - y[ok]) ** 2))) if ok.any() else float("nan"),
+            }
     summary = {}
     names = sorted({n for v in per_video.values() for n in v})
     for n in names:
@@ -385,7 +453,9 @@ def measure_latency(model, input_size, device=None, warmup: int = 3, runs: int =
     return float(np.median(times) * 1000)
 
 
-def model_cost(name: str, model, fp32_model, input_size, path: Path | None, *, gpu: bool, runs: int = 10) -> dict[str, Any]:
+def model_cost(
+    name: str, model, fp32_model, input_size, path: Path | None, *, gpu: bool, runs: int = 10
+) -> dict[str, Any]:
     import torch
 
     from gaitdata.student.models import count_flops, count_parameters
@@ -441,7 +511,9 @@ def _variants(model_path: Path) -> tuple[Path, list[tuple[str, Path]]]:
     elif model_path.is_file():
         run_dir, main = model_path.parent, model_path
     else:
-        raise FileNotFoundError(f"student model {model_path} not found; pass a run directory or a .pt checkpoint")
+        raise FileNotFoundError(
+            f"student model {model_path} not found; pass a run directory or a .pt checkpoint"
+        )
     found = [("fp32" if main.name in ("best.pt", "last.pt") else main.stem, main)]
     for name, fname in VARIANT_FILES:
         p = run_dir / fname
@@ -504,7 +576,9 @@ def evaluate(
     else:
         coco_file = droot.exports_dir / "coco" / f"{split}.json"
     if not coco_file.is_file():
-        raise FileNotFoundError(f"evaluation export {coco_file} not found; export the split first (gaitdata export)")
+        raise FileNotFoundError(
+            f"evaluation export {coco_file} not found; export the split first (gaitdata export)"
+        )
     frames, coco = frames_from_coco(coco_file)
     if image_root is not None:
         img_root = Path(image_root)
@@ -525,7 +599,9 @@ def evaluate(
         ref = persons_from_coco(coco, frames, k)
         ref_name = f"{coco_file.name} annotations"
     if not len(ref):
-        raise GaitdataError(f"no reference persons on the {split} frames of {coco_file}; label and export first")
+        raise GaitdataError(
+            f"no reference persons on the {split} frames of {coco_file}; label and export first"
+        )
     gt_name = None
     if gt == "auto":
         gt_name = "ground_truth" if "ground_truth" in droot.label_sets() else None
@@ -533,8 +609,15 @@ def evaluate(
         gt_name = gt
     gtp = persons_from_labels(restrict(read_labels(droot, gt_name)), k) if gt_name else None
 
-    metrics: dict[str, Any] = {"split": split, "export": str(coco_file), "reference": ref_name, "ground_truth": gt_name,
-                               "frames": int(len(frames)), "persons": int(len(ref)), "variants": {}}
+    metrics: dict[str, Any] = {
+        "split": split,
+        "export": str(coco_file),
+        "reference": ref_name,
+        "ground_truth": gt_name,
+        "frames": int(len(frames)),
+        "persons": int(len(ref)),
+        "variants": {},
+    }
     preds: dict[str, Persons] = {}
     cost: list[dict[str, Any]] = []
     gpu = torch.cuda.is_available()
@@ -546,7 +629,10 @@ def evaluate(
         arch = StudentArch.from_dict(ckpt["arch"])
         p = predict_persons(model, ref, img_root, frames, arch.input_size, batch_size)
         preds[name] = p
-        m: dict[str, Any] = {"file": str(path), "vs_teacher": {**coco_ap(ref, p, schema), **pck_table(p, ref, schema)}}
+        m: dict[str, Any] = {
+            "file": str(path),
+            "vs_teacher": {**coco_ap(ref, p, schema), **pck_table(p, ref, schema)},
+        }
         if gtp is not None:
             ig, ir = match_boxes(gtp, ref)
             g = gtp.subset(ig)
@@ -555,10 +641,15 @@ def evaluate(
         metrics["variants"][name] = m
         if latency:
             fp32 = StudentNet(arch).eval()
-            cost.append(model_cost(f"student {name}", model, fp32, arch.input_size, path, gpu=gpu, runs=latency_runs))
+            cost.append(
+                model_cost(f"student {name}", model, fp32, arch.input_size, path, gpu=gpu, runs=latency_runs)
+            )
     if gtp is not None:
         ig, ir = match_boxes(gtp, ref)
-        metrics["teacher_vs_gt"] = {**coco_ap(gtp, ref, schema), **pck_table(ref.subset(ir), gtp.subset(ig), schema)}
+        metrics["teacher_vs_gt"] = {
+            **coco_ap(gtp, ref, schema),
+            **pck_table(ref.subset(ir), gtp.subset(ig), schema),
+        }
     if latency:
         tc = teacher_cost(teacher_weights, gpu=gpu, runs=max(1, latency_runs // 2))
         if tc is not None:
@@ -577,8 +668,14 @@ def evaluate(
 
     report, plots = write_report(out_dir, run_dir, metrics, cost, angles, angles_gt, schema)
     atomic_write_json(out_dir / "metrics.json", _jsonable(metrics))
-    return EvalResult(run_dir=run_dir, report=report, metrics=metrics, cost=cost,
-                      angles=angles["summary"], plots=tuple(plots))
+    return EvalResult(
+        run_dir=run_dir,
+        report=report,
+        metrics=metrics,
+        cost=cost,
+        angles=angles["summary"],
+        plots=tuple(plots),
+    )
 
 
 def _jsonable(o: Any) -> Any:

@@ -122,7 +122,15 @@ def default_widths(arch: StudentArch) -> dict[str, int]:
 
 # MobileNetV2 stages: expansion t, channels c, blocks n, stride s (the standard table; stride of the
 # last two stages is set by output_stride)
-_MBV2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+_MBV2 = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 
 
 def _mbv2_stages(arch: StudentArch) -> list[tuple[int, int, int, int]]:
@@ -180,7 +188,10 @@ class InvertedResidual(nn.Module):
         layers: list[nn.Module] = []
         if expand:
             layers.append(ConvBNReLU(cin, hidden, 1))
-        layers += [ConvBNReLU(hidden, hidden, 3, stride, groups=hidden), ConvBNReLU(hidden, cout, 1, relu=False)]
+        layers += [
+            ConvBNReLU(hidden, hidden, 3, stride, groups=hidden),
+            ConvBNReLU(hidden, cout, 1, relu=False),
+        ]
         self.conv = nn.Sequential(*layers)
         self.use_res = stride == 1 and cin == cout
         self.add = _Add()
@@ -377,11 +388,21 @@ DEFAULT_STUDENT = "fastpose_res18_w050"
 for _name, _base in {
     # ResNet-18 basic blocks, FastPose DUC head
     "fastpose_res18": dict(backbone="resnet", depths=(2, 2, 2, 2), width_mult=1.0, head_channels=(256, 128)),
-    "fastpose_res18_w050": dict(backbone="resnet", depths=(2, 2, 2, 2), width_mult=0.5, head_channels=(64, 32)),
-    "fastpose_res10_w050": dict(backbone="resnet", depths=(1, 1, 1, 1), width_mult=0.5, head_channels=(64, 32)),
-    "fastpose_res10_w025": dict(backbone="resnet", depths=(1, 1, 1, 1), width_mult=0.25, head_channels=(64, 32)),
+    "fastpose_res18_w050": dict(
+        backbone="resnet", depths=(2, 2, 2, 2), width_mult=0.5, head_channels=(64, 32)
+    ),
+    "fastpose_res10_w050": dict(
+        backbone="resnet", depths=(1, 1, 1, 1), width_mult=0.5, head_channels=(64, 32)
+    ),
+    "fastpose_res10_w025": dict(
+        backbone="resnet", depths=(1, 1, 1, 1), width_mult=0.25, head_channels=(64, 32)
+    ),
     "fastpose_res18_w050_192x144": dict(
-        backbone="resnet", depths=(2, 2, 2, 2), width_mult=0.5, head_channels=(64,), input_size=(192, 144),
+        backbone="resnet",
+        depths=(2, 2, 2, 2),
+        width_mult=0.5,
+        head_channels=(64,),
+        input_size=(192, 144),
         output_stride=16,
     ),
     "fastpose_res18_w050_128x96": dict(

@@ -46,7 +46,9 @@ def quantize_int8(model, calibration: Any, batch_size: int = 16):
     model = _clone(model).eval()
     calib = torch.as_tensor(np.asarray(calibration), dtype=torch.float32)
     if calib.ndim != 4 or len(calib) == 0:
-        raise GaitdataError("int8 calibration needs at least one crop (N, 3, H, W); the export has none usable")
+        raise GaitdataError(
+            "int8 calibration needs at least one crop (N, 3, H, W); the export has none usable"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prepared = prepare_fx(model, _qmap(), example_inputs=(calib[:1],))
@@ -111,8 +113,14 @@ def export_onnx(model, path: str | os.PathLike, example: Any, opset: int = 17) -
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (x[:1],), str(tmp), opset_version=opset, input_names=["input"], output_names=["heatmaps"],
-            dynamic_axes={"input": {0: "batch"}, "heatmaps": {0: "batch"}}, dynamo=False,
+            model,
+            (x[:1],),
+            str(tmp),
+            opset_version=opset,
+            input_names=["input"],
+            output_names=["heatmaps"],
+            dynamic_axes={"input": {0: "batch"}, "heatmaps": {0: "batch"}},
+            dynamo=False,
         )
     try:
         onnx.checker.check_model(onnx.load(str(tmp)))

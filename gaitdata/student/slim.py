@@ -83,7 +83,11 @@ def prunable_groups(model) -> list[Group]:
                         ((f"{p}.2.0.weight", 1),), ("bn", f"{p}.2.1"),
                     )
                 )  # fmt: skip
-        last = ("last", ((("backbone.last.0.weight", 0),) + tuple(_bn_keys("backbone.last.1"))), "backbone.last.1")
+        last = (
+            "last",
+            ((("backbone.last.0.weight", 0),) + tuple(_bn_keys("backbone.last.1"))),
+            "backbone.last.1",
+        )
     # head
     n = len([m for m in model.head if not _is_shuffle(m)])
     if arch.head == "duc":
@@ -96,7 +100,16 @@ def prunable_groups(model) -> list[Group]:
             cons = (f"head.{i + 2}.conv.weight", 1) if i + 1 < n else ("conv_out.weight", 1)
             bias = ("bn", f"head.{i + 2}.bn") if i + 1 < n else ("bias", "conv_out.bias")
             r2 = model.head[i + 1].r ** 2
-            groups.append(Group(f"head.up{i}", r2, f"{p}.bn", ((f"{p}.conv.weight", 0), *_bn_keys(f"{p}.bn")), (cons,), bias))
+            groups.append(
+                Group(
+                    f"head.up{i}",
+                    r2,
+                    f"{p}.bn",
+                    ((f"{p}.conv.weight", 0), *_bn_keys(f"{p}.bn")),
+                    (cons,),
+                    bias,
+                )
+            )
     else:
         if last is not None:
             groups.append(Group("last", 1, last[2], last[1], (("head.0.0.weight", 0),), ("none", "")))
@@ -104,7 +117,9 @@ def prunable_groups(model) -> list[Group]:
             p = f"head.{i}"
             cons = (f"head.{i + 1}.0.weight", 0) if i + 1 < n else ("conv_out.weight", 1)
             bias = ("none", "") if i + 1 < n else ("bias", "conv_out.bias")
-            groups.append(Group(f"head.up{i}", 1, f"{p}.1", ((f"{p}.0.weight", 1), *_bn_keys(f"{p}.1")), (cons,), bias))
+            groups.append(
+                Group(f"head.up{i}", 1, f"{p}.1", ((f"{p}.0.weight", 1), *_bn_keys(f"{p}.1")), (cons,), bias)
+            )
     return groups
 
 
@@ -168,7 +183,9 @@ def prune(model, keep: dict[str, np.ndarray]):
         if len(units) == 0:
             raise GaitdataError(f"pruning would remove every channel of {g.name}; lower the ratio")
         removed = np.setdiff1d(np.arange(n_units), units)
-        ch = torch.as_tensor((units[:, None] * g.chunk + np.arange(g.chunk)[None, :]).reshape(-1), dtype=torch.long)
+        ch = torch.as_tensor(
+            (units[:, None] * g.chunk + np.arange(g.chunk)[None, :]).reshape(-1), dtype=torch.long
+        )
         idx_units = torch.as_tensor(units, dtype=torch.long)
         # fold the constant output relu(beta) of removed channels into the consumer
         if len(removed) and g.consumer_bias[0] != "none":

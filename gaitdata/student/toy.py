@@ -63,7 +63,9 @@ def draw_figure(image: np.ndarray, joints: np.ndarray, radius: int = 3) -> None:
         pb = tuple(int(round(v)) for v in joints[b])
         cv2.line(image, pa, pb, (90, 90, 90), 2, cv2.LINE_AA)
     for k, p in enumerate(joints):
-        cv2.circle(image, (int(round(p[0])), int(round(p[1]))), radius, tuple(int(c) for c in _COLOURS[k]), -1)
+        cv2.circle(
+            image, (int(round(p[0])), int(round(p[1]))), radius, tuple(int(c) for c in _COLOURS[k]), -1
+        )
 
 
 def make_toy_root(
@@ -106,11 +108,19 @@ def make_toy_root(
             cv2.imwrite(str(out), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
             x1, y1 = joints.min(0) - 6
             x2, y2 = joints.max(0) + 6
-            bbox = [float(max(0, x1)), float(max(0, y1)), float(min(w, x2) - max(0, x1)), float(min(h, y2) - max(0, y1))]
+            bbox = [
+                float(max(0, x1)),
+                float(max(0, y1)),
+                float(min(w, x2) - max(0, x1)),
+                float(min(h, y2) - max(0, y1)),
+            ]
             vis = [2] * 17
             noisy = joints + rng.normal(0, teacher_noise_px, joints.shape)
             conf = rng.uniform(0.6, 1.0, 17)
-            for rows, pts, cf, name in ((teacher_rows, noisy, conf, "teacher"), (gt_rows, joints, np.ones(17), "ground_truth")):
+            for rows, pts, cf, name in (
+                (teacher_rows, noisy, conf, "teacher"),
+                (gt_rows, joints, np.ones(17), "ground_truth"),
+            ):
                 kp = np.concatenate([pts, cf[:, None]], 1).reshape(-1).tolist()
                 rows.append({
                     "video_id": vid, "frame_index": f, "person_index": 0, "has_person": True,
@@ -119,21 +129,32 @@ def make_toy_root(
                     "teacher": name, "weights_hash": None, "qa_flags": [],
                 })  # fmt: skip
             image_id = len(c["images"]) + 1 + 10000 * v
-            c["images"].append({"id": image_id, "file_name": rel, "width": w, "height": h,
-                                "video_id": vid, "frame_index": f})
+            c["images"].append(
+                {"id": image_id, "file_name": rel, "width": w, "height": h, "video_id": vid, "frame_index": f}
+            )
             c["annotations"].append({
                 "id": image_id, "image_id": image_id, "category_id": 1, "iscrowd": 0,
                 "bbox": bbox, "area": bbox[2] * bbox[3], "num_keypoints": 17, "score": 0.95,
                 "keypoints": np.concatenate([noisy, np.full((17, 1), 2.0)], 1).reshape(-1).tolist(),
                 "keypoint_scores": conf.tolist(),
             })  # fmt: skip
-    write_labels(root, "teacher", pd.DataFrame(teacher_rows, columns=list(LABEL_COLUMNS)), {"teacher": "teacher"})
-    write_labels(root, "ground_truth", pd.DataFrame(gt_rows, columns=list(LABEL_COLUMNS)), {"teacher": "ground_truth"})
-    cat = {"id": 1, "name": "person", "supercategory": "person", "keypoints": list(COCO17.keypoints),
-           "skeleton": COCO17.skeleton_1based()}
+    write_labels(
+        root, "teacher", pd.DataFrame(teacher_rows, columns=list(LABEL_COLUMNS)), {"teacher": "teacher"}
+    )
+    write_labels(
+        root, "ground_truth", pd.DataFrame(gt_rows, columns=list(LABEL_COLUMNS)), {"teacher": "ground_truth"}
+    )
+    cat = {
+        "id": 1,
+        "name": "person",
+        "supercategory": "person",
+        "keypoints": list(COCO17.keypoints),
+        "skeleton": COCO17.skeleton_1based(),
+    }
     exp = root.exports_dir / "coco"
     exp.mkdir(parents=True, exist_ok=True)
     for split, c in coco.items():
-        (exp / f"{split}.json").write_text(json.dumps({"images": c["images"], "annotations": c["annotations"],
-                                                       "categories": [cat]}))
+        (exp / f"{split}.json").write_text(
+            json.dumps({"images": c["images"], "annotations": c["annotations"], "categories": [cat]})
+        )
     return root.path

@@ -10,7 +10,7 @@ second term (MSE or spatial-softmax KL) mixed in with ``distill_alpha``.
 
 Runs are repeatable on CPU: the model is initialised from ``seed``, the epoch's order and every
 crop's augmentation are drawn from ``(seed, epoch, index)``. Checkpoints are written after every
-epoch (``last.pt``, plus ``best.pt`` by validation PCK@0.1). Running again into the same run
+epoch (``last.pt``, plus ``best.pt`` by validation mean OKS against the labels). Running again into the same run
 directory continues from ``last.pt`` (a finished run is returned as it is); a different
 configuration is refused with the differing keys listed (``resume=True`` insists on continuing,
 ``overwrite=True`` starts again).
@@ -80,7 +80,9 @@ class TrainConfig:
         if self.distill_loss not in ("mse", "kl"):
             raise GaitdataError(f"distill_loss must be mse or kl, got {self.distill_loss!r}")
         if self.epochs < 0 or self.batch_size < 1:
-            raise GaitdataError(f"epochs must be >= 0 and batch_size >= 1 (got {self.epochs}, {self.batch_size})")
+            raise GaitdataError(
+                f"epochs must be >= 0 and batch_size >= 1 (got {self.epochs}, {self.batch_size})"
+            )
         if not 0.0 <= self.distill_alpha <= 1.0:
             raise GaitdataError(f"distill_alpha must be in [0, 1], got {self.distill_alpha}")
 
@@ -211,13 +213,20 @@ class _EpochSampler:
         return math.ceil(self.n / self.world) if self.world > 1 else self.n
 
 
-def make_loader(dataset, batch_size: int, *, shuffle: bool, seed: int, num_workers: int = 0, rank: int = 0, world: int = 1):
+def make_loader(
+    dataset, batch_size: int, *, shuffle: bool, seed: int, num_workers: int = 0, rank: int = 0, world: int = 1
+):
     from torch.utils.data import DataLoader
 
     sampler = _EpochSampler(len(dataset), seed, shuffle, rank, world)
     loader = DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, collate_fn=_collate,
-        drop_last=False, persistent_workers=False,
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=_collate,
+        drop_last=False,
+        persistent_workers=False,
     )
     return loader, sampler
 
@@ -244,6 +253,23 @@ def predict_dataset(model, dataset, device=None, batch_size: int = 64) -> tuple[
         k = dataset.schema.num_keypoints
         return np.zeros((0, k, 2)), np.zeros((0, k))
     return np.concatenate(preds), np.concatenate(scores)
+
+
+def dataset_metrics(model, dataset, device=None) -> dict[str, float]:
+    """PCK@0.1 (of the box's longer side) and mean OKS (box area as scale) of a model on a dataset's
+    labelled joints."""
+    from gaitdata.metrics import oks, pck
+
+    if len(dataset) == 0:
+        return {"pck": float("nan"), "oks": float("nan")}
+    pred, _ = predict_dataset(model, dataset, device)
+    gt = np.stack([i.keypoints for i in dataset.instances])
+    boxes = np.array([i.bbox for i in dataset.instances])
+    o = oks(pred, gt[..., :2], gt[..., 2], boxes[:, 2] * boxes[:, 3], dataset.schema)
+    return {
+        "pck": pck(pred, gt[..., :2], gt[..., 2], boxes[:, 2:].max(1), 0.1),
+        "oks": float(np.nanmean(o)) if np.isfinite(o).any() else float("nan"),
+    }
 
 
 def dataset_pck(model, dataset, alpha: float = 0.1, device=None) -> float:
@@ -378,7 +404,15 @@ def train(
 
     if overwrite and main and run_dir.is_dir():
         # the old run's checkpoints and compressed variants would be mistaken for this run's
-        for pat in ("best.pt", "last.pt", "pruned*.pt", "*int8.pt", "*.onnx", "compress.json", "train_log.csv"):
+        for pat in (
+            "best.pt",
+            "last.pt",
+            "pruned*.pt",
+            "*int8.pt",
+            "*.onnx",
+            "compress.json",
+            "train_log.csv",
+        ):
             for f in run_dir.glob(pat):
                 f.unlink()
 
@@ -396,20 +430,35 @@ def train(
     val_file = export_dir / f"{val_split}.json"
     val_instances = []
     if val_file.is_file():
-        val_instances, _ = load_coco_instances(val_file, image_root, schema, min_visible=config.min_visible, require=False)
+        val_instances, _ = load_coco_instances(
+            val_file, image_root, schema, min_visible=config.min_visible, require=False
+        )
 
     teacher = teacher_model
     if teacher is None and config.teacher_weights:
         teacher = load_distillation_teacher(config.teacher_weights)
     aug = AugmentConfig(
-        flip_prob=config.flip_prob, scale_factor=config.scale_factor, rot_factor=config.rot_factor,
+        flip_prob=config.flip_prob,
+        scale_factor=config.scale_factor,
+        rot_factor=config.rot_factor,
         half_body_prob=config.half_body_prob,
     )
     ds = CropDataset(
-        instances, arch.input_size, arch.heatmap_size, schema, train=True, augment=aug, sigma=config.sigma,
-        seed=config.seed, teacher_input_size=config.teacher_input_size if teacher is not None else None,
+        instances,
+        arch.input_size,
+        arch.heatmap_size,
+        schema,
+        train=True,
+        augment=aug,
+        sigma=config.sigma,
+        seed=config.seed,
+        teacher_input_size=config.teacher_input_size if teacher is not None else None,
     )
-    val_ds = CropDataset(val_instances, arch.input_size, arch.heatmap_size, schema, train=False) if val_instances else None
+    val_ds = (
+        CropDataset(val_instances, arch.input_size, arch.heatmap_size, schema, train=False)
+        if val_instances
+        else None
+    )
 
     torch.manual_seed(config.seed)
     net = StudentNet(arch).to(device)
@@ -428,7 +477,13 @@ def train(
         model_ddp = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
     loader, sampler = make_loader(
-        ds, config.batch_size, shuffle=True, seed=config.seed, num_workers=config.num_workers, rank=rank, world=world
+        ds,
+        config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        num_workers=config.num_workers,
+        rank=rank,
+        world=world,
     )
     steps_per_epoch = max(1, len(loader))
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -448,7 +503,7 @@ def train(
 
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "train_log.csv"
-    header = ["row", "epoch", "step", "loss", "label_loss", "distill_loss", "lr", "val_pck"]
+    header = ["row", "epoch", "step", "loss", "label_loss", "distill_loss", "lr", "val_pck", "val_oks"]
     if main:
         rows = []
         if state is not None and log_path.is_file():
@@ -458,18 +513,27 @@ def train(
         atomic_write_json(
             run_dir / "config.json",
             {
-                "config": config.to_dict(), "arch": arch.to_dict(), "schema": schema.to_dict(),
-                "export": str(export_dir), "image_root": str(image_root), "train_instances": len(instances),
+                "config": config.to_dict(),
+                "arch": arch.to_dict(),
+                "schema": schema.to_dict(),
+                "export": str(export_dir),
+                "image_root": str(image_root),
+                "train_instances": len(instances),
                 "val_instances": len(val_instances),
                 "teacher_sha256": sha256_file(config.teacher_weights) if config.teacher_weights else None,
-                "params": count_parameters(net), "macs": count_flops(net),
+                "params": count_parameters(net),
+                "macs": count_flops(net),
             },
         )
-    best = float(state.get("metrics", {}).get("best_val_pck", -1.0)) if state else -1.0
+    best = float(state.get("metrics", {}).get("best_val_oks", -1.0)) if state else -1.0
+    best_pck = float(state.get("metrics", {}).get("best_val_pck", math.nan)) if state else math.nan
     kind = init.get("kind", "fp32") if init is not None else "fp32"
     data_ref = {
-        "root": str(root.resolve()), "export": str(export_dir.resolve()), "image_root": str(image_root.resolve()),
-        "train_split": train_split, "val_split": val_split,
+        "root": str(root.resolve()),
+        "export": str(export_dir.resolve()),
+        "image_root": str(image_root.resolve()),
+        "train_split": train_split,
+        "val_split": val_split,
     }
 
     for epoch in range(start_epoch, config.epochs):
@@ -519,35 +583,87 @@ def train(
             if bar is not None:
                 bar.set_postfix(loss=f"{loss.item():.5f}")
             if main and step % config.log_every == 0:
-                _append_log(log_path, header, ["step", epoch, step, loss.item(), label_loss.item(),
-                                               dist_loss.item(), sched.get_last_lr()[0], ""])
+                _append_log(
+                    log_path,
+                    header,
+                    [
+                        "step",
+                        epoch,
+                        step,
+                        loss.item(),
+                        label_loss.item(),
+                        dist_loss.item(),
+                        sched.get_last_lr()[0],
+                        "",
+                        "",
+                    ],
+                )
         if bar is not None:
             bar.close()
-        val_pck = dataset_pck(net, val_ds, 0.1, device) if val_ds is not None else float("nan")
+        val = (
+            dataset_metrics(net, val_ds, device) if val_ds is not None else {"pck": math.nan, "oks": math.nan}
+        )
+        val_pck, val_oks = val["pck"], val["oks"]
         if main:
-            _append_log(log_path, header, ["epoch", epoch, step, run_loss / max(1, n_batches), "", "",
-                                           sched.get_last_lr()[0], "" if math.isnan(val_pck) else val_pck])
-            metrics = {"val_pck": val_pck, "train_loss": run_loss / max(1, n_batches)}
-            improved = (not math.isnan(val_pck) and val_pck > best) or (val_ds is None)
-            if improved and not math.isnan(val_pck):
-                best = val_pck
-            metrics["best_val_pck"] = best
+            _append_log(
+                log_path,
+                header,
+                [
+                    "epoch",
+                    epoch,
+                    step,
+                    run_loss / max(1, n_batches),
+                    "",
+                    "",
+                    sched.get_last_lr()[0],
+                    "" if math.isnan(val_pck) else val_pck,
+                    "" if math.isnan(val_oks) else val_oks,
+                ],
+            )
+            metrics = {"val_pck": val_pck, "val_oks": val_oks, "train_loss": run_loss / max(1, n_batches)}
+            # best.pt by validation mean OKS (finer than PCK@0.1, which saturates early)
+            improved = (not math.isnan(val_oks) and val_oks > best) or (val_ds is None)
+            if improved and not math.isnan(val_oks):
+                best = val_oks
+                best_pck = val_pck
+            metrics["best_val_oks"] = best
+            metrics["best_val_pck"] = best_pck
             common = {
-                "kind": kind, "data": data_ref, "arch": arch.to_dict(), "schema": schema.to_dict(), "config": config.to_dict(),
-                "epoch": epoch, "step": step, "metrics": metrics,
+                "kind": kind,
+                "data": data_ref,
+                "arch": arch.to_dict(),
+                "schema": schema.to_dict(),
+                "config": config.to_dict(),
+                "epoch": epoch,
+                "step": step,
+                "metrics": metrics,
                 "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
             }
             save_checkpoint(
-                last, {**common, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                       "scaler": scaler.state_dict() if use_amp else {}},
+                last,
+                {
+                    **common,
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "scaler": scaler.state_dict() if use_amp else {},
+                },
             )
             if improved:
                 save_checkpoint(run_dir / "best.pt", common)
     if main and config.epochs == 0:
         save_checkpoint(
             run_dir / "best.pt",
-            {"kind": kind, "data": data_ref, "arch": arch.to_dict(), "schema": schema.to_dict(),
-             "config": config.to_dict(), "epoch": -1, "step": 0, "metrics": {}, "state_dict": net.state_dict()},
+            {
+                "kind": kind,
+                "data": data_ref,
+                "arch": arch.to_dict(),
+                "schema": schema.to_dict(),
+                "config": config.to_dict(),
+                "epoch": -1,
+                "step": 0,
+                "metrics": {},
+                "state_dict": net.state_dict(),
+            },
         )
     if world > 1:
         import torch.distributed as dist

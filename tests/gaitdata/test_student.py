@@ -53,7 +53,9 @@ def test_registry_and_unknown_name():
         create_student("resnet9000")
 
 
-@pytest.mark.parametrize("name", ["fastpose_res10_w025", "fastpose_mbv2_w050", "deconv_res18_w050", "deconv_mbv2_w050"])
+@pytest.mark.parametrize(
+    "name", ["fastpose_res10_w025", "fastpose_mbv2_w050", "deconv_res18_w050", "deconv_mbv2_w050"]
+)
 def test_heatmaps_at_quarter_resolution(name):
     m = create_student(name, input_size=(64, 48), width_mult=0.25).eval()
     with torch.no_grad():
@@ -199,7 +201,14 @@ def test_distillation_from_fastpose_checkpoint(tmp_path):
     bad = tmp_path / "bad.pth"
     torch.save({"conv.weight": torch.zeros(1)}, bad)
     with pytest.raises(GaitdataError, match="missing keys"):
-        train(root, model="fastpose_res10_w025", epochs=1, out=tmp_path / "run2", teacher_weights=str(bad), **FAST)
+        train(
+            root,
+            model="fastpose_res10_w025",
+            epochs=1,
+            out=tmp_path / "run2",
+            teacher_weights=str(bad),
+            **FAST,
+        )
 
 
 # ---- bad input ---------------------------------------------------------------------------------

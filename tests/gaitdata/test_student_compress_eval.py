@@ -88,7 +88,9 @@ def test_slim_l1_training_then_slim(run):
     ck = load_checkpoint(path)
     assert ck["kind"] == "slim"
     pruned = model_from_checkpoint(ck)
-    removed = {k: before.widths[k] - pruned.widths[k] for k in before.widths if before.widths[k] != pruned.widths[k]}
+    removed = {
+        k: before.widths[k] - pruned.widths[k] for k in before.widths if before.widths[k] != pruned.widths[k]
+    }
     assert removed and all(v > 0 for v in removed.values())
     assert count_parameters(pruned) < count_parameters(before)
     with torch.no_grad():
@@ -164,7 +166,12 @@ def test_evaluate_writes_report(run):
         assert heading in text
     for p in res.plots:
         assert p.is_file() and p.stat().st_size > 1000
-    assert {p.name for p in res.plots} >= {"training.png", "per_joint.png", "angles.png", "accuracy_vs_cost.png"}
+    assert {p.name for p in res.plots} >= {
+        "training.png",
+        "per_joint.png",
+        "angles.png",
+        "accuracy_vs_cost.png",
+    }
     m = res.metrics
     assert m["persons"] == 12 and m["ground_truth"] == "ground_truth"
     fp32 = m["variants"]["fp32"]["vs_teacher"]
@@ -185,8 +192,20 @@ def test_evaluate_cli_and_bad_split(run):
     from gaitdata.cli.evaluate import command
 
     root, run_dir = run
-    r = CliRunner().invoke(command, [str(root), "--model", str(run_dir), "--split", "test", "--no-latency", "--no-variants",
-                                     "--gt", "none"])
+    r = CliRunner().invoke(
+        command,
+        [
+            str(root),
+            "--model",
+            str(run_dir),
+            "--split",
+            "test",
+            "--no-latency",
+            "--no-variants",
+            "--gt",
+            "none",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "fp32" in r.output and "report:" in r.output
     with pytest.raises(FileNotFoundError, match="nope.json"):
