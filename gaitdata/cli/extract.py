@@ -118,6 +118,14 @@ def command(sources: tuple[str, ...], out: str, quiet: bool, **opts) -> None:
     if summary.dry_run:
         for r in summary.failures():
             report(r)
+        planned = [r for r in summary.results if r.status == "planned"]
+        console.print(
+            f"dry run: {len(planned)} recordings readable, {summary.n_failed} failed; "
+            f"{sum(r.n_written for r in planned)} frames would be written; nothing was written"
+        )
+        if summary.n_failed and not options.keep_going:
+            raise click.exceptions.Exit(1)
+        return
     console.print(
         f"{summary.n_ok} ok, {summary.n_failed} failed, {summary.n_skipped} skipped; "
         f"{summary.frames_written} frames written; "
