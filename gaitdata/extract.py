@@ -299,14 +299,17 @@ def _write_file(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def extract_one(job: _Job) -> _Out:
-    """Extract one recording into its staging folder; never raises for bad input (returns a failed result)."""
+def extract_one(job: _Job, tick: Callable[[int], None] | None = None) -> _Out:
+    """Extract one recording into its staging folder; never raises for bad input (returns a failed result).
+
+    ``tick(n)`` is called as frames are handed to the writers (progress in the calling process).
+    """
     t0 = time.monotonic()
     src = job.src
     try:
         if src.error:
             raise GaitdataError(src.error)
-        return _extract_one(job, t0)
+        return _extract_one(job, t0, tick)
     except Exception as exc:  # one bad recording never stops the batch: it is reported and marked failed
         msg = _one_line(exc)
         if str(src.path) not in msg:
@@ -318,7 +321,7 @@ def extract_one(job: _Job) -> _Out:
         return _Out(res, _video_row(job, "failed", msg, n_written=0))
 
 
-def _extract_one(job: _Job, t0: float) -> _Out:
+def _extract_one(job: _Job, t0: float, tick: Callable[[int], None] | None = None) -> _Out:
     import cv2
 
     from gaitdata.align import Aligner
@@ -428,6 +431,8 @@ def _extract_one(job: _Job, t0: float) -> _Out:
                     done, rest = wait(inflight, return_when=FIRST_COMPLETED)
                     inflight = list(rest)
                 inflight.append(pool.submit(work, pos, rgb, depth))
+                if tick is not None:
+                    tick(1)
 
             for stream, pos, arr in rec.frames(colour_pos.tolist(), depth_pos.tolist()):
                 if stream == "colour":
@@ -666,7 +671,8 @@ def extract(sources: Sequence[str | os.PathLike] | str | os.PathLike, out: str |
                 )
         for job in jobs:  # sequential path, or what a broken pool left
             if job.src.video_id not in done:
-                finish(job, extract_one(job))
+                bar.start_recording(job.src.video_id)
+                finish(job, extract_one(job, bar.tick))
         if not jobs:
             manifest.merge()
     finally:
@@ -701,13 +707,26 @@ class _Progress:
         self._p.start()
         self._task = self._p.add_task("extract", total=total, frames=0, last="")
         self._frames = 0
+        self._live = 0
 
     def advance(self, n: int, frames: int, result: RecordingResult | None = None) -> None:
         if self._p is None:
             return
         self._frames += frames
+        self._live = 0
         last = f"{result.video_id}: {result.status}" if result else ""
         self._p.update(self._task, advance=n, frames=self._frames, last=last)
+
+    def start_recording(self, video_id: str) -> None:
+        if self._p is not None:
+            self._live = 0
+            self._p.update(self._task, last=f"{video_id}: extracting")
+
+    def tick(self, n: int) -> None:
+        """Frames of the recording in progress (in-process extraction only)."""
+        if self._p is not None:
+            self._live += n
+            self._p.update(self._task, frames=self._frames + self._live)
 
     def close(self) -> None:
         if self._p is not None:

@@ -345,8 +345,9 @@ class Db3Recording(Recording):
         if "tf" not in st:
             return None
         kv = _kv(_cdr_string(self._messages(st["tf"], 1)[0][1]))
-        rot = [float(v) for v in kv["rotation"].split(",")]
-        tr = [float(v) for v in kv["translation"].split(",")]
+        # the text has 6 decimals; librealsense parses it into float32, and so do we
+        rot = np.array([float(v) for v in kv["rotation"].split(",")], dtype=np.float32).astype(np.float64)
+        tr = np.array([float(v) for v in kv["translation"].split(",")], dtype=np.float32).astype(np.float64)
         return _rs.extrinsics_from_colmajor(rot, tr)
 
     def _index(self) -> RecordingInfo:
