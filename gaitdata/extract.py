@@ -292,6 +292,14 @@ def _target_size(options: ExtractOptions, w: int, h: int) -> tuple[int, int]:
     return int(tw), int(th)
 
 
+def _frame_period_ms(info) -> float:
+    """Colour frame period: the median timestamp step (robust to drops), else the stream's nominal fps."""
+    steps = np.diff(info.colour.ts_ms)
+    if len(steps):
+        return float(np.median(steps))
+    return 1000.0 / float(info.fps) if info.fps and info.fps > 0 else 1000.0 / 30
+
+
 def _write_file(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as fh:
@@ -336,13 +344,7 @@ def _extract_one(job: _Job, t0: float, tick: Callable[[int], None] | None = None
         if n_c == 0:
             raise GaitdataError(f"{src.path}: the recording has no colour frames")
         has_depth = info.has_depth
-        period = (
-            1000.0 / info.fps
-            if info.fps and info.fps > 0
-            else float(np.median(np.diff(info.colour.ts_ms)))
-            if n_c > 1
-            else 33.3
-        )
+        period = _frame_period_ms(info)
         if has_depth:
             partner = pair_by_timestamp(info.colour.ts_ms, info.depth.ts_ms, tolerance_ms=period / 2)
             if not (partner >= 0).any():
@@ -412,7 +414,7 @@ def _extract_one(job: _Job, t0: float, tick: Callable[[int], None] | None = None
                     _write_file(staging / "depth" / f"{pos:06d}.png", buf.tobytes())
                 with lock:
                     written[pos] = True
-            except Exception as exc:  # noqa: BLE001 - recorded per frame, reported as the recording's error
+            except Exception as exc:  # recorded per frame, reported as the recording's error
                 with lock:
                     errors.append(f"frame {pos}: {_one_line(exc)}")
 
@@ -428,7 +430,7 @@ def _extract_one(job: _Job, t0: float, tick: Callable[[int], None] | None = None
             def submit(pos: int, rgb, depth) -> None:
                 nonlocal inflight
                 if len(inflight) >= max_inflight:
-                    done, rest = wait(inflight, return_when=FIRST_COMPLETED)
+                    _, rest = wait(inflight, return_when=FIRST_COMPLETED)
                     inflight = list(rest)
                 inflight.append(pool.submit(work, pos, rgb, depth))
                 if tick is not None:
@@ -530,8 +532,7 @@ def plan_one(src: Source, options: ExtractOptions) -> RecordingResult:
             n_np = 0
             n_unp = 0
             if info.has_depth:
-                period = 1000.0 / info.fps
-                partner = pair_by_timestamp(info.colour.ts_ms, info.depth.ts_ms, period / 2)
+                partner = pair_by_timestamp(info.colour.ts_ms, info.depth.ts_ms, _frame_period_ms(info) / 2)
                 n_np = int(((status == "ok") & (partner < 0)).sum())
                 n_unp = len(info.depth) - len(set(partner[partner >= 0].tolist()))
             return RecordingResult(src.video_id, str(src.path), src.kind, "planned", None, len(info.colour),
@@ -560,7 +561,7 @@ class _Manifest:
             return None
         try:
             return pd.read_parquet(vpath).iloc[0].to_dict()
-        except Exception:  # noqa: BLE001 - an unreadable part counts as absent and is redone
+        except Exception:  # an unreadable part counts as absent and is redone
             return None
 
     def drop(self, vid: str) -> None:
