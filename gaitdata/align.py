@@ -116,7 +116,9 @@ class Aligner:
             w = np.clip(u1 - u0 + 1, 0, c.width).astype(np.int32)
             h = np.clip(v1 - v0 + 1, 0, c.height).astype(np.int32)
             u0, v0 = u0.astype(np.int32), v0.astype(np.int32)
-            inside = bool(u0.min() >= 0 and v0.min() >= 0 and (u0 + w).max() <= c.width and (v0 + h).max() <= c.height)
+            inside = bool(
+                u0.min() >= 0 and v0.min() >= 0 and (u0 + w).max() <= c.width and (v0 + h).max() <= c.height
+            )
             rows = np.arange(len(raw))
             for dy in range(int(h.max())):
                 if dy:
