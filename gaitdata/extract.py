@@ -6,6 +6,11 @@ target fps, stride, max frames) -> decode just those -> register depth to colour
 and write on a thread pool (decode overlaps encode/write) -> per-recording table part. Recordings run
 in parallel worker processes.
 
+Recordings without a depth stream (plain videos, image folders, RealSense files recorded without
+depth) are extracted colour-only: the result notes "no depth stream: colour only", ``depth_path``
+stays null and ``n_depth_frames`` is 0. A pair whose depth is not lossless 16-bit fails with the
+reason (8-bit or lossy depth has lost the raw units); so does a pair whose streams never overlap.
+
 Crash safety: a recording's frames are written under ``frames/.staging/<video_id>``; when it is
 complete the parent process drops any older version from the manifest, moves the folder into
 place, writes the recording's table part (``.gaitdata/parts``: frames first, then the video row,

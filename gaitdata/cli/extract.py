@@ -65,7 +65,9 @@ def command(sources: tuple[str, ...], out: str, quiet: bool, **opts) -> None:
 
     SOURCES are files or folders (searched recursively): RealSense .bag/.db3, colour+depth pairs
     (<stem>_color.mp4 + <stem>_depth.mkv or <stem>_depth/, optional <stem>_color.csv/<stem>_depth.csv
-    timestamps and <stem>_calib.json), colour videos and image folders. Rerunning skips what is done.
+    timestamps and <stem>_calib.json), colour videos and image folders. Recordings without depth are
+    extracted colour-only (noted in the summary). Rerunning skips what is done; a failed recording is
+    reported in one line and marked failed in videos.parquet (exit status 1 unless --keep-going).
 
     \b
     Examples:

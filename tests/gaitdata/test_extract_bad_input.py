@@ -69,6 +69,13 @@ def make_bad(kind: str, d):
         rgb = np.repeat((REC.depth // 16).astype(np.uint8)[..., None], 3, -1)
         write_colour_video(rgb, REC.depth_ts_ms, d / "lossy_depth.mkv")
         return d / "lossy_depth.mkv", "lossless 16-bit"
+    if kind == "depth_png_8bit":
+        import cv2
+
+        write(REC, d / "png8", "pair", depth_format="png")
+        for f in sorted((d / "png8_depth").glob("*.png")):
+            cv2.imwrite(str(f), (cv2.imread(str(f), cv2.IMREAD_UNCHANGED) // 16).astype(np.uint8))
+        return sorted((d / "png8_depth").glob("*.png"))[0], "16-bit PNGs"
     if kind == "no_overlap":
         p = write(dataclasses.replace(REC, depth_ts_ms=REC.depth_ts_ms + 60_000), d / "apart", "pair")
         return p, "do not overlap in time"
@@ -76,7 +83,7 @@ def make_bad(kind: str, d):
 
 
 BAD = ["zero_byte", "truncated_bag", "truncated_db3", "truncated_mp4", "wrong_extension", "depth_8bit", "depth_lossy",
-       "no_overlap"]  # fmt: skip
+       "depth_png_8bit", "no_overlap"]  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", BAD)
