@@ -34,6 +34,9 @@ import click
 )
 @click.option("--no-latency", is_flag=True, help="Skip latency measurements.")
 @click.option(
+    "--flip-test", is_flag=True, help="Average each prediction with the mirrored crop's (2x inference)."
+)
+@click.option(
     "--no-variants",
     is_flag=True,
     help="Do not create the run's missing pruned.pt / int8.pt first (by default they are made with "
@@ -45,7 +48,8 @@ import click
     help="Report folder [default: the run directory].",
 )
 def command(root: str, model_path: str, split: str, labels: str | None, gt: str, export: str | None,
-            teacher_weights: str | None, no_latency: bool, no_variants: bool, out: str | None) -> None:  # fmt: skip
+            teacher_weights: str | None, no_latency: bool,
+    flip_test: bool, no_variants: bool, out: str | None) -> None:  # fmt: skip
     """Evaluate a student on held-out videos against the teacher (and ground truth on synthetic data).
 
     Writes report.md, metrics.json and report/*.png into the run directory (or --out).
@@ -72,6 +76,7 @@ def command(root: str, model_path: str, split: str, labels: str | None, gt: str,
         teacher_weights=teacher_weights,
         latency=not no_latency,
         make_variants=not no_variants,
+        flip_test=flip_test,
     )
     console = Console()
     table = Table(title=f"student vs {res.metrics['reference']} ({res.metrics['persons']} persons)")

@@ -423,14 +423,15 @@ class CropDataset:
 
 
 def crops_for_boxes(
-    image: np.ndarray, boxes: np.ndarray, input_size: tuple[int, int]
+    image: np.ndarray, boxes: np.ndarray, input_size: tuple[int, int], flip: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Inference crops: (N, 4) boxes -> (N, 3, H, W) normalised crops and (N, 2, 3) matrices."""
+    """Inference crops: (N, 4) boxes -> (N, 3, H, W) normalised crops and (N, 2, 3) matrices
+    (mirrored crops with ``flip``; their matrices include the mirror)."""
     aspect = input_size[1] / input_size[0]
     crops, mats = [], []
     for b in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
         c, s = box_to_center_scale(b, aspect)
-        m = affine_matrix(c, s, 0.0, input_size)
+        m = affine_matrix(c, s, 0.0, input_size, flip)
         crops.append(normalize(warp(image, m, input_size)))
         mats.append(m)
     if not crops:

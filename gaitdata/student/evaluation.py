@@ -175,9 +175,21 @@ def persons_from_coco(data: dict, frames: pd.DataFrame, k: int) -> Persons:
 
 
 def predict_persons(
-    model, ref: Persons, image_root: Path, frames: pd.DataFrame, input_size, batch_size: int = 64, device=None
+    model,
+    ref: Persons,
+    image_root: Path,
+    frames: pd.DataFrame,
+    input_size,
+    batch_size: int = 64,
+    device=None,
+    flip_test: bool = False,
+    schema: KeypointSchema = COCO17,
 ) -> Persons:
-    """Run a student on the reference's boxes; returns persons aligned one-to-one with ``ref``."""
+    """Run a student on the reference's boxes; returns persons aligned one-to-one with ``ref``.
+
+    ``flip_test``: also run the mirrored crop, decode it through its own (mirrored) affine with the
+    left/right channels swapped, and average the two estimates (coordinates and peak scores).
+    """
     import cv2
     import torch
 
@@ -189,6 +201,7 @@ def predict_persons(
     out_kp = np.zeros((len(ref), k, 3))
     order = np.lexsort((ref.frame_index, ref.video_id))
     crops, mats, idx = [], [], []
+    fcrops, fmats = [], []
 
     def flush() -> None:
         if not crops:
@@ -197,6 +210,14 @@ def predict_persons(
         with torch.no_grad():
             hm = model(x).float().cpu().numpy()
         xy, sc = heatmaps_to_image(hm, np.concatenate(mats), input_size)
+        if flip_test:
+            perm = schema.flip_permutation()
+            with torch.no_grad():
+                hf = model(torch.from_numpy(np.concatenate(fcrops)).to(device)).float().cpu().numpy()
+            xyf, scf = heatmaps_to_image(hf[:, perm], np.concatenate(fmats), input_size)
+            xy, sc = (xy + xyf) / 2, (sc + scf) / 2
+            fcrops.clear()
+            fmats.clear()
         ii = np.asarray(idx)
         out_kp[ii, :, :2] = xy
         out_kp[ii, :, 2] = np.clip(sc, 0.0, 1.0)
@@ -222,6 +243,10 @@ def predict_persons(
         crops.append(c)
         mats.append(m)
         idx.append(i)
+        if flip_test:
+            c, m = crops_for_boxes(img, ref.bbox[i][None], input_size, flip=True)
+            fcrops.append(c)
+            fmats.append(m)
         if len(idx) >= batch_size:
             flush()
     flush()
@@ -536,6 +561,7 @@ def evaluate(
     latency: bool = True,
     latency_runs: int = 10,
     make_variants: bool = True,
+    flip_test: bool = False,
     batch_size: int = 64,
     progress: bool = False,
 ) -> EvalResult:
@@ -547,6 +573,7 @@ def evaluate(
     ``<root>/exports/coco``). ``out``: where the report goes (default: the run directory).
     ``make_variants`` (default): first create the missing compressed variants of the run (``pruned.pt`` by
     slimming with one fine-tuning epoch, ``int8.pt``) so that the cost table is complete.
+    ``flip_test``: average each prediction with that of the mirrored crop (twice the inference).
     """
     torch = require("torch", "train")
     from gaitdata.dataset import DatasetRoot
@@ -610,6 +637,7 @@ def evaluate(
     gtp = persons_from_labels(restrict(read_labels(droot, gt_name)), k) if gt_name else None
 
     metrics: dict[str, Any] = {
+        "flip_test": flip_test,
         "split": split,
         "export": str(coco_file),
         "reference": ref_name,
@@ -627,7 +655,9 @@ def evaluate(
             raise GaitdataError(f"{path}: {schema_of(ckpt).num_keypoints} keypoints, the run has {k}")
         model = model_from_checkpoint(ckpt)
         arch = StudentArch.from_dict(ckpt["arch"])
-        p = predict_persons(model, ref, img_root, frames, arch.input_size, batch_size)
+        p = predict_persons(
+            model, ref, img_root, frames, arch.input_size, batch_size, flip_test=flip_test, schema=schema
+        )
         preds[name] = p
         m: dict[str, Any] = {
             "file": str(path),

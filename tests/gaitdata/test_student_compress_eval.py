@@ -202,11 +202,13 @@ def test_evaluate_cli_and_bad_split(run):
             "test",
             "--no-latency",
             "--no-variants",
+            "--flip-test",
             "--gt",
             "none",
         ],
     )
     assert r.exit_code == 0, r.output
     assert "fp32" in r.output and "report:" in r.output
+    assert json.loads((run_dir / "metrics.json").read_text())["flip_test"] is True
     with pytest.raises(FileNotFoundError, match="nope.json"):
         student.evaluate(root, run_dir, split="nope", latency=False)
