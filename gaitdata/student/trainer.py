@@ -402,20 +402,6 @@ def train(
         if start_epoch >= config.epochs and (run_dir / "best.pt").is_file():
             return run_dir
 
-    if overwrite and main and run_dir.is_dir():
-        # the old run's checkpoints and compressed variants would be mistaken for this run's
-        for pat in (
-            "best.pt",
-            "last.pt",
-            "pruned*.pt",
-            "*int8.pt",
-            "*.onnx",
-            "compress.json",
-            "train_log.csv",
-        ):
-            for f in run_dir.glob(pat):
-                f.unlink()
-
     from gaitdata.student.data import resolve_image_root
 
     train_file = export_dir / f"{train_split}.json"
@@ -459,6 +445,20 @@ def train(
         if val_instances
         else None
     )
+
+    if overwrite and main and run_dir.is_dir():
+        # the old run's checkpoints and compressed variants would be mistaken for this run's
+        for pat in (
+            "best.pt",
+            "last.pt",
+            "pruned*.pt",
+            "*int8.pt",
+            "*.onnx",
+            "compress.json",
+            "train_log.csv",
+        ):
+            for f in run_dir.glob(pat):
+                f.unlink()
 
     torch.manual_seed(config.seed)
     net = StudentNet(arch).to(device)
