@@ -6,8 +6,9 @@ Rules (documented in the README):
 * ``<stem>_color.<video>`` with ``<stem>_depth.<video>`` or a ``<stem>_depth/`` folder -> ``pair``;
   a ``_color`` video without a depth partner, or any other video -> ``video``.
 * A folder holding images directly -> ``images`` (except a pair's ``<stem>_depth/`` folder).
-* Ignored: hidden names, ground-truth sidecars ``*.gt.npz``, timestamp CSVs, ``*_calib.json`` and
-  anything else without a recording extension. A path given explicitly is never ignored: an
+* Ignored: hidden names, ground-truth sidecars ``*.gt.npz``, timestamp CSVs, ``*_calib.json``,
+  gaitdata dataset roots (folders holding ``dataset.json``) and anything else without a recording
+  extension. A path given explicitly is never ignored: an
   unsupported one is reported as a failed recording.
 
 ``video_id`` is the path relative to the input root, without extension (and without ``_color`` for
@@ -107,8 +108,11 @@ def _walk(root: Path) -> list[tuple[str, Path, Path | None]]:
     found: list[tuple[str, Path, Path | None]] = []
     pair_depths: set[Path] = set()
     for dirpath, dirnames, filenames in os.walk(root, onerror=None):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         here = Path(dirpath)
+        if (here / "dataset.json").is_file() and here != root:
+            dirnames[:] = []  # a gaitdata dataset root (e.g. --out inside the input): its frames are outputs
+            continue
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if _ignored(name):
                 continue
@@ -123,6 +127,9 @@ def _walk(root: Path) -> list[tuple[str, Path, Path | None]]:
             found.append((kind, p, depth))
     folders = []
     for dirpath, dirnames, _ in os.walk(root):
+        if (Path(dirpath) / "dataset.json").is_file():
+            dirnames[:] = []
+            continue
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         folders.append(Path(dirpath))
     for folder in folders:

@@ -21,6 +21,9 @@ def tree(tmp_path_factory):
     write(rec, d / "s03" / "frames", "images")
     (d / "s01" / "pre_front.bag.gt.npz").write_bytes(b"x")
     (d / "s02" / "notes.txt").write_text("x")
+    (d / "out" / "frames" / "v" / "rgb").mkdir(parents=True)  # a dataset root inside the input
+    (d / "out" / "dataset.json").write_text("{}")
+    write(rec, d / "out" / "frames" / "v" / "rgb", "images")
     (d / ".hidden").mkdir()
     write(rec, d / ".hidden" / "x.bag", "bag")
     return d
