@@ -197,45 +197,105 @@ def make_previews(root: DatasetRoot, jobs: list[tuple[str, str, float]], workers
     return errors
 
 
-def _person_labels(fo: Any, rows: pd.DataFrame, w: int, h: int, k: int) -> tuple[Any, Any]:
-    """fo.Keypoints + fo.Detections of one frame's rows of a label set (no-person rows give none)."""
-    kps, dets = [], []
-    for r in rows.itertuples(index=False):
-        if not bool(r.has_person) or r.keypoints is None:
-            continue
-        arr = np.asarray(r.keypoints, dtype=np.float64).reshape(k, 3)
-        vis = np.asarray(r.visibility if r.visibility is not None else np.full(k, 2), dtype=np.int64)
-        pts = [(float(x) / w, float(y) / h) if v > 0 else (math.nan, math.nan) for (x, y, _), v in zip(arr, vis, strict=True)]
-        conf = [float(c) for c in arr[:, 2]]
-        seen = arr[vis > 0, 2]
-        attrs = {
-            "person_index": int(r.person_index),
-            "score": None if pd.isna(r.score) else float(r.score),
-            "is_subject": None if pd.isna(r.is_subject) else bool(r.is_subject),
-            "track_id": None if pd.isna(r.track_id) else int(r.track_id),
-            "num_visible": int((vis > 0).sum()),
-            "mean_confidence": float(seen.mean()) if len(seen) else 0.0,
-            "visibility": [int(v) for v in vis],
-        }
-        tags = [str(t) for t in (r.qa_flags if r.qa_flags is not None else [])]
-        kps.append(fo.Keypoint(label="person", points=pts, confidence=conf, tags=tags, **attrs))
-        if not any(pd.isna(v) for v in (r.bbox_x, r.bbox_y, r.bbox_w, r.bbox_h)):
-            box = [r.bbox_x / w, r.bbox_y / h, r.bbox_w / w, r.bbox_h / h]
-            dets.append(fo.Detection(label="person", bounding_box=box, confidence=attrs["score"], tags=tags,
-                                     person_index=attrs["person_index"], is_subject=attrs["is_subject"]))  # fmt: skip
-    return fo.Keypoints(keypoints=kps), fo.Detections(detections=dets)
+def _person_docs(r: Any, w: int, h: int, k: int) -> tuple[dict, dict | None]:
+    """FiftyOne ``Keypoint`` and ``Detection`` documents (plain dicts) of one label row with a person."""
+    from bson import ObjectId
+
+    arr = np.asarray(r.keypoints, dtype=np.float64).reshape(k, 3)
+    vis = np.asarray(r.visibility if r.visibility is not None else np.full(k, 2), dtype=np.int64)
+    xy = arr[:, :2] / (w, h)
+    xy[vis <= 0] = np.nan  # not visible: hidden in the App
+    seen = arr[vis > 0, 2]
+    attrs = {
+        "person_index": int(r.person_index),
+        "score": None if pd.isna(r.score) else float(r.score),
+        "is_subject": None if pd.isna(r.is_subject) else bool(r.is_subject),
+        "track_id": None if pd.isna(r.track_id) else int(r.track_id),
+        "num_visible": int((vis > 0).sum()),
+        "mean_confidence": float(seen.mean()) if len(seen) else 0.0,
+    }
+    tags = [str(t) for t in (r.qa_flags if r.qa_flags is not None else [])]
+    kp = {"_id": ObjectId(), "_cls": "Keypoint", "tags": tags, "label": "person", "points": xy.tolist(),
+          "confidence": arr[:, 2].tolist(), "index": None, **attrs}  # fmt: skip
+    det = None
+    if not any(pd.isna(v) for v in (r.bbox_x, r.bbox_y, r.bbox_w, r.bbox_h)):
+        det = {"_id": ObjectId(), "_cls": "Detection", "tags": list(tags), "label": "person",
+               "bounding_box": [r.bbox_x / w, r.bbox_y / h, r.bbox_w / w, r.bbox_h / h],
+               "confidence": attrs["score"], "index": None, "person_index": attrs["person_index"],
+               "is_subject": attrs["is_subject"]}  # fmt: skip
+    return kp, det
 
 
-def label_values(fo: Any, df: pd.DataFrame, sizes: dict[str, tuple[int, int]], keys: Iterable[tuple[str, int]],
-                 k: int) -> dict[tuple[str, int], tuple[Any, Any]]:  # fmt: skip
-    """``{(video_id, frame_index): (Keypoints, Detections)}`` for ``keys`` present in label table ``df``."""
+def label_docs(df: pd.DataFrame, sizes: dict[str, tuple[int, int]], keys: Iterable[tuple[str, int]],
+               k: int) -> dict[tuple[str, int], tuple[dict, dict]]:  # fmt: skip
+    """``{(video_id, frame_index): (Keypoints doc, Detections doc)}`` for the ``keys`` labelled in ``df``.
+
+    A frame labelled "no person" gets empty lists (labelled, nobody there); frames the set does
+    not cover are absent. Documents are FiftyOne's storage format (``_cls`` + fields).
+    """
     wanted = set(keys)
-    sub = df[[(v, int(f)) in wanted for v, f in zip(df["video_id"], df["frame_index"], strict=True)]]
-    out: dict[tuple[str, int], tuple[Any, Any]] = {}
-    for (vid, fi), rows in sub.groupby(["video_id", "frame_index"], sort=False):
-        w, h = sizes[vid]
-        out[(str(vid), int(fi))] = _person_labels(fo, rows, w, h, k)
-    return out
+    people: dict[tuple[str, int], tuple[list, list]] = {}
+    for r in df.itertuples(index=False):
+        key = (str(r.video_id), int(r.frame_index))
+        if key not in wanted:
+            continue
+        kps, dets = people.setdefault(key, ([], []))
+        if bool(r.has_person) and r.keypoints is not None:
+            w, h = sizes[key[0]]
+            kp, det = _person_docs(r, w, h, k)
+            kps.append(kp)
+            if det is not None:
+                dets.append(det)
+    return {key: ({"_cls": "Keypoints", "keypoints": kps}, {"_cls": "Detections", "detections": dets})
+            for key, (kps, dets) in people.items()}  # fmt: skip
+
+
+def heatmap_doc(map_path: str, value_range: list[float]) -> dict:
+    from bson import ObjectId
+
+    return {"_id": ObjectId(), "_cls": "Heatmap", "tags": [], "map_path": map_path, "range": list(value_range)}
+
+
+def write_docs(fo: Any, ds: Any, updates: dict[str, dict[str, dict | None]]) -> None:
+    """Set label fields from FiftyOne documents on samples ``{sample id: {field: doc or None}}``.
+
+    One bulk write straight to the dataset's sample collection: building FiftyOne Label objects
+    and serialising them back costs most of the ingest time. The fields must be declared first
+    (see :func:`declare_label_fields`). Falls back to ``set_values`` with Label objects when the
+    collection is not reachable.
+    """
+    if not updates:
+        return
+    coll = getattr(ds, "_sample_collection", None)
+    if coll is None:  # another FiftyOne version: the public, slower path
+        by_field: dict[str, dict[str, Any]] = {}
+        for sid, fields in updates.items():
+            for f, doc in fields.items():
+                by_field.setdefault(f, {})[sid] = None if doc is None else getattr(fo, doc["_cls"]).from_dict(doc)
+        view = ds.select_group_slices()
+        for f, vals in by_field.items():
+            view.select(list(vals)).set_values(f, vals, key_field="id")
+        return
+    from datetime import UTC, datetime
+
+    from bson import ObjectId
+    from pymongo import UpdateOne
+
+    now = datetime.now(UTC).replace(tzinfo=None)
+    ops = [UpdateOne({"_id": ObjectId(sid)}, {"$set": {**fields, "last_modified_at": now}}) for sid, fields in updates.items()]
+    for start in range(0, len(ops), 1000):
+        coll.bulk_write(ops[start : start + 1000], ordered=False)
+
+
+def declare_label_fields(fo: Any, ds: Any, fields: Iterable[str], heatmap: bool = True) -> None:
+    """Declare ``<f>`` (Keypoints) and ``<f>_boxes`` (Detections) for each label field, and ``depth``."""
+    schema = ds.get_field_schema()
+    wanted = {f: fo.Keypoints for f in fields} | {f + "_boxes": fo.Detections for f in fields}
+    if heatmap:
+        wanted["depth"] = fo.Heatmap
+    for f, cls in wanted.items():
+        if f not in schema:
+            ds.add_sample_field(f, fo.EmbeddedDocumentField, embedded_doc_type=cls)
 
 
 # ---- agreement between two label sets ------------------------------------------------------------
@@ -402,12 +462,12 @@ def build_dataset(
         if len(bad_depth) > 3:
             report.skipped.append(f"... and {len(bad_depth) - 3} more depth frames without a preview")
         new_keys = list(zip(new["video_id"].astype(str), new["frame_index"].astype(int), strict=True))
-        per_set = {name: label_values(fo, tables[name], sizes, new_keys, k) for name in p.label_sets}
+        per_set = {name: label_docs(tables[name], sizes, new_keys, k) for name in p.label_sets}
+        declare_label_fields(fo, ds, [p.fields[n] for n in p.label_sets])
         _say(progress, f"browse: adding {len(new)} frames to FiftyOne dataset {p.name}")
         for start in range(0, len(new), batch_size):
             chunk = new.iloc[start : start + batch_size]
-            samples = make_samples(fo, p, chunk, videos, sizes, ranges, per_set, bad_depth)
-            ds.add_samples(samples, progress=False)
+            add_specs(fo, ds, make_specs(p, chunk, videos, sizes, ranges, per_set, bad_depth))
         report.added_frames = len(new)
 
     # 2. label sets that changed on disk: rewrite their fields on the frames that were already there
@@ -422,12 +482,14 @@ def build_dataset(
         if name in known_sets and old_keys:
             _say(progress, f"browse: label set {name} changed; updating its fields")
         if old_keys:
-            set_label_fields(fo, ds, p.fields[name], label_values(fo, tables[name], sizes, old_keys, k), old_keys)
+            set_label_fields(fo, ds, p.fields[name], label_docs(tables[name], sizes, old_keys, k), old_keys)
         report.updated_label_sets.append(name)
         known_sets[name] = {"field": p.fields[name], "fingerprint": fingerprints[name]}
 
     # 3. split field and tags, agreement fields, saved views
-    set_split(rgb, p, ds)
+    if report.added_frames or changed:
+        ds.add_dynamic_sample_fields()  # person_index, score, ... of the keypoints: filterable in the App
+    set_split(p, ds)
     pairs = [(p.label_sets[0], other) for other in p.label_sets[1:]]
     if pairs and (changed or len(new)):
         for a, b in pairs:
@@ -453,13 +515,50 @@ def build_dataset(
     return ds
 
 
-def make_samples(fo: Any, p: BuildPlan, chunk: pd.DataFrame, videos: pd.DataFrame, sizes: dict, ranges: dict,
-                 per_set: dict, bad_depth: dict) -> list[Any]:  # fmt: skip
+@dataclass(frozen=True)
+class SampleSpec:
+    """One sample to add: its slice, media file, tags, size, metadata fields and label documents."""
+
+    slice: str
+    group_id: str
+    filepath: str
+    tags: tuple[str, ...]
+    width: int
+    height: int
+    fields: dict[str, Any]
+    docs: dict[str, dict | None]
+
+    def sample(self, fo: Any) -> Any:
+        """A ``fo.Sample`` with Label objects (FiftyOne's public path)."""
+        s = fo.Sample(filepath=self.filepath, group=fo.Group(id=self.group_id, name=self.slice), tags=list(self.tags),
+                      metadata=fo.ImageMetadata(width=self.width, height=self.height), **self.fields)  # fmt: skip
+        for f, doc in self.docs.items():
+            s[f] = None if doc is None else getattr(fo, doc["_cls"]).from_dict(doc)
+        return s
+
+    def document(self, dataset_id: Any, now: Any, rand: float) -> dict:
+        """The stored document, in the layout FiftyOne itself writes for a grouped image sample."""
+        from bson import ObjectId
+
+        return {
+            "_id": ObjectId(), "_dataset_id": dataset_id, "_media_type": "image", "_rand": rand,
+            "filepath": self.filepath, "tags": list(self.tags), "created_at": now, "last_modified_at": now,
+            "metadata": {"_cls": "ImageMetadata", "width": self.width, "height": self.height},
+            "group": {"_cls": "Group", "_id": ObjectId(self.group_id), "name": self.slice},
+            **self.fields, **self.docs,
+        }  # fmt: skip
+
+
+def make_specs(p: BuildPlan, chunk: pd.DataFrame, videos: pd.DataFrame, sizes: dict, ranges: dict,
+               per_set: dict, bad_depth: dict) -> list[SampleSpec]:  # fmt: skip
     """The ``rgb`` and ``depth`` samples of the frames in ``chunk`` (one group per frame)."""
-    out = []
+    from bson import ObjectId
+
+    out: list[SampleSpec] = []
+    vmeta = {str(vid): {c: None if pd.isna(videos.loc[vid, c]) else str(videos.loc[vid, c]) for c in _META_COLS}
+             for vid in chunk["video_id"].unique()}  # fmt: skip
     for r in chunk.itertuples(index=False):
         vid, fi = str(r.video_id), int(r.frame_index)
-        v = videos.loc[vid]
         w, h = sizes[vid]
         common: dict[str, Any] = {
             "video_id": vid,
@@ -468,60 +567,94 @@ def make_samples(fo: Any, p: BuildPlan, chunk: pd.DataFrame, videos: pd.DataFram
             "colour_ts_ms": None if pd.isna(r.colour_ts_ms) else float(r.colour_ts_ms),
             "depth_ts_ms": None if pd.isna(r.depth_ts_ms) else float(r.depth_ts_ms),
             "split": p.video_split.get(vid),
+            **vmeta[vid],
         }
-        for c in _META_COLS:
-            common[c] = None if pd.isna(v[c]) else str(v[c])
-        tags = [f"split:{common['split']}"] if common["split"] else []
-        group = fo.Group()
-        rgb_fields = dict(common)
+        tags = (f"split:{common['split']}",) if common["split"] else ()
+        gid = str(ObjectId())
+        docs: dict[str, dict | None] = {}
         has_depth = r.depth_path is not None and not pd.isna(r.depth_path) and str(r.depth_path) not in bad_depth
         if has_depth:
-            rgb_fields["depth"] = fo.Heatmap(map_path=str(p.root.abspath(str(r.depth_path))), range=ranges[vid])
+            docs["depth"] = heatmap_doc(str(p.root.abspath(str(r.depth_path))), ranges[vid])
         for name in p.label_sets:
-            kp, det = per_set[name].get((vid, fi), (None, None))
-            rgb_fields[p.fields[name]] = kp
-            rgb_fields[p.fields[name] + "_boxes"] = det
-        meta = fo.ImageMetadata(width=w, height=h)
-        out.append(fo.Sample(filepath=str(p.root.abspath(str(r.rgb_path))), group=group.element(RGB), tags=tags,
-                             metadata=meta, **rgb_fields))  # fmt: skip
+            if (vid, fi) in per_set[name]:
+                docs[p.fields[name]], docs[p.fields[name] + "_boxes"] = per_set[name][(vid, fi)]
+        out.append(SampleSpec(RGB, gid, str(p.root.abspath(str(r.rgb_path))), tags, w, h, common, docs))
         if has_depth:
             prev = str(p.root.abspath(preview_relpath(vid, fi)))
-            out.append(fo.Sample(filepath=prev, group=group.element(DEPTH), tags=list(tags),
-                                 metadata=fo.ImageMetadata(width=w, height=h), **common))  # fmt: skip
+            out.append(SampleSpec(DEPTH, gid, prev, tags, w, h, dict(common), {}))
     return out
 
 
-def set_label_fields(fo: Any, ds: Any, fld: str, values: dict[tuple[str, int], tuple[Any, Any]],
+def add_specs(fo: Any, ds: Any, specs: list[SampleSpec]) -> None:
+    """Insert samples in one bulk write to the dataset's sample collection.
+
+    A sample of a slice the dataset does not have yet goes through ``add_samples`` (FiftyOne
+    registers the slice and its media type); the rest are stored directly in the layout FiftyOne
+    writes itself, which is several times faster than building and serialising Sample and Label
+    objects. Without access to the collection (another FiftyOne version) everything takes the
+    public path.
+    """
+    import random
+    from datetime import UTC, datetime
+
+    coll = getattr(ds, "_sample_collection", None)
+    dataset_id = getattr(ds, "_doc", None) and getattr(ds._doc, "id", None)
+    rest = list(specs)
+    if coll is None or dataset_id is None:
+        ds.add_samples([s.sample(fo) for s in rest], progress=False, validate=False)
+        return
+    from bson import ObjectId
+
+    while rest:
+        known = set(ds.group_slices or [])
+        new_slice = next((i for i, s in enumerate(rest) if s.slice not in known), None)
+        if new_slice is None:
+            break
+        ds.add_samples([rest.pop(new_slice).sample(fo)], progress=False, validate=False)
+    if not rest:
+        return
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rng = random.Random()
+    oid = ObjectId(str(dataset_id))
+    docs = [s.document(oid, now, rng.random() * 0.001 + 0.999) for s in rest]
+    coll.insert_many(docs, ordered=False)
+
+
+def set_label_fields(fo: Any, ds: Any, fld: str, values: dict[tuple[str, int], tuple[dict, dict]],
                      keys: Iterable[tuple[str, int]]) -> None:  # fmt: skip
     """Set ``fld`` and ``fld_boxes`` on the rgb samples of ``keys`` (frames without rows of the set: None)."""
-    schema = ds.get_field_schema()
-    if fld not in schema:
-        ds.add_sample_field(fld, fo.EmbeddedDocumentField, embedded_doc_type=fo.Keypoints)
-    if fld + "_boxes" not in schema:
-        ds.add_sample_field(fld + "_boxes", fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+    declare_label_fields(fo, ds, [fld], heatmap=False)
     rgb = rgb_view(ds)
     wanted = set(keys)
     ids, vids, fis = rgb.values("id"), rgb.values("video_id"), rgb.values("frame_index")
-    sel = [(i, (v, f)) for i, v, f in zip(ids, vids, fis, strict=True) if (v, f) in wanted]
-    rgb.set_values(fld, {i: values.get(key, (None, None))[0] for i, key in sel}, key_field="id")
-    rgb.set_values(fld + "_boxes", {i: values.get(key, (None, None))[1] for i, key in sel}, key_field="id")
+    updates = {}
+    for i, v, f in zip(ids, vids, fis, strict=True):
+        if (v, f) in wanted:
+            kp, det = values.get((v, f), (None, None))
+            updates[i] = {fld: kp, fld + "_boxes": det}
+    write_docs(fo, ds, updates)
 
 
-def set_split(rgb: Any, p: BuildPlan, ds: Any) -> None:
-    """Write the split field and ``split:<part>`` tags on both slices; other tags are left alone."""
+def set_split(p: BuildPlan, ds: Any) -> int:
+    """Write the split field and ``split:<part>`` tags on both slices where they differ; other tags stay.
+
+    Returns the number of samples changed.
+    """
     view = ds.select_group_slices()
-    ids, vids, tags = view.values("id"), view.values("video_id"), view.values("tags")
-    splits = {i: p.video_split.get(v) for i, v in zip(ids, vids, strict=True)}
-    new_tags = {}
-    for i, t in zip(ids, tags, strict=True):
-        keep = [x for x in (t or []) if not x.startswith("split:")]
-        if splits[i]:
-            keep.append(f"split:{splits[i]}")
+    ids, vids, splits, tags = view.values("id"), view.values("video_id"), view.values("split"), view.values("tags")
+    new_split, new_tags = {}, {}
+    for i, v, old, t in zip(ids, vids, splits, tags, strict=True):
+        part = p.video_split.get(v)
+        if part != old:
+            new_split[i] = part
+        keep = [x for x in (t or []) if not x.startswith("split:")] + ([f"split:{part}"] if part else [])
         if keep != list(t or []):
             new_tags[i] = keep
-    view.set_values("split", splits, key_field="id")
+    if new_split:
+        view.select(list(new_split)).set_values("split", new_split, key_field="id")
     if new_tags:
         view.select(list(new_tags)).set_values("tags", new_tags, key_field="id")
+    return len(set(new_split) | set(new_tags))
 
 
 def save_views(ds: Any, p: BuildPlan, video_level: bool = False) -> list[str]:
