@@ -83,3 +83,26 @@ def test_numpy_registration_equals_rs_align_with_distortion(tmp_path, model):
     aligner = Aligner(info.depth_intrinsics, info.colour_intrinsics, info.depth_to_colour, info.depth_scale)
     for i in range(3):
         np.testing.assert_array_equal(got[i], aligner(rec.depth[i]))
+
+
+@pytest.mark.realsense
+@pytest.mark.parametrize("model", ["brown_conrady", "inverse_brown_conrady"])
+def test_numpy_registration_equals_rs_align_with_depth_distortion(tmp_path, model):
+    from dataclasses import replace
+
+    from gaitdata.containers import write
+    from gaitdata.containers.realsense import PyRealSenseRecording
+    from gaitdata.records import Intrinsics
+
+    rec = plane_recording(n=2, noise_units=3)
+    di = rec.depth_intrinsics
+    coeffs = (0.05, -0.02, 0.001, 0.0005, 0.0)
+    rec = replace(
+        rec, depth_intrinsics=Intrinsics(di.width, di.height, di.fx, di.fy, di.cx, di.cy, model, coeffs)
+    )
+    with PyRealSenseRecording(write(rec, tmp_path / "d.bag", "bag")) as r:
+        info = r.info
+        got = {p: a for s, p, a in r.frames(range(2), range(2)) if s == "depth"}
+    aligner = Aligner(info.depth_intrinsics, info.colour_intrinsics, info.depth_to_colour, info.depth_scale)
+    for i in range(2):
+        np.testing.assert_array_equal(got[i], aligner(rec.depth[i]))
