@@ -35,7 +35,7 @@ from gaitdata.schema import COCO17, KeypointSchema
 RGB, DEPTH = "rgb", "depth"
 FIELD_INFO_KEY = "gaitdata"
 LOW_CONFIDENCE = 0.5  # mean keypoint confidence below which a person is "low confidence"
-DISAGREEMENT_OKS = 0.75  # OKS between two label sets below which a frame is a "disagreement"
+DISAGREEMENT_OKS = 0.8  # lowest OKS between two label sets below which a frame is a "disagreement"
 DEPTH_RANGE_M = 6.0  # heatmap/preview colour scale: 0 .. 6 m
 PREVIEW_DIR = Path(".fiftyone") / "previews"
 FIELD_COLOURS = ("#ff00ff", "#00e5ff", "#ffd400", "#ff6a00", "#7cff00", "#ff4f9a")  # one per label set
@@ -354,6 +354,26 @@ def frame_agreement(a: pd.DataFrame, b: pd.DataFrame, schema: KeypointSchema = C
     return out
 
 
+def pair_agreement(root: DatasetRoot, a: str, b: str, da: pd.DataFrame, db: pd.DataFrame,
+                   schema: KeypointSchema = COCO17) -> dict[tuple[str, int], float]:  # fmt: skip
+    """Per-frame lowest OKS between label sets ``a`` and ``b`` (an unmatched person counts as 0).
+
+    Uses ``pseudolabel.agreement`` (the project's matching rules) when it is installed, else
+    :func:`frame_agreement`.
+    """
+    try:
+        from pseudolabel.agreement import compare_label_sets
+        from pseudolabel.agreement import frame_agreement as per_frame
+    except ImportError:
+        return frame_agreement(da, db, schema)
+    try:
+        table = compare_label_sets(root, a, b, write=False)
+    except GaitdataError:  # no frame in common
+        return {}
+    f = per_frame(table)
+    return {(str(v), int(i)): float(o) for v, i, o in zip(f["video_id"], f["frame_index"], f["min_oks"], strict=True)}
+
+
 def agreement_field(fa: str, fb: str) -> str:
     return f"oks_{fa}_vs_{fb}"
 
@@ -494,7 +514,7 @@ def build_dataset(
     if pairs and (changed or len(new)):
         for a, b in pairs:
             f = agreement_field(p.fields[a], p.fields[b])
-            scores = frame_agreement(tables[a], tables[b], schema)
+            scores = pair_agreement(p.root, a, b, tables[a], tables[b], schema)
             ids, vids, fis = rgb.values("id"), rgb.values("video_id"), rgb.values("frame_index")
             rgb.set_values(f, {i: scores.get((v, fi)) for i, v, fi in zip(ids, vids, fis, strict=True)}, key_field="id")
     save_views(ds, p, video_level=video_level)
