@@ -556,9 +556,20 @@ def plan_one(src: Source, options: ExtractOptions) -> RecordingResult:
 
 # ---- the manifest (parent process only) ---------------------------------------------------------------
 class _Manifest:
-    def __init__(self, root: DatasetRoot):
+    """Per-recording table parts (the source of truth) and the merged tables built from them.
+
+    Parts are read once and cached; the merged tables are rewritten after each committed recording,
+    at most every ``interval_s`` seconds during a run (a lagging merged table only omits recordings,
+    it never refers to missing files), immediately when a recording's old frames are about to be
+    removed, and at the end of the run.
+    """
+
+    def __init__(self, root: DatasetRoot, interval_s: float = 5.0):
         self.root = root
         self.parts = root.path / PARTS_DIR
+        self.interval_s = interval_s
+        self._cache: dict[str, tuple[pd.DataFrame, pd.DataFrame | None]] | None = None
+        self._last_write = 0.0
 
     def part_paths(self, vid: str) -> tuple[Path, Path]:
         return self.parts / f"{vid}.video.parquet", self.parts / f"{vid}.frames.parquet"
@@ -572,19 +583,36 @@ class _Manifest:
         except Exception:  # an unreadable part counts as absent and is redone
             return None
 
+    def _load(self) -> dict[str, tuple[pd.DataFrame, pd.DataFrame | None]]:
+        if self._cache is None:
+            self._cache = {}
+            for vpath in sorted(self.parts.glob("*.video.parquet")) if self.parts.is_dir() else []:
+                vid = vpath.name[: -len(".video.parquet")]
+                try:
+                    vdf = pd.read_parquet(vpath)
+                    fpath = self.part_paths(vid)[1]
+                    ok = vdf["status"].iloc[0] == "ok"
+                    fdf = pd.read_parquet(fpath) if ok and fpath.is_file() else None
+                except Exception:  # unreadable part: left out of the tables, redone by the next run
+                    continue
+                if ok and fdf is None:
+                    continue
+                self._cache[vid] = (vdf, fdf)
+        return self._cache
+
     def drop(self, vid: str) -> None:
         vpath, fpath = self.part_paths(vid)
         if vpath.exists():
             vpath.unlink()
-            self.merge()
+            self._load().pop(vid, None)
+            self.merge(force=True)  # before the old frames go, the tables must stop referring to them
         fpath.unlink(missing_ok=True)
 
     def commit(self, out: _Out, staging: Path) -> None:
         vid = out.result.video_id
         final = self.root.path / "frames" / vid
-        had = self.existing(vid) is not None
-        if had:
-            self.drop(vid)  # the manifest stops referring to the old frames before they go
+        if self.existing(vid) is not None:
+            self.drop(vid)
         if final.exists():
             shutil.rmtree(final)
         if out.staged:
@@ -593,21 +621,23 @@ class _Manifest:
         vpath, fpath = self.part_paths(vid)
         if out.frames is not None:
             atomic_write_parquet(fpath, out.frames)
-        atomic_write_parquet(vpath, conform(pd.DataFrame([out.video_row]), VIDEO_COLUMNS, "videos"))
+        vdf = conform(pd.DataFrame([out.video_row]), VIDEO_COLUMNS, "videos")
+        atomic_write_parquet(vpath, vdf)  # the video part is written last: it marks the recording complete
+        self._load()[vid] = (vdf, out.frames)
         self.merge()
 
-    def merge(self) -> None:
-        vparts = sorted(self.parts.glob("*.video.parquet")) if self.parts.is_dir() else []
-        videos = [pd.read_parquet(p) for p in vparts]
+    def merge(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last_write < self.interval_s:
+            return
+        cache = self._load()
+        vids = sorted(cache)
+        videos = [cache[v][0] for v in vids]
         vdf = pd.concat(videos, ignore_index=True) if videos else pd.DataFrame(columns=list(VIDEO_COLUMNS))
-        fparts = []
-        for v in vdf.itertuples(index=False):
-            fp = self.parts / f"{v.video_id}.frames.parquet"
-            if v.status == "ok" and fp.is_file():
-                fparts.append(pd.read_parquet(fp))
+        fparts = [cache[v][1] for v in vids if cache[v][1] is not None]
         fdf = pd.concat(fparts, ignore_index=True) if fparts else pd.DataFrame(columns=list(FRAME_COLUMNS))
         self.root.write_frames(fdf)
         self.root.write_videos(vdf)
+        self._last_write = time.monotonic()
 
 
 def extract(sources: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.PathLike,
@@ -682,8 +712,7 @@ def extract(sources: Sequence[str | os.PathLike] | str | os.PathLike, out: str |
             if job.src.video_id not in done:
                 bar.start_recording(job.src.video_id)
                 finish(job, extract_one(job, bar.tick))
-        if not jobs:
-            manifest.merge()
+        manifest.merge(force=True)
     finally:
         bar.close()
         shutil.rmtree(root.path / STAGING_DIR, ignore_errors=True)
