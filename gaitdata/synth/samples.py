@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,7 @@ def make_sample_set(
             f"{root}: cannot create the sample-set folder ({exc}); choose a writable --out"
         ) from exc
     params = {"n_subjects": n_subjects, "n_frames": n_frames, "seed": seed, "colour_size": list(colour_size),
-              "depth_size": list(depth_size), "version": 1}  # fmt: skip
+              "depth_size": list(depth_size), "version": 2}  # fmt: skip
     manifest = root / MANIFEST
     if manifest.is_file() and not overwrite:
         existing = _load_manifest(root, params)
@@ -185,7 +185,7 @@ def _load_manifest(root: Path, params: dict) -> SampleSet | None:
         p = root / e["path"]
         if not p.exists() or not sidecar_path(p).is_file():
             return None
-        entries.append(replace(SampleEntry(**{**e, "path": p})))
+        entries.append(SampleEntry(**{**e, "path": p}))
     csv = root / doc.get("metadata_csv", METADATA_CSV)
     if not csv.is_file() or not entries:
         return None
