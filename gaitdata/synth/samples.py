@@ -12,7 +12,7 @@ from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_write_json, atomic_write_text
 from gaitdata.synth.groundtruth import save_ground_truth, sidecar_path
 from gaitdata.synth.recording import SynthRecording
-from gaitdata.synth.walk import WalkSpec, render_walk
+from gaitdata.synth.walk import RENDER_VERSION, WalkSpec, render_walk
 
 KINDS = ("bag", "db3", "pair", "video", "images")
 ID_PATTERN = "{subject}/{session}_{view}"
@@ -139,7 +139,7 @@ def make_sample_set(
             f"{root}: cannot create the sample-set folder ({exc}); choose a writable --out"
         ) from exc
     params = {"n_subjects": n_subjects, "n_frames": n_frames, "seed": seed, "colour_size": list(colour_size),
-              "depth_size": list(depth_size), "version": 2}  # fmt: skip
+              "depth_size": list(depth_size), "version": RENDER_VERSION}  # fmt: skip
     manifest = root / MANIFEST
     if manifest.is_file() and not overwrite:
         existing = _load_manifest(root, params)

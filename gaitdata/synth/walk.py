@@ -20,6 +20,7 @@ DIRECTION_ALIASES = {
     "towards": "toward",
 }
 DEPTH_SCALE = 0.0010000000474974513  # float32(0.001) as RealSense stores it
+RENDER_VERSION = 2  # bump when the same spec renders differently (cached sample sets are then rebuilt)
 
 
 def normalise_direction(direction: str) -> str:
