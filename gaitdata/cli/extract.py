@@ -82,7 +82,10 @@ def command(sources: tuple[str, ...], out: str, quiet: bool, **opts) -> None:
     from gaitdata.extract import ExtractOptions, extract
 
     err = Console(stderr=True)
-    options = ExtractOptions(**opts)
+    try:
+        options = ExtractOptions(**opts)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
     def report(r) -> None:
         if r.status == "failed":
