@@ -420,6 +420,7 @@ def render_walk(spec: WalkSpec, progress: bool = False) -> SynthRecording:
         "colour_R_world": cam_c.R.tolist(),
         "colour_t_world": cam_c.t.tolist(),
         "keypoint_convention": "COCO: pixel centres at integer + 0.5; v=0 joints have x = y = 0",
+        "render_version": RENDER_VERSION,
     }
     meta["bboxes"] = boxes[:, 0]
     if by_kp is not None:

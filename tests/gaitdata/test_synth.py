@@ -487,3 +487,17 @@ def test_extracted_recordings_match_the_ground_truth(tmp_path):
                 x, y = int(kp[j, 0]), int(kp[j, 1])
                 errs.append(int(depth[y, x]) - int(rec.depth_registered[gi, y, x]))
     assert len(errs) >= 4 and np.abs(errs).max() <= 12, errs  # mm: injected noise 1 mm + resampling
+
+
+def test_box_from_keypoints_pads_like_a_person_box():
+    from gaitdata.synth.groundtruth import _box_from_keypoints
+
+    kp = np.zeros((17, 3))
+    kp[:, 0] = np.linspace(100, 140, 17)
+    kp[:, 1] = np.linspace(50, 250, 17)
+    kp[:, 2] = 2
+    x, y, w, h = _box_from_keypoints(kp, 640, 480)
+    assert x < 100 and x + w > 140 and y < 50 and y + h > 250  # head above the eyes, feet below the ankles
+    assert _box_from_keypoints(np.zeros((17, 3)), 640, 480) is None
+    x, y, w, h = _box_from_keypoints(kp, 120, 200)  # clipped to the image
+    assert x + w <= 120 and y + h <= 200
