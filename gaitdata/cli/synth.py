@@ -22,7 +22,10 @@ def _size(text: str) -> tuple[int, int]:
 @click.option("--kind", "kinds", multiple=True, default=("all",), show_default=True,
               type=click.Choice([*_KINDS, "all"]), help="Container kind(s); repeat the option or use 'all'.")  # fmt: skip
 @click.option(
-    "--subjects", default=1, show_default=True, type=click.IntRange(1, 100), help="Number of subjects."
+    "--subjects",
+    default=None,
+    type=click.IntRange(1, 100),
+    help="Number of subjects.  [default: 1; 3 with --sample-set]",
 )
 @click.option(
     "--frames",
@@ -62,7 +65,7 @@ def _size(text: str) -> tuple[int, int]:
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(
-    out: str, kinds: tuple[str, ...], subjects: int, frames: int, directions: tuple[str, ...], seed: int, fps: float,
+    out: str, kinds: tuple[str, ...], subjects: int | None, frames: int, directions: tuple[str, ...], seed: int, fps: float,
     size: str, depth_size: str, depth_noise: float, depth_holes: float, drop_prob: float, offset_ms: float,
     jitter_ms: float, bystander: bool, sample_set: bool, quiet: bool,
 ) -> None:  # fmt: skip
@@ -88,6 +91,8 @@ def command(
     from gaitdata.synth import WalkSpec, make_sample_set, render_walk, write_recording
 
     console = Console(stderr=True, quiet=quiet)
+    if subjects is None:
+        subjects = 3 if sample_set else 1
     colour_size, dsize = _size(size), _size(depth_size)
     root = Path(out)
     rows: list[tuple[str, str, str, int, int]] = []
@@ -101,7 +106,7 @@ def command(
             ) from exc
         rows = [(e.subject, e.kind, str(e.path), e.n_colour_frames, e.n_depth_frames) for e in s.entries]
         console.print(
-            f"metadata CSV: {s.metadata_csv}; extract with --id-pattern '{s.id_pattern}' --metadata {s.metadata_csv}"
+            f"extract with: gaitdata extract {root} --out ROOT --id-pattern '{s.id_pattern}' --metadata {s.metadata_csv}"
         )
     else:
         chosen = _KINDS if "all" in kinds else tuple(dict.fromkeys(kinds))
