@@ -5,7 +5,7 @@ reviewed frames' edits applied:
 
 - a sample tagged ``reject`` (or ``rejected``): every row of that frame gets the QA flag
   ``rejected`` (``gaitdata export --exclude-flags rejected`` leaves it out);
-- a keypoint tagged ``reject``: that person's row gets ``rejected``;
+- a person (its keypoints or its box) tagged ``reject``: that person's row gets ``rejected``;
 - a moved keypoint: the new position, confidence 1.0, visibility 2, QA flag ``corrected``;
 - a person deleted in FiftyOne: its row is dropped (a frame left empty gets a no-person row);
 - a person added in FiftyOne: a new row (box from the Detection with the same ``person_index``
@@ -162,7 +162,7 @@ def pull(
                     row["qa_flags"] = _flags(row["qa_flags"], "corrected", REVIEWED_TAG)
                     counts["persons_corrected"] += 1
                     edited = True
-                if REJECT_TAGS & set(kp.tags or []):
+                if REJECT_TAGS & set(kp.tags or []) or (det is not None and REJECT_TAGS & set(det.tags or [])):
                     row["qa_flags"] = _flags(row["qa_flags"], "rejected", REVIEWED_TAG)
                     counts["persons_rejected"] += 1
                     edited = True
