@@ -125,9 +125,9 @@ def serve(
     if not wait:
         session = fo.launch_app(ds, view=shown, address=ADDRESS, port=chosen, remote=True, auto=False)
         procs = _server_processes()
-        if not wait_for_http(f"http://{ADDRESS}:{chosen}/"):
+        if not wait_for_http(f"http://{ADDRESS}:{chosen}/") or not _serves(procs, chosen):
             shutdown(session, chosen, procs)
-            raise GaitdataError(f"the FiftyOne App did not answer on {url} within 60 s; see the messages above")
+            raise GaitdataError(_not_ours(url, chosen))
         info = replace(info, stop=lambda: shutdown(session, chosen, procs))
         if on_ready is not None:
             on_ready(info)
@@ -136,8 +136,8 @@ def serve(
         session = fo.launch_app(ds, view=shown, address=ADDRESS, port=chosen, remote=True, auto=False)
         procs = _server_processes()  # remembered now: once their wrapper exits they are no longer our children
         try:
-            if not stop.is_set() and not wait_for_http(f"http://{ADDRESS}:{chosen}/"):
-                raise GaitdataError(f"the FiftyOne App did not answer on {url} within 60 s; see the messages above")
+            if not stop.is_set() and not (wait_for_http(f"http://{ADDRESS}:{chosen}/") and _serves(procs, chosen)):
+                raise GaitdataError(_not_ours(url, chosen))
             if on_ready is not None and not stop.is_set():
                 on_ready(info)
             while not stop.wait(0.5):
@@ -174,6 +174,30 @@ def signals_to_event() -> Iterator[threading.Event]:
         for s, h in previous.items():
             with contextlib.suppress(TypeError, ValueError):
                 signal.signal(s, h)
+
+
+def _not_ours(url: str, port: int) -> str:
+    return (f"the FiftyOne App did not start on {url} (another program took port {port}, or the server failed; "
+            f"see the messages above); retry, or choose another --port")  # fmt: skip
+
+
+def _serves(procs: Sequence[Any], port: int, timeout: float = 30.0) -> bool:
+    """True when one of ``procs`` (this process's App server) listens on ``port``.
+
+    FiftyOne attaches to whatever App already answers on a port; this makes sure it is ours.
+    """
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while True:
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                for c in proc.net_connections(kind="tcp"):
+                    if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port:
+                        return True
+        if time.monotonic() > deadline or not any(p.is_running() for p in procs):
+            return False
+        time.sleep(0.25)
 
 
 def _server_processes() -> list[Any]:

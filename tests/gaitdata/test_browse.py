@@ -284,15 +284,21 @@ def test_cli_no_launch_pull_and_errors(tmp_path: Path, fo_db) -> None:
     run = CliRunner().invoke(cli, ["browse", str(r.path), "--no-launch", "--labels", "nope"])
     assert isinstance(run.exception, GaitdataError) and "available: checked, mediapipe" in str(run.exception)
 
+    from gaitdata.browse.db import connect, database_dir, start_database
+
+    assert start_database(database_dir()) == os.environ["FIFTYONE_DATABASE_URI"]  # reused, not a second server
+    with pytest.raises(GaitdataError, match="already uses the FiftyOne database"):
+        connect(r.path, tmp_path / "other-db")
+
 
 @pytest.mark.fiftyone
 @pytest.mark.slow
 def test_cli_sigterm_frees_port(tmp_path: Path, fo_db) -> None:
     """The App started by `gaitdata browse` stops on SIGTERM: the process exits and the port is free."""
-    from gaitdata.browse.app import choose_port, port_free
+    from gaitdata.browse.app import port_free
 
     r = make_root(tmp_path / "root", {"s1_walk": 2}, {"mediapipe": 0.0})
-    port, _ = choose_port(None)
+    port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "gaitdata", "browse", str(r.path), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     lines = []
@@ -315,6 +321,13 @@ def test_cli_sigterm_frees_port(tmp_path: Path, fo_db) -> None:
             proc.kill()
 
 
+def _free_port() -> int:
+    """A random free port (tests running in parallel must not all race for the default 5151)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _chromium() -> str | None:
     import shutil
 
@@ -333,7 +346,7 @@ def test_app_screenshot_shows_grid_with_skeletons(tmp_path: Path, fo_db) -> None
 
     r = make_root(tmp_path / "root", {"s1_walk": 4}, {"mediapipe": 0.0})
     ds = build_dataset(r.path)
-    info = serve(ds, wait=False, progress=False)
+    info = serve(ds, port=_free_port(), wait=False, progress=False)
     shot = tmp_path / "grid.png"
     try:
         cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
