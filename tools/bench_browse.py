@@ -115,6 +115,9 @@ def main() -> None:
         ds = build.build_dataset(r, labels=["bench"], db_dir=tmp / "db")
         batched_s = time.perf_counter() - t
         n = len(ds.select_group_slices(build.RGB))
+        persons = ds.select_group_slices(build.RGB).count("bench.keypoints")
+        if n != args.frames or persons != args.frames or len(ds.select_group_slices(build.DEPTH)) != args.frames:
+            raise SystemExit(f"batched build incomplete: {n} frames, {persons} persons (expected {args.frames})")
         batched_rate = n / batched_s
         print(f"naive   (add_sample, {len(sub)} frames): {naive_s:6.1f} s  {naive_rate:7.1f} frames/s "
               f"-> {args.frames / naive_rate:6.1f} s extrapolated to {args.frames}")  # fmt: skip

@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import ModuleType
@@ -154,8 +155,10 @@ def start_database(db_dir: Path, timeout: float = 60.0) -> str:
         try:
             # Own session: a Ctrl-C in the terminal must not stop the database before the App
             # has shut down (its shutdown talks to the database); this process stops it at exit.
+            # The kernel's parent-death signal fires when the creating THREAD ends: main thread only.
+            main = threading.current_thread() is threading.main_thread()
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                    start_new_session=True, preexec_fn=_pdeathsig)  # fmt: skip
+                                    start_new_session=True, preexec_fn=_pdeathsig if main else None)  # fmt: skip
         except OSError as exc:
             raise GaitdataError(f"cannot run FiftyOne's database {mongod}: {exc}. {_INSTALL_HINT}") from exc
         deadline = time.monotonic() + timeout
@@ -223,6 +226,13 @@ def connect(root: str | os.PathLike | None = None, db_dir: str | os.PathLike | N
         fo.config.do_not_track = True
     os.environ[_ACTIVE] = str(target)
     return fo
+
+
+def describe(root: str | os.PathLike | None, db_dir: str | os.PathLike | None = None) -> str:
+    """Where the database is (or will be), for messages."""
+    if os.environ.get("FIFTYONE_DATABASE_URI") and not os.environ.get(_ACTIVE):
+        return f"{os.environ['FIFTYONE_DATABASE_URI']} (from FIFTYONE_DATABASE_URI)"
+    return str(resolve_db_dir(root, db_dir))
 
 
 def database_dir() -> Path | None:

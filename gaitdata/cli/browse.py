@@ -41,7 +41,8 @@ def command(root: str, labels: tuple[str, ...], split: str | None, port: int | N
     """
     from rich.console import Console
 
-    from gaitdata.browse import build_dataset, launch, pull, resolve_db_dir
+    from gaitdata.browse import build_dataset, launch, pull
+    from gaitdata.browse.db import describe
 
     con = Console(stderr=False, highlight=False)
     if do_pull:
@@ -59,7 +60,7 @@ def command(root: str, labels: tuple[str, ...], split: str | None, port: int | N
         raise click.UsageError("--label-set/--name go with --pull")
 
     chosen = list(labels) if labels else None
-    con.print(f"FiftyOne database: {resolve_db_dir(root, db_dir)}")
+    con.print(f"FiftyOne database: {describe(root, db_dir)}")
 
     def summary(ds: object) -> None:
         info = ds.info.get("gaitdata", {})  # type: ignore[attr-defined]
