@@ -4,7 +4,7 @@ The teacher's label set on disk is never modified. The new set is the source set
 reviewed frames' edits applied:
 
 - a sample tagged ``reject`` (or ``rejected``): every row of that frame gets the QA flag
-  ``rejected`` (``gaitdata export --exclude-flags rejected`` leaves it out);
+  ``rejected`` (``gaitdata export --exclude-flag rejected`` leaves it out);
 - a person (its keypoints or its box) tagged ``reject``: that person's row gets ``rejected``;
 - a moved keypoint: the new position, confidence 1.0, visibility 2, QA flag ``corrected``;
 - a person deleted in FiftyOne: its row is dropped (a frame left empty gets a no-person row);

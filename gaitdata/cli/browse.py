@@ -54,7 +54,7 @@ def command(root: str, labels: tuple[str, ...], split: str | None, port: int | N
         meta = read_label_meta(root, path.stem)
         con.print(f"[green]pulled[/green] review of {label_set} into label set [bold]{path.stem}[/bold] ({path})")
         con.print("  " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in meta.get("review", {}).items()))
-        con.print(f"  {label_set} is unchanged; export without rejected frames: --exclude-flags rejected")
+        con.print(f"  {label_set} is unchanged; export without rejected frames: --exclude-flag rejected")
         return
     if label_set or out_name:
         raise click.UsageError("--label-set/--name go with --pull")
