@@ -6,7 +6,9 @@ The export contract (``gaitdata.coco.export_coco``): standard COCO person-keypoi
 
 Crops follow AlphaPose: box -> centre and size, widened or heightened to the input aspect, size
 x 1.25, one uniform affine warp (zero border). Flip, scale, rotation and half-body augmentation are
-folded into that one affine matrix, so keypoints and pixels can never disagree.
+folded into that one affine matrix, so keypoints and pixels can never disagree. Photometric
+augmentation (brightness, contrast, saturation, channel shuffle, grayscale) then acts on the crop,
+so that a small network cannot learn a subject's clothing colours instead of the body.
 """
 
 from __future__ import annotations
@@ -50,6 +52,33 @@ class AugmentConfig:
     rot_prob: float = 0.6
     half_body_prob: float = 0.3
     half_body_min_joints: int = 8
+    color_jitter: float = 0.3  # brightness, contrast and saturation factors drawn from [1 - j, 1 + j]
+    channel_shuffle_prob: float = 0.2  # permute R, G, B (clothing colour must not identify a joint)
+    grayscale_prob: float = 0.1
+
+
+def color_params(rng: np.random.Generator, aug: AugmentConfig) -> dict[str, Any]:
+    j = aug.color_jitter
+    return {
+        "b": rng.uniform(1 - j, 1 + j),
+        "c": rng.uniform(1 - j, 1 + j),
+        "s": rng.uniform(1 - j, 1 + j),
+        "perm": rng.permutation(3) if rng.random() < aug.channel_shuffle_prob else None,
+        "gray": bool(rng.random() < aug.grayscale_prob),
+    }
+
+
+def apply_color(crop: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+    """Photometric augmentation of a uint8 RGB crop (same parameters for student and teacher crops)."""
+    x = crop.astype(np.float32)
+    gray = x.mean(-1, keepdims=True)
+    x = gray if p["gray"] else (x - gray) * p["s"] + gray
+    x = np.broadcast_to(x, crop.shape)
+    m = x.mean()
+    x = ((x - m) * p["c"] + m) * p["b"]
+    if p["perm"] is not None:
+        x = x[..., p["perm"]]
+    return np.clip(x + 0.5, 0, 255).astype(np.uint8)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -397,6 +426,12 @@ class CropDataset:
         c, s, rot, flip = self.crop_params(idx)
         mat = affine_matrix(c, s, rot, self.input_size, flip)
         crop = warp(img, mat, self.input_size)
+        colour = None
+        if self.train and (
+            self.aug.color_jitter > 0 or self.aug.channel_shuffle_prob > 0 or self.aug.grayscale_prob > 0
+        ):
+            colour = color_params(np.random.default_rng((self.seed, self.epoch, idx, 1)), self.aug)
+            crop = apply_color(crop, colour)
         kp = inst.keypoints.copy()
         pts = apply_affine(kp[:, :2], mat)
         weight = np.where(kp[:, 2] > 0, inst.scores, 0.0).astype(np.float32)
@@ -418,7 +453,8 @@ class CropDataset:
         }
         if self.teacher_input_size is not None:
             tmat = affine_matrix(c, s, rot, self.teacher_input_size, flip)
-            item["teacher_image"] = normalize(warp(img, tmat, self.teacher_input_size))
+            tcrop = warp(img, tmat, self.teacher_input_size)
+            item["teacher_image"] = normalize(apply_color(tcrop, colour) if colour is not None else tcrop)
         return item
 
 

@@ -61,6 +61,9 @@ class TrainConfig:
     scale_factor: float = 0.25
     rot_factor: float = 30.0
     half_body_prob: float = 0.3
+    color_jitter: float = 0.3
+    channel_shuffle_prob: float = 0.2
+    grayscale_prob: float = 0.1
     min_visible: int = 1
     teacher_weights: str | None = None
     teacher_input_size: tuple[int, int] = (256, 192)
@@ -428,6 +431,9 @@ def train(
         scale_factor=config.scale_factor,
         rot_factor=config.rot_factor,
         half_body_prob=config.half_body_prob,
+        color_jitter=config.color_jitter,
+        channel_shuffle_prob=config.channel_shuffle_prob,
+        grayscale_prob=config.grayscale_prob,
     )
     ds = CropDataset(
         instances,

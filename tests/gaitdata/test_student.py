@@ -26,7 +26,19 @@ from gaitdata.student.toy import make_toy_root  # noqa: E402
 from gaitdata.student.trainer import dataset_pck, train  # noqa: E402
 
 TINY = {"input_size": (64, 48), "width_mult": 0.25, "head_channels": (32,)}
-FAST = {"batch_size": 8, "flip_prob": 0.0, "model_kwargs": TINY, "warmup_epochs": 0.5, "lr": 3e-3}
+NO_COLOUR = {
+    "color_jitter": 0.0,
+    "channel_shuffle_prob": 0.0,
+    "grayscale_prob": 0.0,
+}  # joints are colour-coded
+FAST = {
+    "batch_size": 8,
+    "flip_prob": 0.0,
+    "model_kwargs": TINY,
+    "warmup_epochs": 0.5,
+    "lr": 3e-3,
+    **NO_COLOUR,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -125,7 +137,7 @@ def test_targets_decode_back_to_keypoints(toy):
 
 def test_flip_swaps_left_and_right(toy):
     insts, _ = D.load_coco_instances(toy / "exports/coco/val.json", toy)
-    aug = D.AugmentConfig(flip_prob=1.0, scale_factor=0.0, rot_prob=0.0, half_body_prob=0.0)
+    aug = D.AugmentConfig(flip_prob=1.0, scale_factor=0.0, rot_prob=0.0, half_body_prob=0.0, **NO_COLOUR)
     plain = D.CropDataset(insts, (64, 48), (16, 12))[0]
     flipped = D.CropDataset(insts, (64, 48), (16, 12), train=True, augment=aug)[0]
     ls, rs = COCO17.index("left_shoulder"), COCO17.index("right_shoulder")
@@ -135,6 +147,19 @@ def test_flip_swaps_left_and_right(toy):
     xy, _ = D.heatmaps_to_image(flipped["target"][None], flipped["mat"][None], (64, 48))
     assert np.abs(xy[0, ls] - insts[0].keypoints[rs, :2]).max() < 3.0
     assert np.abs(xy[0, ls] - insts[0].keypoints[ls, :2]).max() > 3.0
+
+
+def test_photometric_augmentation():
+    rng = np.random.default_rng(0)
+    crop = rng.integers(0, 256, size=(8, 6, 3), dtype=np.uint8)
+    same = {"b": 1.0, "c": 1.0, "s": 1.0, "perm": None, "gray": False}
+    assert np.abs(D.apply_color(crop, same).astype(int) - crop).max() <= 1
+    swapped = D.apply_color(crop, {**same, "perm": np.array([2, 1, 0])})
+    assert np.abs(swapped.astype(int) - crop[..., ::-1]).max() <= 1
+    gray = D.apply_color(crop, {**same, "gray": True})
+    assert (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
+    dark = D.apply_color(crop, {**same, "b": 0.5})
+    assert dark.mean() < 0.6 * crop.mean()
 
 
 def test_augmentation_is_repeatable_per_seed_epoch_index(toy):
