@@ -215,25 +215,26 @@ def _server_processes() -> list[Any]:
 
 
 def shutdown(session: Any, port: int, procs: Sequence[Any] = (), timeout: float = 5.0) -> bool:
-    """Close ``session`` and make sure its App server is gone; True when ``port`` is free again.
+    """Stop the App server and close ``session``; True when ``port`` is free again.
 
-    ``procs``: the server processes seen at launch (psutil handles, safe against pid reuse); any
-    still running after the session closed are terminated, then killed.
+    ``procs``: the server processes seen at launch (psutil handles, safe against pid reuse). They
+    are terminated first (then killed if need be): closing the session alone waits for a server
+    that may linger with open browser connections, and a server whose wrapper died is orphaned.
     """
     import psutil
 
-    closer = threading.Thread(target=session.close, daemon=True)
-    closer.start()
-    closer.join(timeout)
-    leftovers = list(dict.fromkeys([*procs, *_server_processes()]))
-    leftovers = [p for p in leftovers if p.is_running()]
-    for proc in reversed(leftovers):
+    leftovers = [p for p in dict.fromkeys([*procs, *_server_processes()]) if p.is_running()]
+    for proc in reversed(leftovers):  # children first
         with contextlib.suppress(psutil.Error):
             proc.terminate()
-    _gone, alive = psutil.wait_procs(leftovers, timeout=5)
+    # the server shuts down gracefully, waiting on open event streams: give it a moment, then kill
+    _gone, alive = psutil.wait_procs(leftovers, timeout=min(timeout, 2.0))
     for proc in alive:
         with contextlib.suppress(psutil.Error):
             proc.kill()
+    closer = threading.Thread(target=session.close, daemon=True)
+    closer.start()
+    closer.join(timeout)
     deadline = time.monotonic() + 10
     while not port_free(port) and time.monotonic() < deadline:
         time.sleep(0.2)
