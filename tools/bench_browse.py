@@ -89,7 +89,7 @@ def main() -> None:
         videos = r.read_videos().set_index("video_id", drop=False)
         sizes = {v: (W, H) for v in videos.index}
         ranges = {v: build.depth_units_range(0.001) for v in videos.index}
-        jobs = [(f.depth_path, build.preview_relpath(f.video_id, f.frame_index), ranges[f.video_id][1])
+        jobs = [(f.depth_path, build.preview_relpath(f.video_id, f.frame_index), ranges[f.video_id])
                 for f in frames.itertuples(index=False)]  # fmt: skip
         t = time.perf_counter()
         build.make_previews(r, jobs)

@@ -36,7 +36,7 @@ RGB, DEPTH = "rgb", "depth"
 FIELD_INFO_KEY = "gaitdata"
 LOW_CONFIDENCE = 0.5  # mean keypoint confidence below which a person is "low confidence"
 DISAGREEMENT_OKS = 0.8  # lowest OKS between two label sets below which a frame is a "disagreement"
-DEPTH_RANGE_M = 6.0  # heatmap/preview colour scale: 0 .. 6 m
+DEPTH_RANGE_M = 6.0  # heatmap/preview colour scale when a recording gives no sample: 0 .. 6 m
 PREVIEW_DIR = Path(".fiftyone") / "previews"
 FIELD_COLOURS = ("#ff00ff", "#00e5ff", "#ffd400", "#ff6a00", "#7cff00", "#ff4f9a")  # one per label set
 _RESERVED = {
@@ -155,23 +155,50 @@ def _frame_size(root: DatasetRoot, video: Any, rgb_rel: str) -> tuple[int, int]:
     return img.shape[1] * 2, img.shape[0] * 2
 
 
-def depth_units_range(depth_scale: float | None) -> list[float]:
+def depth_units_range(depth_scale: float | None, sample: np.ndarray | None = None) -> list[float]:
+    """Colour scale ``[lo, hi]`` (raw depth units) of a recording's heatmaps and previews.
+
+    From a sample depth frame: its 1st-99th percentile of valid (non-zero) depth, widened by 10 %
+    (at least 10 cm);
+    without one (or when it holds no depth): 0 .. 6 m in the recording's units.
+    """
     scale = depth_scale if depth_scale and not pd.isna(depth_scale) and depth_scale > 0 else 0.001
-    return [0.0, float(min(65535.0, round(DEPTH_RANGE_M / scale)))]
+    fallback = [0.0, float(min(65535.0, round(DEPTH_RANGE_M / scale)))]
+    if sample is None:
+        return fallback
+    valid = sample[sample > 0]
+    if valid.size < 16:
+        return fallback
+    lo, hi = (float(v) for v in np.percentile(valid, [1, 99]))
+    pad = max(0.1 * (hi - lo), 0.1 / scale)  # at least 10 cm
+    return [max(0.0, round(lo - pad)), min(65535.0, round(hi + pad))]
+
+
+def _video_depth_range(root: DatasetRoot, depth_scale: Any, frames: pd.DataFrame) -> list[float]:
+    """:func:`depth_units_range` from the middle depth frame of one recording's ``frames``."""
+    import cv2
+
+    rels = frames["depth_path"].dropna()
+    sample = None
+    if len(rels):
+        d = cv2.imread(str(root.abspath(str(rels.iloc[len(rels) // 2]))), cv2.IMREAD_UNCHANGED)
+        sample = d if d is not None and d.dtype == np.uint16 else None
+    return depth_units_range(depth_scale, sample)
 
 
 def preview_relpath(video_id: str, frame_index: int) -> str:
     return (PREVIEW_DIR / video_id / f"{frame_index:06d}.png").as_posix()
 
 
-def make_preview(depth_path: Path, out: Path, hi: float) -> None:
+def make_preview(depth_path: Path, out: Path, value_range: Sequence[float]) -> None:
     """8-bit colourised preview of a 16-bit depth PNG (0 = no depth = black), written atomically."""
     import cv2
 
     d = cv2.imread(str(depth_path), cv2.IMREAD_UNCHANGED)
     if d is None or d.dtype != np.uint16:
         raise GaitdataError(f"{depth_path}: not a 16-bit depth PNG; re-extract this recording")
-    v = np.clip(d.astype(np.float32) * (255.0 / hi), 0, 255).astype(np.uint8)
+    lo, hi = float(value_range[0]), float(value_range[1])
+    v = np.clip((d.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1.0)), 0, 255).astype(np.uint8)
     rgb = cv2.applyColorMap(v, cv2.COLORMAP_TURBO)
     rgb[d == 0] = 0
     ok, buf = cv2.imencode(".png", rgb, [cv2.IMWRITE_PNG_COMPRESSION, 1])
@@ -180,12 +207,12 @@ def make_preview(depth_path: Path, out: Path, hi: float) -> None:
     atomic_write_bytes(out, buf.tobytes())
 
 
-def make_previews(root: DatasetRoot, jobs: list[tuple[str, str, float]], workers: int = 2) -> dict[str, str]:
-    """Write missing previews for ``(depth_rel, preview_rel, hi)``; return ``{depth_rel: error}`` failures."""
+def make_previews(root: DatasetRoot, jobs: list[tuple[str, str, Sequence[float]]], workers: int = 2) -> dict[str, str]:
+    """Write missing previews for ``(depth_rel, preview_rel, range)``; return ``{depth_rel: error}`` failures."""
     todo = [j for j in jobs if not root.abspath(j[1]).is_file()]
     errors: dict[str, str] = {}
 
-    def one(job: tuple[str, str, float]) -> None:
+    def one(job: tuple[str, str, Sequence[float]]) -> None:
         try:
             make_preview(root.abspath(job[0]), root.abspath(job[1]), job[2])
         except (GaitdataError, OSError) as exc:
@@ -465,7 +492,8 @@ def build_dataset(
     sizes: dict[str, tuple[int, int]] = {}
     for vid, grp in frames.groupby("video_id", sort=False):
         sizes[str(vid)] = _frame_size(p.root, videos.loc[vid].to_dict(), str(grp["rgb_path"].iloc[0]))
-    ranges = {str(v): depth_units_range(videos.loc[v, "depth_scale"]) for v in sizes}
+    ranges = {str(v): _video_depth_range(p.root, videos.loc[v, "depth_scale"], grp)
+              for v, grp in frames.groupby("video_id", sort=False)}  # fmt: skip
 
     tables = {name: read_labels(p.root, name) for name in p.label_sets}
     fingerprints = {name: file_fingerprint(p.root.label_path(name)) for name in p.label_sets}
@@ -473,7 +501,7 @@ def build_dataset(
 
     # 1. new frames: previews, then samples in batches
     if len(new):
-        jobs = [(str(r.depth_path), preview_relpath(r.video_id, int(r.frame_index)), ranges[r.video_id][1])
+        jobs = [(str(r.depth_path), preview_relpath(r.video_id, int(r.frame_index)), ranges[r.video_id])
                 for r in new.itertuples(index=False) if r.depth_path is not None and not pd.isna(r.depth_path)]  # fmt: skip
         _say(progress, f"browse: {len(jobs)} depth previews ({sum(not p.root.abspath(j[1]).is_file() for j in jobs)} new)")
         bad_depth = make_previews(p.root, jobs)

@@ -181,7 +181,7 @@ def test_build_grouped_dataset(tmp_path: Path, fo_db) -> None:
     s = rgb.match((fo_db.ViewField("video_id") == "s1_walk") & (fo_db.ViewField("frame_index") == 1)).first()
     assert (s.subject, s.session, s.view, s.condition, s.split) == ("s1", "s1", "side", "normal", "train")
     assert s.colour_ts_ms == pytest.approx(33.3) and "split:train" in s.tags
-    assert Path(s.depth.map_path).is_file() and s.depth.range == [0.0, 6000.0]
+    assert Path(s.depth.map_path).is_file() and s.depth.range == [1450.0, 1650.0]  # middle frame 1550 +- 10 cm
     kp = s.mediapipe.keypoints[0]
     assert kp.points[0] == pytest.approx(((POSE[0, 0] + 1) / W, (POSE[0, 1] + 1) / H))
     assert np.isnan(kp.points[3][0])  # v = 0: hidden
