@@ -120,7 +120,7 @@ def serve(
     if view and view not in ds.list_saved_views():
         raise GaitdataError(f"no saved view {view!r}; the dataset has: {', '.join(ds.list_saved_views()) or 'none'}")
     shown = ds.load_saved_view(view) if view else None
-    url = f"http://{ADDRESS}:{chosen}/datasets/{ds.name}"
+    url = f"http://{ADDRESS}:{chosen}/datasets/{ds.name}" + (f"?view={view}" if view else "")
     info = AppInfo(url=url, port=chosen, dataset=ds.name, notes=notes)
     if not wait:
         session = fo.launch_app(ds, view=shown, address=ADDRESS, port=chosen, remote=True, auto=False)
