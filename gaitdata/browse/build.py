@@ -253,28 +253,65 @@ def _person_docs(r: Any, w: int, h: int, k: int) -> tuple[dict, dict | None]:
     return kp, det
 
 
-def label_docs(df: pd.DataFrame, sizes: dict[str, tuple[int, int]], keys: Iterable[tuple[str, int]],
-               k: int) -> dict[tuple[str, int], tuple[dict, dict]]:  # fmt: skip
-    """``{(video_id, frame_index): (Keypoints doc, Detections doc)}`` for the ``keys`` labelled in ``df``.
+def skeleton_polyline_doc(r: Any, w: int, h: int, skeleton: Sequence[tuple[int, int]], k: int) -> dict:
+    """An editable ``Polyline`` of one person: one 2-vertex shape per skeleton edge with both joints
+    visible, one 1-vertex shape per other visible joint; ``joints`` lists the joint of each vertex.
 
-    A frame labelled "no person" gets empty lists (labelled, nobody there); frames the set does
-    not cover are absent. Documents are FiftyOne's storage format (``_cls`` + fields).
+    FiftyOne's in-App annotation edits polylines (not keypoints): moving a vertex here is a
+    keypoint correction for :func:`gaitdata.browse.pull`.
+    """
+    from bson import ObjectId
+
+    arr = np.asarray(r.keypoints, dtype=np.float64).reshape(k, 3)
+    vis = np.asarray(r.visibility if r.visibility is not None else np.full(k, 2), dtype=np.int64) > 0
+    xy = (arr[:, :2] / (w, h)).tolist()
+    shapes, joints, covered = [], [], set()
+    for a, b in skeleton:
+        if vis[a] and vis[b]:
+            shapes.append([xy[a], xy[b]])
+            joints.append([int(a), int(b)])
+            covered.update((a, b))
+    for j in np.flatnonzero(vis):
+        if int(j) not in covered:
+            shapes.append([xy[j]])
+            joints.append([int(j)])
+    return {"_id": ObjectId(), "_cls": "Polyline", "tags": [], "label": "person", "points": shapes, "closed": False,
+            "filled": False, "index": None, "person_index": int(r.person_index), "joints": joints}  # fmt: skip
+
+
+LABEL_SUFFIXES = ("", "_boxes", "_edit")  # keypoints, boxes, editable skeleton (optional)
+
+
+def label_docs(df: pd.DataFrame, sizes: dict[str, tuple[int, int]], keys: Iterable[tuple[str, int]], k: int,
+               skeleton: Sequence[tuple[int, int]] | None = None) -> dict[tuple[str, int], dict[str, dict]]:  # fmt: skip
+    """``{(video_id, frame_index): {suffix: doc}}`` for the ``keys`` labelled in ``df``.
+
+    Suffixes: ``""`` Keypoints, ``"_boxes"`` Detections and, with ``skeleton``, ``"_edit"``
+    Polylines (see :func:`skeleton_polyline_doc`). A frame labelled "no person" gets empty lists
+    (labelled, nobody there); frames the set does not cover are absent. Documents are FiftyOne's
+    storage format (``_cls`` + fields).
     """
     wanted = set(keys)
-    people: dict[tuple[str, int], tuple[list, list]] = {}
+    people: dict[tuple[str, int], tuple[list, list, list]] = {}
     for r in df.itertuples(index=False):
         key = (str(r.video_id), int(r.frame_index))
         if key not in wanted:
             continue
-        kps, dets = people.setdefault(key, ([], []))
+        kps, dets, polys = people.setdefault(key, ([], [], []))
         if bool(r.has_person) and r.keypoints is not None:
             w, h = sizes[key[0]]
             kp, det = _person_docs(r, w, h, k)
             kps.append(kp)
             if det is not None:
                 dets.append(det)
-    return {key: ({"_cls": "Keypoints", "keypoints": kps}, {"_cls": "Detections", "detections": dets})
-            for key, (kps, dets) in people.items()}  # fmt: skip
+            if skeleton is not None:
+                polys.append(skeleton_polyline_doc(r, w, h, skeleton, k))
+    out: dict[tuple[str, int], dict[str, dict]] = {}
+    for key, (kps, dets, polys) in people.items():
+        out[key] = {"": {"_cls": "Keypoints", "keypoints": kps}, "_boxes": {"_cls": "Detections", "detections": dets}}
+        if skeleton is not None:
+            out[key]["_edit"] = {"_cls": "Polylines", "polylines": polys}
+    return out
 
 
 def heatmap_doc(map_path: str, value_range: list[float]) -> dict:
@@ -314,10 +351,15 @@ def write_docs(fo: Any, ds: Any, updates: dict[str, dict[str, dict | None]]) -> 
         coll.bulk_write(ops[start : start + 1000], ordered=False)
 
 
-def declare_label_fields(fo: Any, ds: Any, fields: Iterable[str], heatmap: bool = True) -> None:
-    """Declare ``<f>`` (Keypoints) and ``<f>_boxes`` (Detections) for each label field, and ``depth``."""
+def declare_label_fields(fo: Any, ds: Any, fields: Iterable[str], heatmap: bool = True, editable: bool = False) -> None:
+    """Declare ``<f>`` (Keypoints), ``<f>_boxes`` (Detections), with ``editable`` ``<f>_edit``
+    (Polylines) for each label field, and ``depth`` (Heatmap)."""
     schema = ds.get_field_schema()
-    wanted = {f: fo.Keypoints for f in fields} | {f + "_boxes": fo.Detections for f in fields}
+    wanted: dict[str, Any] = {}
+    for f in fields:
+        wanted.update({f: fo.Keypoints, f + "_boxes": fo.Detections})
+        if editable:
+            wanted[f + "_edit"] = fo.Polylines
     if heatmap:
         wanted["depth"] = fo.Heatmap
     for f, cls in wanted.items():
@@ -445,6 +487,7 @@ def build_dataset(
     progress: bool = False,
     batch_size: int = 500,
     rebuild: bool = False,
+    editable: bool = False,
 ) -> Any:
     """Build or update the persistent grouped FiftyOne dataset of ``root``; return the ``fo.Dataset``.
 
@@ -453,6 +496,8 @@ def build_dataset(
     ``db_dir``: FiftyOne database directory (default ``<root>/.fiftyone/db``, or
     ``$GAITDATA_FIFTYONE_DIR/db``). ``video_level``: also save a view with one item per recording
     (frames in order). ``rebuild``: delete the FiftyOne dataset first (review tags are lost).
+    ``editable``: also add ``<set>_edit`` skeleton polylines, which FiftyOne's in-App annotation
+    can move (its keypoints cannot be edited in the App); once on, it stays on for the dataset.
     The build report is in ``dataset.info['gaitdata']['last_build']``.
     """
     p = plan(root, labels, split)
@@ -498,6 +543,10 @@ def build_dataset(
     tables = {name: read_labels(p.root, name) for name in p.label_sets}
     fingerprints = {name: file_fingerprint(p.root.label_path(name)) for name in p.label_sets}
     changed = [n for n in p.label_sets if known_sets.get(n, {}).get("fingerprint") != fingerprints[n]]
+    if editable and not info.get("editable"):
+        changed = list(p.label_sets)  # the existing frames need their editable skeletons too
+    editable = editable or bool(info.get("editable"))
+    skel = list(schema.skeleton) if editable else None
 
     # 1. new frames: previews, then samples in batches
     if len(new):
@@ -510,8 +559,8 @@ def build_dataset(
         if len(bad_depth) > 3:
             report.skipped.append(f"... and {len(bad_depth) - 3} more depth frames without a preview")
         new_keys = list(zip(new["video_id"].astype(str), new["frame_index"].astype(int), strict=True))
-        per_set = {name: label_docs(tables[name], sizes, new_keys, k) for name in p.label_sets}
-        declare_label_fields(fo, ds, [p.fields[n] for n in p.label_sets])
+        per_set = {name: label_docs(tables[name], sizes, new_keys, k, skel) for name in p.label_sets}
+        declare_label_fields(fo, ds, [p.fields[n] for n in p.label_sets], editable=editable)
         _say(progress, f"browse: adding {len(new)} frames to FiftyOne dataset {p.name}")
         for start in range(0, len(new), batch_size):
             chunk = new.iloc[start : start + batch_size]
@@ -530,7 +579,8 @@ def build_dataset(
         if name in known_sets and old_keys:
             _say(progress, f"browse: label set {name} changed; updating its fields")
         if old_keys:
-            set_label_fields(fo, ds, p.fields[name], label_docs(tables[name], sizes, old_keys, k), old_keys)
+            set_label_fields(fo, ds, p.fields[name], label_docs(tables[name], sizes, old_keys, k, skel), old_keys,
+                             editable)  # fmt: skip
         report.updated_label_sets.append(name)
         known_sets[name] = {"field": p.fields[name], "fingerprint": fingerprints[name]}
 
@@ -547,13 +597,14 @@ def build_dataset(
             rgb.set_values(f, {i: scores.get((v, fi)) for i, v, fi in zip(ids, vids, fis, strict=True)}, key_field="id")
     save_views(ds, p, video_level=video_level)
     colours = [{"path": f + suffix, "fieldColor": FIELD_COLOURS[i % len(FIELD_COLOURS)]}
-               for i, f in enumerate(p.fields[n] for n in p.label_sets) for suffix in ("", "_boxes")]  # fmt: skip
+               for i, f in enumerate(p.fields[n] for n in p.label_sets) for suffix in LABEL_SUFFIXES]  # fmt: skip
     ds.app_config.color_scheme = fo.ColorScheme(color_by="field", fields=colours)
     info.update(
         root=str(p.root.path),
         label_sets=known_sets,
         fields=p.fields,
         split=p.split_name,
+        editable=editable,
         last_build={"added_frames": report.added_frames, "existing_frames": report.existing_frames,
                     "updated_label_sets": report.updated_label_sets, "skipped": report.skipped,
                     "notes": report.notes},  # fmt: skip
@@ -624,8 +675,8 @@ def make_specs(p: BuildPlan, chunk: pd.DataFrame, videos: pd.DataFrame, sizes: d
         if has_depth:
             docs["depth"] = heatmap_doc(str(p.root.abspath(str(r.depth_path))), ranges[vid])
         for name in p.label_sets:
-            if (vid, fi) in per_set[name]:
-                docs[p.fields[name]], docs[p.fields[name] + "_boxes"] = per_set[name][(vid, fi)]
+            for suffix, doc in per_set[name].get((vid, fi), {}).items():
+                docs[p.fields[name] + suffix] = doc
         out.append(SampleSpec(RGB, gid, str(p.root.abspath(str(r.rgb_path))), tags, w, h, common, docs))
         if has_depth:
             prev = str(p.root.abspath(preview_relpath(vid, fi)))
@@ -668,18 +719,19 @@ def add_specs(fo: Any, ds: Any, specs: list[SampleSpec]) -> None:
     coll.insert_many(docs, ordered=False)
 
 
-def set_label_fields(fo: Any, ds: Any, fld: str, values: dict[tuple[str, int], tuple[dict, dict]],
-                     keys: Iterable[tuple[str, int]]) -> None:  # fmt: skip
-    """Set ``fld`` and ``fld_boxes`` on the rgb samples of ``keys`` (frames without rows of the set: None)."""
-    declare_label_fields(fo, ds, [fld], heatmap=False)
+def set_label_fields(fo: Any, ds: Any, fld: str, values: dict[tuple[str, int], dict[str, dict]],
+                     keys: Iterable[tuple[str, int]], editable: bool = False) -> None:  # fmt: skip
+    """Set the fields of label field ``fld`` on the rgb samples of ``keys`` (frames without rows: None)."""
+    declare_label_fields(fo, ds, [fld], heatmap=False, editable=editable)
+    suffixes = LABEL_SUFFIXES if editable else LABEL_SUFFIXES[:2]
     rgb = rgb_view(ds)
     wanted = set(keys)
     ids, vids, fis = rgb.values("id"), rgb.values("video_id"), rgb.values("frame_index")
     updates = {}
     for i, v, f in zip(ids, vids, fis, strict=True):
         if (v, f) in wanted:
-            kp, det = values.get((v, f), (None, None))
-            updates[i] = {fld: kp, fld + "_boxes": det}
+            docs = values.get((v, f), {})
+            updates[i] = {fld + sfx: docs.get(sfx) for sfx in suffixes}
     write_docs(fo, ds, updates)
 
 

@@ -6,8 +6,11 @@ reviewed frames' edits applied:
 - a sample tagged ``reject`` (or ``rejected``): every row of that frame gets the QA flag
   ``rejected`` (``gaitdata export --exclude-flag rejected`` leaves it out);
 - a person (its keypoints or its box) tagged ``reject``: that person's row gets ``rejected``;
-- a moved keypoint: the new position, confidence 1.0, visibility 2, QA flag ``corrected``;
-- a person deleted in FiftyOne: its row is dropped (a frame left empty gets a no-person row);
+- a moved keypoint, or a moved vertex of the editable skeleton polyline (``<set>_edit``, built
+  with ``--editable``: FiftyOne's in-App annotation edits polylines and boxes, not keypoints):
+  the new position, confidence 1.0, visibility 2, QA flag ``corrected``; a moved box: the new box;
+- a person deleted in FiftyOne (its keypoints or its box): its row is dropped (a frame left empty
+  gets a no-person row);
 - a person added in FiftyOne: a new row (box from the Detection with the same ``person_index``
   attribute, else the keypoints' extent), QA flag ``added``;
 - samples tagged ``reviewed`` (or with any edit): rows get the QA flag ``reviewed``.
@@ -58,6 +61,39 @@ def _apply_person(row: dict, kp: Any, w: int, h: int, k: int) -> tuple[dict, boo
     row["visibility"] = vis.tolist()
     row["num_visible"] = int((vis > 0).sum())
     return row, moved
+
+
+def _apply_polyline(row: dict, src: dict, poly: Any, w: int, h: int, k: int) -> tuple[dict, bool]:
+    """Apply an edited skeleton polyline (``joints`` names the joint of each vertex) to a label row.
+
+    A vertex counts as moved when it differs from the source row ``src``; a joint takes the mean of
+    its moved vertices (it appears once per edge).
+    """
+    joints = getattr(poly, "joints", None)
+    if not joints:
+        return row, False
+    ref = np.asarray(src["keypoints"], dtype=np.float64).reshape(k, 3)
+    arr = np.asarray(row["keypoints"], dtype=np.float64).reshape(k, 3).copy()
+    vis = np.asarray(row["visibility"], dtype=np.int64).copy()
+    moved: dict[int, list[tuple[float, float]]] = {}
+    for shape, js in zip(poly.points or [], joints, strict=False):
+        for (x, y), j in zip(shape, js, strict=False):
+            j = int(j)
+            if not 0 <= j < k or x is None or y is None or math.isnan(x) or math.isnan(y):
+                continue
+            px, py = float(x) * w, float(y) * h
+            if abs(px - ref[j, 0]) > MOVE_TOLERANCE_PX or abs(py - ref[j, 1]) > MOVE_TOLERANCE_PX:
+                moved.setdefault(j, []).append((px, py))
+    if not moved:
+        return row, False
+    for j, pts in moved.items():
+        arr[j] = (*np.mean(pts, axis=0), 1.0)
+        vis[j] = 2
+    row = dict(row)
+    row["keypoints"] = arr.ravel().tolist()
+    row["visibility"] = vis.tolist()
+    row["num_visible"] = int((vis > 0).sum())
+    return row, True
 
 
 def _new_person(kp: Any, det: Any, w: int, h: int, k: int, vid: str, fi: int, idx: int, teacher: str) -> dict:
@@ -125,6 +161,7 @@ def pull(
     tags = view.values("tags")
     kps = view.values(fld)
     dets = view.values(fld + "_boxes")
+    edits = view.values(fld + "_edit") if fld + "_edit" in ds.get_field_schema() else [None] * len(vids)
     widths, heights = view.values("metadata.width"), view.values("metadata.height")
 
     teacher = str(base["teacher"].dropna().iloc[0]) if base["teacher"].notna().any() else label_set
@@ -132,7 +169,7 @@ def pull(
     counts = {"frames_rejected": 0, "persons_rejected": 0, "persons_corrected": 0, "persons_added": 0,
               "persons_deleted": 0, "frames_reviewed": 0}  # fmt: skip
     replaced: dict[tuple[str, int], list[dict]] = {}
-    for vid, fi, stags, kpl, detl, w, h in zip(vids, fis, tags, kps, dets, widths, heights, strict=True):
+    for vid, fi, stags, kpl, detl, editl, w, h in zip(vids, fis, tags, kps, dets, edits, widths, heights, strict=True):
         key = (vid, int(fi))
         stags = set(stags or [])
         frame_rejected = bool(stags & REJECT_TAGS)
@@ -142,6 +179,7 @@ def pull(
         old = {int(x["person_index"]): x for x in rows.to_dict("records") if bool(x["has_person"])}
         none_rows = [x for x in rows.to_dict("records") if not bool(x["has_person"])]
         by_idx_det = {getattr(d, "person_index", None): d for d in (detl.detections if detl else [])}
+        by_idx_poly = {getattr(q, "person_index", None): q for q in (editl.polylines if editl else [])}
         new_rows: list[dict] = []
         edited = False
         seen: set[int] = set()
@@ -149,9 +187,16 @@ def pull(
             idx = getattr(kp, "person_index", None)
             if idx is not None and int(idx) in old:
                 idx = int(idx)
-                seen.add(idx)
-                row, moved = _apply_person(old[idx], kp, w, h, k)
                 det = by_idx_det.get(idx)
+                src = old[idx]
+                had_box = not any(pd.isna(src[c]) for c in ("bbox_x", "bbox_y", "bbox_w", "bbox_h"))
+                if detl is not None and had_box and det is None:
+                    continue  # its box was deleted in the App: the person is deleted
+                seen.add(idx)
+                row, moved = _apply_person(src, kp, w, h, k)
+                if idx in by_idx_poly:
+                    row, poly_moved = _apply_polyline(row, src, by_idx_poly[idx], w, h, k)
+                    moved = moved or poly_moved
                 if det is not None:
                     bx, by, bw, bh = det.bounding_box
                     box = (bx * w, by * h, bw * w, bh * h)

@@ -17,25 +17,29 @@ import click
               help="Open the App on a saved view (low-confidence, qa-flagged, disagree-<set>, split-<part>, videos).")  # fmt: skip
 @click.option("--db-dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="FiftyOne database directory (default: ROOT/.fiftyone/db, or $GAITDATA_FIFTYONE_DIR/db).")  # fmt: skip
+@click.option("--editable", is_flag=True,
+              help="Add editable skeleton polylines (<set>_edit): move their vertices in the App's annotate tab.")  # fmt: skip
 @click.option("--rebuild", is_flag=True, help="Delete and rebuild the FiftyOne dataset (review tags are lost).")
 @click.option("--pull", "do_pull", is_flag=True, help="Pull review edits of --label-set into a new label set.")
 @click.option("--label-set", default=None, metavar="NAME", help="With --pull: the label set that was reviewed.")
 @click.option("--name", "out_name", default=None, metavar="NAME",
               help="With --pull: the new label set (default: <label-set>.reviewed).")  # fmt: skip
 def command(root: str, labels: tuple[str, ...], split: str | None, port: int | None, no_launch: bool,
-            video_level: bool, saved_view: str | None, db_dir: str | None, rebuild: bool, do_pull: bool,
+            video_level: bool, saved_view: str | None, db_dir: str | None, editable: bool, rebuild: bool, do_pull: bool,
             label_set: str | None, out_name: str | None) -> None:  # fmt: skip
     """Review frames and labels in FiftyOne (RGB + depth, skeletons, confidences, review queues).
 
     Builds or updates a persistent grouped FiftyOne dataset for ROOT (slices rgb and depth), saves
     review views, then serves the App on 127.0.0.1 until Ctrl-C. Tag frames `reject` (or persons),
-    move keypoints, then pull the edits back into a new label set with --pull.
+    fix boxes, move skeleton vertices (--editable; the App edits polylines, not keypoints), then
+    pull the edits back into a new label set with --pull.
 
     \b
     Examples:
       gaitdata browse data/root                          # every label set, App on :5151
       gaitdata browse data/root --labels mediapipe --labels alphapose --view disagree-alphapose
       gaitdata browse data/root --no-launch              # build/update only
+      gaitdata browse data/root --editable               # + <set>_edit skeletons to correct in the App
       gaitdata browse data/root --pull --label-set mediapipe   # -> labels/mediapipe.reviewed
       GAITDATA_FIFTYONE_DIR=~/.cache/gaitdata gaitdata browse data/root --port 5252
     """
@@ -78,11 +82,12 @@ def command(root: str, labels: tuple[str, ...], split: str | None, port: int | N
 
     if no_launch:
         ds = build_dataset(root, labels=chosen, split=split, db_dir=db_dir, video_level=video_level,
-                           progress=True, rebuild=rebuild)  # fmt: skip
+                           progress=True, rebuild=rebuild, editable=editable)  # fmt: skip
         summary(ds)
         return
-    if rebuild:
-        build_dataset(root, labels=chosen, split=split, db_dir=db_dir, video_level=video_level, rebuild=True)
+    if rebuild or editable:
+        build_dataset(root, labels=chosen, split=split, db_dir=db_dir, video_level=video_level, rebuild=rebuild,
+                      editable=editable)  # fmt: skip
 
     def ready(app: object) -> None:
         import fiftyone as fo

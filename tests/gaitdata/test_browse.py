@@ -230,30 +230,40 @@ def test_incremental_update_keeps_tags(tmp_path: Path, fo_db) -> None:
 def test_pull_round_trip(tmp_path: Path, fo_db) -> None:
     from gaitdata.browse import build_dataset, pull
 
-    r = make_root(tmp_path / "root", {"s1_walk": 3}, {"mediapipe": 0.0})
+    r = make_root(tmp_path / "root", {"s1_walk": 4}, {"mediapipe": 0.0})
     before = r.label_path("mediapipe").read_bytes()
-    ds = build_dataset(r.path)
+    ds = build_dataset(r.path, editable=True)
     rgb = ds.select_group_slices("rgb")
-    s0 = rgb.match(fo_db.ViewField("frame_index") == 0).first()
-    s0.tags.append("reject")
-    s0.save()
-    s2 = rgb.match(fo_db.ViewField("frame_index") == 2).first()
-    kp = s2.mediapipe.keypoints[0]
+    frame = {i: rgb.match(fo_db.ViewField("frame_index") == i).first() for i in range(4)}
+    frame[0].tags.append("reject")  # 0: rejected frame
+    frame[0].save()
+    poly = frame[1].mediapipe_edit.polylines[0]  # 1: the left knee dragged in the editable skeleton
+    knee = 13
+    poly.points = [[[0.5, 0.6] if j == knee else v for v, j in zip(shape, js, strict=True)]
+                   for shape, js in zip(poly.points, poly.joints, strict=True)]  # fmt: skip
+    frame[1].save()
+    kp = frame[2].mediapipe.keypoints[0]  # 2: the left wrist moved
     pts = [list(p) for p in kp.points]
-    pts[9] = [0.25, 0.75]  # move the left wrist
+    pts[9] = [0.25, 0.75]
     kp.points = pts
-    s2.save()
+    frame[2].save()
+    frame[3].mediapipe_boxes.detections = []  # 3: the person's box deleted in the App
+    frame[3].save()
 
     path = pull(r.path, "mediapipe")
     assert path == r.label_path("mediapipe.reviewed") and r.label_path("mediapipe").read_bytes() == before
     out = read_labels(r, "mediapipe.reviewed").set_index("frame_index")
     src = read_labels(r, "mediapipe").set_index("frame_index")
-    assert "rejected" in out.loc[0, "qa_flags"] and "rejected" not in out.loc[2, "qa_flags"]
-    assert list(out.loc[1, "keypoints"]) == list(src.loc[1, "keypoints"])  # untouched frame
+    assert "rejected" in out.loc[0, "qa_flags"] and list(out.loc[0, "keypoints"]) == list(src.loc[0, "keypoints"])
+    k1 = np.asarray(out.loc[1, "keypoints"]).reshape(17, 3)
+    assert k1[knee] == pytest.approx([0.5 * W, 0.6 * H, 1.0]) and "corrected" in out.loc[1, "qa_flags"]
+    assert k1[knee - 2] == pytest.approx(np.asarray(src.loc[1, "keypoints"]).reshape(17, 3)[knee - 2])
     k2 = np.asarray(out.loc[2, "keypoints"]).reshape(17, 3)
     assert k2[9] == pytest.approx([0.25 * W, 0.75 * H, 1.0])
     assert k2[8] == pytest.approx(np.asarray(src.loc[2, "keypoints"]).reshape(17, 3)[8])
     assert "corrected" in out.loc[2, "qa_flags"] and out.loc[2, "visibility"][3] == 0
+    assert not out.loc[3, "has_person"] and out.loc[3, "person_index"] == -1
+    assert "rejected" not in out.loc[2, "qa_flags"]
     with pytest.raises(GaitdataError, match="not found"):
         pull(r.path, "nope")
 
