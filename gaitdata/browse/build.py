@@ -596,8 +596,10 @@ def build_dataset(
             ids, vids, fis = rgb.values("id"), rgb.values("video_id"), rgb.values("frame_index")
             rgb.set_values(f, {i: scores.get((v, fi)) for i, v, fi in zip(ids, vids, fis, strict=True)}, key_field="id")
     save_views(ds, p, video_level=video_level)
+    # every label field the dataset holds (also those of earlier builds), in a stable order
+    all_fields = list(dict.fromkeys([*(p.fields[n] for n in p.label_sets), *(v["field"] for v in known_sets.values())]))
     colours = [{"path": f + suffix, "fieldColor": FIELD_COLOURS[i % len(FIELD_COLOURS)]}
-               for i, f in enumerate(p.fields[n] for n in p.label_sets) for suffix in LABEL_SUFFIXES]  # fmt: skip
+               for i, f in enumerate(all_fields) for suffix in LABEL_SUFFIXES]  # fmt: skip
     ds.app_config.color_scheme = fo.ColorScheme(color_by="field", fields=colours)
     info.update(
         root=str(p.root.path),
