@@ -64,6 +64,9 @@ def command(root: str, labels: tuple[str, ...], split: str | None, port: int | N
         raise click.UsageError("--label-set/--name go with --pull")
 
     chosen = list(labels) if labels else None
+    from gaitdata.browse.build import plan
+
+    plan(root, chosen, split)  # bad root / label set / split: a clear error before anything starts
     con.print(f"FiftyOne database: {describe(root, db_dir)}")
 
     def summary(ds: object) -> None:
