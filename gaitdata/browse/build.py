@@ -320,7 +320,7 @@ def heatmap_doc(map_path: str, value_range: list[float]) -> dict:
     return {"_id": ObjectId(), "_cls": "Heatmap", "tags": [], "map_path": map_path, "range": list(value_range)}
 
 
-def write_docs(fo: Any, ds: Any, updates: dict[str, dict[str, dict | None]]) -> None:
+def write_docs(fo: Any, ds: Any, updates: dict[str, dict[str, dict | None]], fast: bool = True) -> None:
     """Set label fields from FiftyOne documents on samples ``{sample id: {field: doc or None}}``.
 
     One bulk write straight to the dataset's sample collection: building FiftyOne Label objects
@@ -330,8 +330,8 @@ def write_docs(fo: Any, ds: Any, updates: dict[str, dict[str, dict | None]]) -> 
     """
     if not updates:
         return
-    coll = getattr(ds, "_sample_collection", None)
-    if coll is None:  # another FiftyOne version: the public, slower path
+    coll = getattr(ds, "_sample_collection", None) if fast else None
+    if coll is None:  # another FiftyOne version (or fast=False): the public, slower path
         by_field: dict[str, dict[str, Any]] = {}
         for sid, fields in updates.items():
             for f, doc in fields.items():
@@ -686,19 +686,19 @@ def make_specs(p: BuildPlan, chunk: pd.DataFrame, videos: pd.DataFrame, sizes: d
     return out
 
 
-def add_specs(fo: Any, ds: Any, specs: list[SampleSpec]) -> None:
+def add_specs(fo: Any, ds: Any, specs: list[SampleSpec], fast: bool = True) -> None:
     """Insert samples in one bulk write to the dataset's sample collection.
 
     A sample of a slice the dataset does not have yet goes through ``add_samples`` (FiftyOne
     registers the slice and its media type); the rest are stored directly in the layout FiftyOne
     writes itself, which is several times faster than building and serialising Sample and Label
     objects. Without access to the collection (another FiftyOne version) everything takes the
-    public path.
+    public path (as with ``fast=False``).
     """
     import random
     from datetime import UTC, datetime
 
-    coll = getattr(ds, "_sample_collection", None)
+    coll = getattr(ds, "_sample_collection", None) if fast else None
     dataset_id = getattr(ds, "_doc", None) and getattr(ds._doc, "id", None)
     rest = list(specs)
     if coll is None or dataset_id is None:

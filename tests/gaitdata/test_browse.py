@@ -384,3 +384,46 @@ def test_app_screenshot_shows_grid_with_skeletons(tmp_path: Path, fo_db) -> None
     assert img.std() > 10  # not blank
     assert frame_px > 200, f"frames not loaded (placeholders only): {frame_px} green pixels"
     assert label_px > 100, f"no skeletons drawn: {label_px} magenta pixels"
+
+
+@pytest.mark.fiftyone
+def test_fast_ingest_matches_fiftyone_path(tmp_path: Path, fo_db) -> None:
+    """Samples and labels written as documents read back exactly like those added through FiftyOne."""
+    from gaitdata.browse import build
+
+    r = make_root(tmp_path / "root", {"s1_walk": 3}, {"mediapipe": 0.0})
+    p = build.plan(r)
+    frames, videos = r.read_frames(), r.read_videos().set_index("video_id", drop=False)
+    sizes, ranges = {"s1_walk": (W, H)}, {"s1_walk": [1000.0, 2000.0]}
+    keys = [("s1_walk", i) for i in range(3)]
+    per_set = {"mediapipe": build.label_docs(read_labels(r, "mediapipe"), sizes, keys, 17, COCO17.skeleton)}
+    got = []
+    for fast in (True, False):
+        ds = fo_db.Dataset()
+        ds.add_group_field("group", default="rgb")
+        build._ensure_fields(fo_db, ds)
+        build.declare_label_fields(fo_db, ds, ["mediapipe"], editable=True)
+        # the first group goes through add_samples either way (it registers the slices)
+        build.add_specs(fo_db, ds, build.make_specs(p, frames, videos, sizes, ranges, per_set, {}), fast=fast)
+        rgb = ds.select_group_slices("rgb").sort_by("frame_index")
+        first = rgb.first()
+        build.write_docs(fo_db, ds, {first.id: {"mediapipe_boxes": None, "mediapipe": per_set["mediapipe"][keys[0]][""]}},
+                         fast=fast)  # fmt: skip
+        got.append({
+            "n": (len(rgb), len(ds.select_group_slices("depth"))),
+            "meta": rgb.values(["video_id", "frame_index", "subject", "colour_ts_ms", "split", "tags", "metadata.width"]),
+            "points": rgb.values("mediapipe.keypoints.points"),
+            "conf": rgb.values("mediapipe.keypoints.confidence"),
+            "attrs": rgb.values("mediapipe.keypoints.person_index"),
+            "boxes": rgb.values("mediapipe_boxes.detections.bounding_box"),
+            "nboxes": rgb.count("mediapipe_boxes.detections"),
+            "edit": rgb.values("mediapipe_edit.polylines.joints"),
+            "depth": rgb.values("depth.range"),
+        })  # fmt: skip
+        ds.delete()
+    fast, slow = got
+    assert fast["n"] == slow["n"] == (3, 3)
+    assert fast["nboxes"] == slow["nboxes"] == 2
+    for key in ("meta", "conf", "attrs", "boxes", "edit", "depth"):
+        assert fast[key] == slow[key], key
+    np.testing.assert_array_equal(np.asarray(fast["points"], float), np.asarray(slow["points"], float))
