@@ -66,6 +66,7 @@ class BuildReport:
 
     added_frames: int = 0
     existing_frames: int = 0
+    removed_frames: int = 0
     updated_label_sets: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -526,11 +527,19 @@ def build_dataset(
     frames = frames[(frames["status"] == "ok") & frames["rgb_path"].notna()]
     frames = frames[frames["video_id"].isin(videos.index)].reset_index(drop=True)
     have: set[tuple[str, int]] = set()
+    keys = list(zip(frames["video_id"].astype(str), frames["frame_index"].astype(int), strict=True))
     if RGB in (ds.group_slices or []):
         rgb = rgb_view(ds)
-        have = set(zip(rgb.values("video_id"), rgb.values("frame_index"), strict=True))
+        gids = rgb.values("group.id")
+        have_keys = list(zip(rgb.values("video_id"), rgb.values("frame_index"), strict=True))
+        current = set(keys)
+        stale = [g for g, key in zip(gids, have_keys, strict=True) if key not in current]
+        if stale:  # frames no longer written in the root (re-extracted, removed): drop their groups
+            ds.delete_groups(stale)
+            report.removed_frames = len(stale)
+            report.notes.append(f"{len(stale)} frames no longer in {p.root.frames_path} were removed from the dataset")
+        have = set(have_keys) & current
     report.existing_frames = len(have)
-    keys = list(zip(frames["video_id"].astype(str), frames["frame_index"].astype(int), strict=True))
     new_mask = np.array([key not in have for key in keys], dtype=bool)
     new = frames[new_mask].reset_index(drop=True)
 
@@ -608,6 +617,7 @@ def build_dataset(
         split=p.split_name,
         editable=editable,
         last_build={"added_frames": report.added_frames, "existing_frames": report.existing_frames,
+                    "removed_frames": report.removed_frames,
                     "updated_label_sets": report.updated_label_sets, "skipped": report.skipped,
                     "notes": report.notes},  # fmt: skip
     )

@@ -224,6 +224,12 @@ def test_incremental_update_keeps_tags(tmp_path: Path, fo_db) -> None:
     ds = build_dataset(r.path)
     assert ds.info["gaitdata"]["last_build"]["added_frames"] == 0
     assert ds.info["gaitdata"]["last_build"]["updated_label_sets"] == []
+    frames = r.read_frames()
+    frames.loc[(frames.video_id == "s2_walk") & (frames.frame_index == 1), "status"] = "sampled_out"  # re-extracted
+    r.write_frames(frames)
+    ds = build_dataset(r.path)
+    assert ds.info["gaitdata"]["last_build"]["removed_frames"] == 1
+    assert len(ds.select_group_slices("rgb")) == 4 and len(ds.select_group_slices("depth")) == 4
 
 
 @pytest.mark.fiftyone
