@@ -598,12 +598,15 @@ def build_dataset(
         ds.add_dynamic_sample_fields()  # person_index, score, ... of the keypoints: filterable in the App
     set_split(p, ds)
     pairs = [(p.label_sets[0], other) for other in p.label_sets[1:]]
-    if pairs and (changed or len(new)):
-        for a, b in pairs:
-            f = agreement_field(p.fields[a], p.fields[b])
-            scores = pair_agreement(p.root, a, b, tables[a], tables[b], schema)
-            ids, vids, fis = rgb.values("id"), rgb.values("video_id"), rgb.values("frame_index")
-            rgb.set_values(f, {i: scores.get((v, fi)) for i, v, fi in zip(ids, vids, fis, strict=True)}, key_field="id")
+    for a, b in pairs:
+        f = agreement_field(p.fields[a], p.fields[b])
+        if f not in ds.get_field_schema():
+            ds.add_sample_field(f, fo.FloatField)
+        elif not (changed or len(new)):
+            continue  # nothing changed since it was computed
+        scores = pair_agreement(p.root, a, b, tables[a], tables[b], schema)
+        ids, vids, fis = rgb.values("id"), rgb.values("video_id"), rgb.values("frame_index")
+        rgb.set_values(f, {i: scores.get((v, fi)) for i, v, fi in zip(ids, vids, fis, strict=True)}, key_field="id")
     save_views(ds, p, video_level=video_level)
     # every label field the dataset holds (also those of earlier builds), in a stable order
     all_fields = list(dict.fromkeys([*(p.fields[n] for n in p.label_sets), *(v["field"] for v in known_sets.values())]))

@@ -200,6 +200,10 @@ def test_build_grouped_dataset(tmp_path: Path, fo_db) -> None:
     assert set(ds.load_saved_view("disagree-alphapose").values("video_id")) == {"s2_walk"}
     assert len(ds.load_saved_view("low-confidence")) == 0  # mean confidence ~0.82
 
+    ds = build_dataset(r.path, labels=["alphapose", "mediapipe"])  # nothing changed, another reference set
+    assert ds.info["gaitdata"]["last_build"]["added_frames"] == 0
+    assert set(ds.load_saved_view("disagree-mediapipe").values("video_id")) == {"s2_walk"}
+
 
 @pytest.mark.fiftyone
 def test_incremental_update_keeps_tags(tmp_path: Path, fo_db) -> None:
