@@ -38,7 +38,11 @@ from types import ModuleType
 from gaitdata.errors import GaitdataError, require
 
 ENV_DIR = "GAITDATA_FIFTYONE_DIR"
-_ACTIVE = "GAITDATA_FIFTYONE_ACTIVE_DB"  # set in os.environ once this process is configured
+# Set in os.environ by connect() (so FiftyOne's own subprocesses see them too): the directory in
+# use, the pid that configured it, and the URI of the server gaitdata started (not a user's).
+_ACTIVE = "GAITDATA_FIFTYONE_ACTIVE_DB"
+_OWNER = "GAITDATA_FIFTYONE_PID"
+_OURS = "GAITDATA_FIFTYONE_URI"
 _STATE = "gaitdata-mongod.json"
 _INSTALL_HINT = (
     "Install FiftyOne's database with `make setup`, or: "
@@ -157,14 +161,15 @@ def start_database(db_dir: Path, timeout: float = 60.0) -> str:
             # has shut down (its shutdown talks to the database); this process stops it at exit.
             # The kernel's parent-death signal fires when the creating THREAD ends: main thread only.
             main = threading.current_thread() is threading.main_thread()
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                    start_new_session=True, preexec_fn=_pdeathsig if main else None)  # fmt: skip
+            with (db_dir / "log" / "mongod.stderr").open("wb") as errf:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
+                                        start_new_session=True, preexec_fn=_pdeathsig if main else None)  # fmt: skip
         except OSError as exc:
             raise GaitdataError(f"cannot run FiftyOne's database {mongod}: {exc}. {_INSTALL_HINT}") from exc
         deadline = time.monotonic() + timeout
         while not _ping(port):
             if proc.poll() is not None:
-                err = (proc.stderr.read().decode(errors="replace").strip() if proc.stderr else "") or _log_tail(log)
+                err = (db_dir / "log" / "mongod.stderr").read_text(errors="replace").strip() or _log_tail(log)
                 raise GaitdataError(
                     f"FiftyOne's database did not start (mongod exit code {proc.returncode}; {err[-400:]}); "
                     f"log: {log}. If another program uses {db_dir}, stop it or pick another --db-dir. {_INSTALL_HINT}"
@@ -190,27 +195,38 @@ def _writable_home(db_dir: Path) -> None:
     os.environ["HOME"] = str(alt)
 
 
+def _owned() -> bool:
+    """True when :func:`connect` already ran in THIS process (the variables are inherited by children)."""
+    return os.environ.get(_OWNER) == str(os.getpid())
+
+
 def connect(root: str | os.PathLike | None = None, db_dir: str | os.PathLike | None = None) -> ModuleType:
     """Configure FiftyOne for ``db_dir`` (see :func:`resolve_db_dir`), start its database, import it.
 
     Returns the ``fiftyone`` module. Environment: ``FIFTYONE_DO_NOT_TRACK=true``, the database URI,
     and a writable ``HOME``. A process talks to one database; asking for another raises an error.
-    A ``FIFTYONE_DATABASE_URI`` set by the user (their own MongoDB) is respected.
+    A ``FIFTYONE_DATABASE_URI`` set by the user (their own MongoDB) is respected; one inherited
+    from a parent process that ran gaitdata is not (the database of the directory is found again).
     """
     target = resolve_db_dir(root, db_dir)
-    active = os.environ.get(_ACTIVE)
-    if active:
+    if _owned():
+        active = os.environ.get(_ACTIVE, "")
         if active != str(target):
             raise GaitdataError(
                 f"this process already uses the FiftyOne database in {active}; the database in {target} "
                 f"needs a separate process (or pass --db-dir {active})"
             )
         return require("fiftyone", "fiftyone")
+    if os.environ.get("FIFTYONE_DATABASE_URI") and os.environ.get("FIFTYONE_DATABASE_URI") == os.environ.get(_OURS):
+        del os.environ["FIFTYONE_DATABASE_URI"]  # a parent's server: reused below only if it serves `target`
     os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")  # MongoDB 6 is supported; skip the nag
     _writable_home(target)
-    uri = os.environ.get("FIFTYONE_DATABASE_URI") or start_database(target)
+    user_uri = os.environ.get("FIFTYONE_DATABASE_URI")
+    uri = user_uri or start_database(target)
     os.environ["FIFTYONE_DATABASE_URI"] = uri
+    if not user_uri:
+        os.environ[_OURS] = uri
     os.environ["FIFTYONE_DATABASE_DIR"] = str(target)
     already = "fiftyone" in sys.modules
     fo = require("fiftyone", "fiftyone")
@@ -225,17 +241,18 @@ def connect(root: str | os.PathLike | None = None, db_dir: str | os.PathLike | N
         fo.config.database_validation = False
         fo.config.do_not_track = True
     os.environ[_ACTIVE] = str(target)
+    os.environ[_OWNER] = str(os.getpid())
     return fo
 
 
 def describe(root: str | os.PathLike | None, db_dir: str | os.PathLike | None = None) -> str:
     """Where the database is (or will be), for messages."""
-    if os.environ.get("FIFTYONE_DATABASE_URI") and not os.environ.get(_ACTIVE):
-        return f"{os.environ['FIFTYONE_DATABASE_URI']} (from FIFTYONE_DATABASE_URI)"
+    uri = os.environ.get("FIFTYONE_DATABASE_URI")
+    if uri and uri != os.environ.get(_OURS):
+        return f"{uri} (from FIFTYONE_DATABASE_URI)"
     return str(resolve_db_dir(root, db_dir))
 
 
 def database_dir() -> Path | None:
     """The database directory this process uses, once :func:`connect` ran."""
-    active = os.environ.get(_ACTIVE)
-    return Path(active) if active else None
+    return Path(os.environ[_ACTIVE]) if _owned() and os.environ.get(_ACTIVE) else None
