@@ -17,7 +17,8 @@ Usage::
 
     python tools/bench_student.py                      # cost only, 1 CPU thread
     python tools/bench_student.py --threads 2 --json bench.json
-    python tools/bench_student.py --root demo_output/dataset --labels mediapipe --export demo_output/dataset/exports/coco/demo
+    python tools/bench_student.py --root demo_output/dataset --labels mediapipe \
+        --export demo_output/dataset/exports/coco/demo --epochs 30 --flip-test
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--export", type=Path, help="COCO export folder of --root [default: ROOT/exports/coco]")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=8, help="training batch size for the accuracy run")
+    ap.add_argument("--flip-test", action="store_true", help="evaluate with the flip test (2x inference)")
     args = ap.parse_args(argv)
 
     import torch
@@ -193,7 +195,13 @@ def _accuracy(args: argparse.Namespace, name: str) -> dict:
     )
     print(f"\ntrained {name} for {args.epochs} epochs in {time.perf_counter() - t:.0f} s -> {run}")
     res = student.evaluate(
-        args.root, run, split="test", labels=args.labels, latency=False, make_variants=False
+        args.root,
+        run,
+        split="test",
+        labels=args.labels,
+        latency=False,
+        make_variants=False,
+        flip_test=args.flip_test,
     )
     m = res.metrics["variants"]["fp32"]
     acc = {
