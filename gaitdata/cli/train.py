@@ -70,10 +70,10 @@ def _hw(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[
 @click.option("--distill-loss", type=click.Choice(["mse", "kl"]), default="mse", show_default=True)
 @click.option(
     "--slim-l1",
-    default=0.0,
+    default=1e-4,
     show_default=True,
     type=float,
-    help="L1 on prunable batch-norm scales (network slimming; e.g. 1e-4), for compress --method slim.",
+    help="L1 on prunable batch-norm scales (network slimming) so compress --method slim can prune; 0: off.",
 )
 @click.option("--flip-prob", default=0.5, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
@@ -94,7 +94,7 @@ def command(root: str | None, export_dir: str | None, model: str, epochs: int, b
     Examples:
       gaitdata train --model list
       gaitdata train data/root --export data/root/exports/coco --model fastpose_res18_w050 --epochs 30
-      gaitdata train data/root --model fastpose_mbv2_w050 --input-size 128x96 --slim-l1 1e-4
+      gaitdata train data/root --model fastpose_mbv2_w050 --input-size 128x96 --batch-size 8
       gaitdata train data/root --teacher-weights fast_res50_256x192.pth --distill-alpha 0.5
       gaitdata train data/root --out data/root/models/run1 --resume --epochs 40
       torchrun --nproc_per_node 2 -m gaitdata train data/root --device cuda

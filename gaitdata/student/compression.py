@@ -59,7 +59,8 @@ def compress(
     """Compress a student (run directory or checkpoint) with ``method`` in slim | int8 | onnx.
 
     Returns the written file. ``ratio``: fraction of prunable channels slimming removes;
-    ``finetune_epochs``: epochs of fine-tuning after pruning (0: none); ``calibration``: crops used for
+    ``finetune_epochs``: epochs of fine-tuning after pruning (0: none), at ``finetune_lr`` (default half
+    the training learning rate); ``calibration``: crops used for
     int8 calibration and the ONNX check.
     """
     torch = require("torch", "train")
@@ -116,7 +117,7 @@ def compress(
             cfg = dict(ckpt.get("config") or {})
             for k in ("model", "epochs", "seed", "init_from", "teacher_weights", "slim_l1"):
                 cfg.pop(k, None)
-            cfg["lr"] = finetune_lr if finetune_lr is not None else float(cfg.get("lr", 2e-3)) * 0.1
+            cfg["lr"] = finetune_lr if finetune_lr is not None else float(cfg.get("lr", 2e-3)) * 0.5
             cfg["warmup_epochs"] = 0.0
             ft_dir = run_dir / f".{target.stem}_finetune"
             try:

@@ -572,7 +572,7 @@ def evaluate(
     ``export``: a COCO export folder or file (default: the export the model was trained from, else
     ``<root>/exports/coco``). ``out``: where the report goes (default: the run directory).
     ``make_variants`` (default): first create the missing compressed variants of the run (``pruned.pt`` by
-    slimming with one fine-tuning epoch, ``int8.pt``) so that the cost table is complete.
+    slimming with two fine-tuning epochs, ``int8.pt``) so that the cost table is complete.
     ``flip_test``: average each prediction with that of the mirrored crop (twice the inference).
     """
     torch = require("torch", "train")
@@ -588,7 +588,7 @@ def evaluate(
         from gaitdata.student.compression import compress
 
         if not (run_dir / "pruned.pt").is_file():
-            compress(variants[0][1], "slim", finetune_epochs=1, progress=progress)
+            compress(variants[0][1], "slim", finetune_epochs=2, progress=progress)
         if not (run_dir / "int8.pt").is_file():
             compress(variants[0][1], "int8")
         run_dir, variants = _variants(Path(model_path))

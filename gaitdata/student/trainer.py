@@ -70,7 +70,7 @@ class TrainConfig:
     distill_alpha: float = 0.5  # loss = (1 - a) * label + a * distill, when a teacher is given
     distill_loss: str = "mse"  # mse | kl
     distill_temperature: float = 1.0
-    slim_l1: float = 0.0  # L1 penalty on prunable BN scales (network slimming)
+    slim_l1: float = 1e-4  # L1 penalty on prunable BN scales, so that `compress --method slim` can prune
     amp: bool = True  # mixed precision on CUDA (ignored on CPU)
     device: str = "auto"
     num_workers: int = 0
