@@ -128,7 +128,8 @@ def run_demo(opts: DemoOptions = DemoOptions(), console: Console | None = None) 
         run_dir = _stage(
             console, result, "train student",
             lambda: _with_summary(
-                student.train(root, export_dir, epochs=opts.epochs, seed=opts.seed, progress=True),
+                student.train(root, export_dir, model="fastpose_res18_w050_128x96", batch_size=8,
+                              epochs=opts.epochs, seed=opts.seed, progress=True),
                 lambda p: f"run {p}",
             ),
         )  # fmt: skip
