@@ -47,10 +47,10 @@ class Instance:
 @dataclass(frozen=True)
 class AugmentConfig:
     flip_prob: float = 0.5
-    scale_factor: float = 0.25  # scale ~ 1 + clip(N(0, sf), -sf, sf)
-    rot_factor: float = 30.0  # degrees, applied with probability rot_prob
+    scale_factor: float = 0.15  # scale ~ 1 + clip(N(0, sf), -sf, sf)
+    rot_factor: float = 10.0  # degrees, applied with probability rot_prob
     rot_prob: float = 0.6
-    half_body_prob: float = 0.3
+    half_body_prob: float = 0.1
     half_body_min_joints: int = 8
     color_jitter: float = 0.3  # brightness, contrast and saturation factors drawn from [1 - j, 1 + j]
     channel_shuffle_prob: float = 0.2  # permute R, G, B (clothing colour must not identify a joint)

@@ -1,8 +1,8 @@
 """Network slimming: prune channels by batch-norm scale across the whole network, build a physically
 smaller student, optionally fine-tune.
 
-Training with ``slim_l1 > 0`` adds an L1 sub-gradient on the scales (gamma) of every prunable
-batch norm. Pruning ranks all prunable channels of the network by |gamma| (one global threshold)
+Training with ``slim_l1 > 0`` applies L1 to the scales (gamma) of every prunable batch norm, as a
+decoupled soft threshold after each optimiser step (|gamma| shrinks by lr x slim_l1). Pruning ranks all prunable channels of the network by |gamma| (one global threshold)
 and removes the smallest ``ratio`` of them, keeping at least ``min_keep`` of each group.
 
 What is prunable (and what is not):

@@ -58,9 +58,12 @@ class TrainConfig:
     seed: int = 0
     sigma: float | None = None  # Gaussian sigma in heatmap pixels (default 2 at 64x48, scaled)
     flip_prob: float = 0.5
-    scale_factor: float = 0.25
-    rot_factor: float = 30.0
-    half_body_prob: float = 0.3
+    # geometric augmentation sized for a fixed lab camera and upright walkers (the crops at test time
+    # come from the same kind of boxes): measured on held-out synthetic subjects, 30 deg / 0.25 / 0.3
+    # (COCO-style, for people in any pose) cost 0.05 OKS AP against these
+    scale_factor: float = 0.15
+    rot_factor: float = 10.0
+    half_body_prob: float = 0.1
     color_jitter: float = 0.3
     channel_shuffle_prob: float = 0.2
     grayscale_prob: float = 0.1
@@ -70,7 +73,9 @@ class TrainConfig:
     distill_alpha: float = 0.5  # loss = (1 - a) * label + a * distill, when a teacher is given
     distill_loss: str = "mse"  # mse | kl
     distill_temperature: float = 1.0
-    slim_l1: float = 1e-4  # L1 penalty on prunable BN scales, so that `compress --method slim` can prune
+    # L1 strength on prunable BN scales (decoupled soft threshold, lr x slim_l1 per step), so that
+    # `compress --method slim` finds low-scale channels
+    slim_l1: float = 1e-2
     amp: bool = True  # mixed precision on CUDA (ignored on CPU)
     device: str = "auto"
     num_workers: int = 0
@@ -575,13 +580,18 @@ def train(
                 )
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
-            if slim_bns:
-                scaler.unscale_(opt)
-                for bn in slim_bns:
-                    if bn.weight.grad is not None:
-                        bn.weight.grad.add_(config.slim_l1 * torch.sign(bn.weight.detach()))
             scaler.step(opt)
             scaler.update()
+            if slim_bns:
+                # L1 on the BN scales as a decoupled proximal step (soft threshold by lr x slim_l1),
+                # like AdamW's weight decay: added to the gradient instead, Adam's normalisation turns
+                # the sign term into a full-size update that drives every scale with a small gradient
+                # towards zero (measured: the training loss rose again as the rate fell)
+                shrink = sched.get_last_lr()[0] * config.slim_l1
+                with torch.no_grad():
+                    for bn in slim_bns:
+                        w = bn.weight
+                        w.copy_(torch.sign(w) * (w.abs() - shrink).clamp_min(0.0))
             sched.step()
             step += 1
             run_loss += float(loss.item())
