@@ -45,7 +45,7 @@ def run(tmp_path_factory):
         "grayscale_prob": 0.0,
     }  # colour-coded joints
     run_dir = student.train(root, model="fastpose_res10_w025", epochs=8, out=root / "models" / "tiny",
-                            batch_size=8, flip_prob=0.0, lr=3e-3, model_kwargs=TINY, slim_l1=1e-4,
+                            batch_size=8, flip_prob=0.0, lr=3e-3, model_kwargs=TINY, slim_l1=1e-2,
                             **no_colour)  # fmt: skip
     return root, run_dir
 
@@ -103,6 +103,22 @@ def test_slim_l1_training_then_slim(run):
         assert pruned(torch.zeros(1, 3, 64, 48)).shape == (1, 17, 16, 12)
     summary = json.loads((run_dir / "compress.json").read_text())["pruned.pt"]
     assert summary["params_after"] == count_parameters(pruned) and summary["finetune_epochs"] == 1
+
+
+def test_slim_l1_is_a_soft_threshold_on_prunable_scales(run, tmp_path):
+    from gaitdata.student.slim import prunable_bns
+
+    root, _ = run
+    # a huge strength: every prunable scale is thresholded to exactly 0 (a gradient term fed through
+    # Adam would move each by about lr per step and never land on 0); other BNs are left alone
+    run_dir = student.train(root, model="fastpose_res10_w025", epochs=1, out=tmp_path / "l1", batch_size=8,
+                            model_kwargs=TINY, slim_l1=1e4, warmup_epochs=0.0)  # fmt: skip
+    net = model_from_checkpoint(run_dir / "last.pt")
+    slim = prunable_bns(net)
+    assert slim and all(float(bn.weight.detach().abs().max()) == 0.0 for bn in slim)
+    ids = {id(bn) for bn in slim}
+    others = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d) and id(m) not in ids]
+    assert others and all(float(bn.weight.detach().abs().min()) > 0.5 for bn in others)
 
 
 def test_int8_runs_and_stays_close(run):
