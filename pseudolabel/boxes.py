@@ -7,7 +7,8 @@ boxes of each frame (:meth:`BoxProposer.propose`), which returns an ``(N, 5)`` f
 ``depth``     the walker is the largest foreground region in front of a per-recording
               background depth model (per-pixel maximum or median of the valid depth values
               over the recording's frames); foreground = closer than the background by more
-              than ``min_diff_m`` (or ``min_rel`` of it); connected components above
+              than ``min_diff_m`` (or ``min_rel`` of it); foreground is split into depth
+              layers (people at different distances) and connected components above
               ``min_area`` of the image become boxes. A person who stands still for the whole
               recording is part of the background model and is not proposed (use ``detector``).
 ``detector``  BlazePose's detector (mediapipe, static mode) on the full frame; after each person
@@ -101,9 +102,8 @@ def mask_boxes(mask: np.ndarray, min_area: float = 0.004, max_boxes: int = 4, pa
     import cv2
 
     m = mask.astype(np.uint8)
-    kernel = np.ones((5, 5), np.uint8)
-    m = cv2.morphologyEx(m, cv2.MORPH_OPEN, kernel)
-    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+    m = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
     n, _, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
     h, w = mask.shape
     out = []
@@ -112,12 +112,43 @@ def mask_boxes(mask: np.ndarray, min_area: float = 0.004, max_boxes: int = 4, pa
         share = area / float(h * w)
         if share < min_area:
             continue
-        px, py = pad * bh, pad * bh
-        x0, y0 = max(x - px, 0.0), max(y - py, 0.0)
-        x1, y1 = min(x + bw + px, float(w)), min(y + bh + py, float(h))
+        p = pad * bh
+        x0, y0 = max(x - p, 0.0), max(y - p, 0.0)
+        x1, y1 = min(x + bw + p, float(w)), min(y + bh + p, float(h))
         out.append((x0, y0, x1 - x0, y1 - y0, share))
     out.sort(key=lambda r: -r[4])
     return np.asarray(out[:max_boxes], dtype=np.float64).reshape(-1, 5)
+
+
+def depth_layers(depth_m: np.ndarray, mask: np.ndarray, gap_m: float = 0.4, bin_m: float = 0.1) -> np.ndarray:
+    """Split foreground pixels into depth layers separated by empty gaps of at least ``gap_m``.
+
+    Returns an int32 label image (0 = not foreground, 1.. = layer, nearest first), so that two
+    people overlapping in the image but at different distances become separate regions.
+    """
+    labels = np.zeros(mask.shape, np.int32)
+    d = depth_m[mask]
+    if d.size == 0:
+        return labels
+    lo = float(d.min())
+    bins = np.floor((d - lo) / bin_m).astype(np.int64)
+    hist = np.bincount(bins)
+    min_count = max(int(0.002 * d.size), 1)
+    occupied = hist >= min_count
+    layer_of_bin = np.zeros(len(hist), np.int32)
+    layer, empty_run, started = 0, 0, False
+    gap_bins = max(int(round(gap_m / bin_m)), 1)
+    for b in range(len(hist)):
+        if occupied[b]:
+            if not started or empty_run >= gap_bins:
+                layer += 1
+                started = True
+            empty_run = 0
+        else:
+            empty_run += 1
+        layer_of_bin[b] = max(layer, 1)
+    labels[mask] = layer_of_bin[bins]
+    return labels
 
 
 def depth_boxes(
@@ -128,10 +159,20 @@ def depth_boxes(
     min_rel: float = 0.05,
     min_area: float = 0.004,
     max_boxes: int = 4,
+    layer_gap_m: float = 0.4,
 ) -> np.ndarray:
-    """Person boxes (N, 5) from one registered depth frame and the recording's background model."""
+    """Person boxes (N, 5) from one registered depth frame and the recording's background model.
+
+    Foreground pixels are split into depth layers (:func:`depth_layers`), then into connected
+    components per layer; the largest components (by area) become boxes.
+    """
     fg = foreground_mask(depth, background, depth_scale, min_diff_m, min_rel)
-    return mask_boxes(fg, min_area=min_area, max_boxes=max_boxes)
+    layers = depth_layers(depth.astype(np.float32) * depth_scale, fg, layer_gap_m)
+    parts = [mask_boxes(layers == k, min_area=min_area, max_boxes=max_boxes) for k in range(1, int(layers.max()) + 1)]
+    if not parts:
+        return _empty()
+    boxes = np.concatenate(parts)
+    return boxes[np.argsort(-boxes[:, 4], kind="stable")][:max_boxes]
 
 
 def read_depth(path: str | os.PathLike) -> np.ndarray:
@@ -158,7 +199,9 @@ class DepthProposer:
         min_rel: float = 0.05,
         min_area: float = 0.004,
         max_boxes: int = 4,
+        layer_gap_m: float = 0.4,
     ) -> None:
+        self.layer_gap_m = float(layer_gap_m)
         self.method = method
         self.n_background_frames = int(n_background_frames)
         self.min_diff_m = float(min_diff_m)
@@ -177,14 +220,15 @@ class DepthProposer:
         if depth is None or self.background is None:
             return _empty()
         return depth_boxes(
-            depth, self.background, self.depth_scale, self.min_diff_m, self.min_rel, self.min_area, self.max_boxes
+            depth, self.background, self.depth_scale, self.min_diff_m, self.min_rel, self.min_area, self.max_boxes,
+            self.layer_gap_m,
         )
 
     def describe(self) -> dict:
         return {
             "proposer": self.name, "method": self.method, "n_background_frames": self.n_background_frames,
             "min_diff_m": self.min_diff_m, "min_rel": self.min_rel, "min_area": self.min_area,
-            "max_boxes": self.max_boxes,
+            "max_boxes": self.max_boxes, "layer_gap_m": self.layer_gap_m,
         }  # fmt: skip
 
 

@@ -258,15 +258,17 @@ def smooth_keypoints(
 
 
 # ---- QA flags -----------------------------------------------------------------------------------
-def depth_at(depth: np.ndarray, x: float, y: float, radius: int = 2) -> float:
-    """Median of the valid (non-zero) depth values in a small window around (x, y); NaN if none."""
+def depth_at(depth: np.ndarray, x: float, y: float, radius: int = 2, reduce: str = "median") -> float:
+    """Median (or ``min``: nearest) of the valid (non-zero) depth values around (x, y); NaN if none."""
     h, w = depth.shape[:2]
     xi, yi = int(np.floor(x)), int(np.floor(y))
     if not (0 <= xi < w and 0 <= yi < h):
         return float("nan")
     win = depth[max(yi - radius, 0) : yi + radius + 1, max(xi - radius, 0) : xi + radius + 1]
     v = win[win > 0]
-    return float(np.median(v)) if v.size else float("nan")
+    if not v.size:
+        return float("nan")
+    return float(v.min()) if reduce == "min" else float(np.median(v))
 
 
 def depth_features(
@@ -276,21 +278,27 @@ def depth_features(
     depth_scale: float,
     cfg: PostprocessConfig = PostprocessConfig(),
 ) -> tuple[float, list[int]]:
-    """For one pose: median depth (m) of its torso joints, and the joints lying on the background depth."""
+    """For one pose: median depth (m) of its torso joints, and the joints lying on the background depth.
+
+    A joint lies on the background when even the nearest valid depth in a 5x5 window around it is
+    within tolerance of the background model there (a joint at the body's silhouette edge is not
+    flagged).
+    """
     if depth is None or not depth_scale or not np.isfinite(depth_scale):
         return float("nan"), []
     kp = np.asarray(keypoints, np.float64)
     lo = cfg.vis_thresholds[0]
     d = np.array([depth_at(depth, x, y) for x, y, _ in kp]) * depth_scale
+    near = np.array([depth_at(depth, x, y, reduce="min") for x, y, _ in kp]) * depth_scale
     torso = [d[j] for j in TORSO if kp[j, 2] >= lo and np.isfinite(d[j])]
     torso_m = float(np.median(torso)) if torso else float("nan")
     on_bg: list[int] = []
     if background is not None:
         for j, (x, y, c) in enumerate(kp):
-            if c < lo or not np.isfinite(d[j]):
+            if c < lo or not np.isfinite(near[j]):
                 continue
             b = depth_at(background, x, y) * depth_scale
-            if np.isfinite(b) and abs(d[j] - b) <= max(cfg.qa_background_tol_m, cfg.qa_background_rel * b):
+            if np.isfinite(b) and b - near[j] <= max(cfg.qa_background_tol_m, cfg.qa_background_rel * b):
                 on_bg.append(j)
     return torso_m, on_bg
 

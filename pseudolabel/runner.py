@@ -232,7 +232,8 @@ def label_recording(
 
     def flush() -> None:
         imgs = [b[1] for b in batch]
-        boxes = [proposer.propose(fi, img, d)[:, :4] for fi, img, d in batch] if proposer is not None else None
+        # (N, 5) x, y, w, h, proposal score: teachers use the first four columns (alphapose also the score)
+        boxes = [proposer.propose(fi, img, d) for fi, img, d in batch] if proposer is not None else None
         out = teacher.predict(imgs, boxes)
         if len(out) != len(batch):
             raise GaitdataError(f"teacher {teacher_name} returned {len(out)} results for {len(batch)} images")

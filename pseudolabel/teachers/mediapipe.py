@@ -6,8 +6,10 @@ so this teacher works offline on CPU. BlazePose finds one person per call:
 - without boxes, each image is processed whole: in ``mode="video"`` the landmarks of one frame seed
   the region of the next (tracking within one recording; call :meth:`MediaPipeTeacher.reset` between
   recordings), in ``mode="static"`` every image is detected afresh;
-- with person boxes (multi-person frames), each box is cropped with context, processed in static
-  mode and mapped back (top-down); duplicates found in overlapping crops are suppressed.
+- with person boxes (multi-person frames), each box is cropped with context (the other boxes'
+  pixels outside it blanked), processed in static mode and mapped back (top-down); a pose whose
+  box does not overlap its proposal is dropped, and duplicates from overlapping crops are
+  suppressed.
 
 The 33 BlazePose landmarks map to COCO-17 with :data:`BLAZEPOSE_TO_COCO` (person's left = COCO
 left). Per-joint confidence is the landmark visibility; joints outside the image get at most
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -148,6 +151,27 @@ def crop_square(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
     return out
 
 
+def blank_other_boxes(image: np.ndarray, boxes: np.ndarray, keep: int) -> np.ndarray:
+    """A copy of ``image`` with the other people's boxes (outside box ``keep``) filled with the image mean.
+
+    BlazePose finds the most prominent person of a crop; hiding the neighbours makes it find the
+    one the crop was cut for.
+    """
+    out = np.array(image, copy=True)
+    h, w = out.shape[:2]
+    fill = out.reshape(-1, 3).mean(axis=0).astype(np.uint8)
+    kx, ky, kw, kh = boxes[keep]
+    inside = np.zeros((h, w), bool)
+    inside[int(max(ky, 0)) : int(min(ky + kh, h)), int(max(kx, 0)) : int(min(kx + kw, w))] = True
+    for j, (x, y, bw, bh) in enumerate(boxes):
+        if j == keep:
+            continue
+        m = np.zeros((h, w), bool)
+        m[int(max(y, 0)) : int(min(y + bh, h)), int(max(x, 0)) : int(min(x + bw, w))] = True
+        out[m & ~inside] = fill
+    return out
+
+
 class MediaPipeTeacher:
     """BlazePose full as a :class:`pseudolabel.registry.Teacher` (see the module docstring)."""
 
@@ -205,7 +229,9 @@ class MediaPipeTeacher:
         img = np.ascontiguousarray(image)
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise ValueError(f"mediapipe teacher: expected an RGB uint8 HxWx3 image, got {img.shape} {img.dtype}")
-        return self._landmarks(self._graph(static).process(img))
+        with warnings.catch_warnings():  # mediapipe 0.10.14 calls a protobuf API deprecated in 4.x
+            warnings.simplefilter("ignore", UserWarning)
+            return self._landmarks(self._graph(static).process(img))
 
     # ---- Teacher protocol -------------------------------------------------------------------------
     def pose_from_landmarks(self, lm: np.ndarray, width: int, height: int, extras: dict | None = None) -> Pose:
@@ -226,11 +252,12 @@ class MediaPipeTeacher:
             return []
         boxes = boxes.reshape(-1, boxes.shape[-1])
         found: list[Pose] = []
-        for box in boxes[:, :4]:
+        for i, box in enumerate(boxes[:, :4]):
             if box[2] <= 1 or box[3] <= 1:
                 continue
             x0, y0, side = crop_window(box, w, h, self.crop_context)
-            lm = self._run(crop_square(image, x0, y0, side), static=True)
+            src = blank_other_boxes(image, boxes[:, :4], i) if len(boxes) > 1 else image
+            lm = self._run(crop_square(src, x0, y0, side), static=True)
             if lm is None:
                 continue
             # crop-normalised -> full-image-normalised coordinates

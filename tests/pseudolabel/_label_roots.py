@@ -140,7 +140,7 @@ class BoxedTeacher(BlobTeacher):
         out = []
         for b in boxes:
             poses = []
-            for x, y, w, h in np.asarray(b, float).reshape(-1, 4):
+            for x, y, w, h in np.asarray(b, float).reshape(len(b), -1)[:, :4] if len(b) else []:
                 kp = np.zeros((17, 3), np.float32)
                 kp[:, 0] = x + BLOB_LAYOUT[:, 0] * w
                 kp[:, 1] = y + BLOB_LAYOUT[:, 1] * h
@@ -152,3 +152,12 @@ class BoxedTeacher(BlobTeacher):
 
 if "test_boxed" not in list_teachers():
     register_teacher("test_boxed", BoxedTeacher)
+
+
+def root_from_synth(path: Path, recordings: dict) -> DatasetRoot:
+    """A root from :class:`gaitdata.synth.SynthRecording` objects (colour + registered depth)."""
+    return make_root(
+        path,
+        {vid: (rec.colour, rec.depth_registered if rec.has_depth else None) for vid, rec in recordings.items()},
+        fps=next(iter(recordings.values())).fps if recordings else 30.0,
+    )
