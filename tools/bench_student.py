@@ -8,15 +8,23 @@ checks the goals:
 - default student >= 10x fewer MACs and >= 5x faster on CPU than the teacher
 - int8 >= 1.5x faster than the fp32 student
 
-Accuracy goals need a labelled synthetic root (e.g. the one ``gaitdata demo`` builds): with
-``--root ROOT --labels SET`` the bench also trains the default student for ``--epochs`` on the
-root's COCO export, evaluates it on the test split and checks OKS AP vs the teacher >= 0.9 and
-PCK@0.1 vs ground truth within 2 points of the teacher's.
+Accuracy goals need a labelled synthetic root. ``--make-root DIR`` builds one (once; a complete
+root with the same parameters is reused): ``--subjects`` subjects x 2 views (side, walking across;
+front, walking towards the camera) x ``--frames`` frames, synthetic ground truth, mediapipe
+pseudo-labels, a split BY SUBJECT (~60/10/30 % of frames: the test subjects are never seen in
+training) and its COCO export. ``--root ROOT --labels SET [--export DIR]`` uses an existing root
+instead (e.g. the one ``gaitdata demo`` builds). The bench then trains the student for
+``--epochs`` on the train part (best epoch by validation OKS), evaluates it on the test split
+(``--flip-test`` averages with the mirrored crop) and checks OKS AP vs the teacher >= 0.9 and
+PCK@0.1 vs ground truth within 2 points of the teacher's. Metrics are raw per-frame predictions
+(no temporal smoothing).
 
 Usage::
 
     python tools/bench_student.py                      # cost only, 1 CPU thread
     python tools/bench_student.py --threads 2 --json bench.json
+    # the reference accuracy run (about 2 min to build the root, then training):
+    python tools/bench_student.py --threads 2 --make-root bench_output/synth
     python tools/bench_student.py --root demo_output/dataset --labels mediapipe \
         --export demo_output/dataset/exports/coco/demo --epochs 30 --flip-test
 """
@@ -67,24 +75,75 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ratio", type=float, default=0.5, help="slimming ratio for the pruned variant")
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--root", type=Path, help="labelled (synthetic) dataset root for the accuracy goals")
+    ap.add_argument(
+        "--make-root",
+        type=Path,
+        metavar="DIR",
+        help="build (once; reused when complete) a synthetic root in DIR for the accuracy goals: "
+        "--subjects x 2 views x --frames, ground truth, mediapipe labels, by-subject split, COCO export",
+    )
+    ap.add_argument("--subjects", type=int, default=10, help="subjects of --make-root")
+    ap.add_argument("--frames", type=int, default=80, help="frames per recording of --make-root")
+    ap.add_argument("--accuracy-only", action="store_true", help="skip the cost table")
     ap.add_argument("--labels", help="teacher label set of --root")
     ap.add_argument("--export", type=Path, help="COCO export folder of --root [default: ROOT/exports/coco]")
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=8, help="training batch size for the accuracy run")
+    ap.add_argument(
+        "--train-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra training option for the accuracy run (a TrainConfig field; value parsed as JSON), repeatable",
+    )
+    ap.add_argument("--run-dir", type=Path, help="training run folder [default: ROOT/models/bench_MODEL]")
     ap.add_argument("--flip-test", action="store_true", help="evaluate with the flip test (2x inference)")
     args = ap.parse_args(argv)
 
     import torch
 
     from gaitdata.student import DEFAULT_STUDENT
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    if args.make_root is not None:
+        args.root, args.labels, args.export = build_root(args.make_root, args.subjects, args.frames)
+    name = args.model or DEFAULT_STUDENT
+    goals: dict[str, bool] = {}
+    rows: list[dict] = []
+    if not args.accuracy_only:
+        rows = _cost(args, name, goals)
+
+    accuracy = None
+    if args.root is not None:
+        accuracy = _accuracy(args, name)
+        goals["student OKS AP vs teacher >= 0.9"] = accuracy["ap_vs_teacher"] >= 0.9
+        if accuracy.get("pck_gt_student") is not None:
+            goals["student PCK@0.1 vs GT within 2 points of the teacher's"] = (
+                accuracy["pck_gt_student"] >= accuracy["pck_gt_teacher"] - 0.02
+            )
+    print("\ngoals:")
+    for g, ok in goals.items():
+        print(f"  [{'met' if ok else 'NOT met'}] {g}")
+    if args.root is None:
+        print("  [not measured] accuracy goals: pass --root ROOT --labels SET (a labelled synthetic root)")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"threads": args.threads, "rows": rows, "goals": goals, "accuracy": accuracy}, indent=2
+            )
+        )
+    return 0
+
+
+def _cost(args: argparse.Namespace, name: str, goals: dict[str, bool]) -> list[dict]:
+    import torch
+
     from gaitdata.student.models import count_flops, count_parameters, create_student
     from gaitdata.student.quant import quantize_int8
     from gaitdata.student.slim import slim_model
     from pseudolabel.models.fastpose import build_fastpose_r50
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    name = args.model or DEFAULT_STUDENT
     entries: list[tuple[str, object, object, tuple[int, int]]] = []
     teacher = build_fastpose_r50().eval()
     entries.append(("teacher FastPose-R50 (random weights)", teacher, teacher, (256, 192)))
@@ -142,46 +201,80 @@ def main(argv: list[str] | None = None) -> int:
             f"  {r['model']:38s} {t_row['macs'] / r['macs']:7.1f}x {t_row['latency_ms'] / r['latency_ms']:7.1f}x "
             f"{r['crops_per_s'] / t_row['crops_per_s']:7.1f}x"
         )
-    goals = {
-        "default student >= 10x fewer MACs than the teacher": t_row["macs"] / s_row["macs"] >= 10,
-        "default student >= 5x faster (CPU latency) than the teacher": t_row["latency_ms"]
-        / s_row["latency_ms"]
-        >= 5,
-        "int8 >= 1.5x faster than the fp32 student": s_row["latency_ms"] / q_row["latency_ms"] >= 1.5,
-    }
+    goals.update(
+        {
+            "default student >= 10x fewer MACs than the teacher": t_row["macs"] / s_row["macs"] >= 10,
+            "default student >= 5x faster (CPU latency) than the teacher": t_row["latency_ms"]
+            / s_row["latency_ms"]
+            >= 5,
+            "int8 >= 1.5x faster than the fp32 student": s_row["latency_ms"] / q_row["latency_ms"] >= 1.5,
+        }
+    )
     print(
         f"\n  int8 vs fp32 student: {s_row['latency_ms'] / q_row['latency_ms']:.2f}x faster; "
         f"pruned vs fp32: {s_row['latency_ms'] / p_row['latency_ms']:.2f}x faster, "
         f"{s_row['macs'] / p_row['macs']:.2f}x fewer MACs"
     )
+    return rows
 
-    accuracy = None
-    if args.root is not None:
-        accuracy = _accuracy(args, name)
-        goals["student OKS AP vs teacher >= 0.9"] = accuracy["ap_vs_teacher"] >= 0.9
-        if accuracy.get("pck_gt_student") is not None:
-            goals["student PCK@0.1 vs GT within 2 points of the teacher's"] = (
-                accuracy["pck_gt_student"] >= accuracy["pck_gt_teacher"] - 0.02
-            )
-    print("\ngoals:")
-    for g, ok in goals.items():
-        print(f"  [{'met' if ok else 'NOT met'}] {g}")
-    if args.root is None:
-        print("  [not measured] accuracy goals: pass --root ROOT --labels SET (a labelled synthetic root)")
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {"threads": args.threads, "rows": rows, "goals": goals, "accuracy": accuracy}, indent=2
-            )
-        )
-    return 0
+
+def _train_opts(items: list[str]) -> dict:
+    out = {}
+    for it in items:
+        key, sep, value = it.partition("=")
+        if not sep:
+            raise SystemExit(f"--train-opt {it!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def build_root(out: Path, subjects: int, frames: int, seed: int = 0) -> tuple[Path, str, Path]:
+    """A synthetic root with mediapipe labels, a by-subject split (test subjects never trained on)
+    and its COCO export; every stage is skipped when its output already exists."""
+    from gaitdata import synth
+    from gaitdata.coco import export_coco
+    from gaitdata.extract import ExtractOptions, extract
+
+    out = Path(out).resolve()
+    rec_dir, root = out / "recordings", out / "dataset"
+    split_name = "bench"
+    export = root / "exports" / "coco" / split_name
+    done = out / "root_done.json"
+    params = {"subjects": subjects, "frames": frames, "seed": seed}
+    if done.is_file() and json.loads(done.read_text()) == params and (export / "test.json").is_file():
+        print(f"reusing synthetic root {root}")
+        return root, "mediapipe", export
+    t = time.perf_counter()
+    sample = synth.make_sample_set(rec_dir, n_subjects=subjects, n_frames=frames, seed=seed)
+    ex = extract(
+        [rec_dir], root, ExtractOptions(id_pattern=sample.id_pattern, metadata_csv=sample.metadata_csv)
+    )
+    if ex.n_failed:
+        raise SystemExit(f"{ex.n_failed} synthetic recordings failed to extract")
+    synth.write_ground_truth_labels(root)
+    from pseudolabel.runner import label
+
+    if not (root / "labels" / "mediapipe.parquet").is_file():
+        label(root, teacher="mediapipe", label_set="mediapipe", progress=False)
+    import splits
+
+    # by subject, ~60/10/30: the test subjects are never seen in training
+    splits.make_split(root, by="subject", fractions=(0.6, 0.1, 0.3), seed=seed, name=split_name)
+    files = export_coco(root, "mediapipe", split_name)
+    export = Path(next(iter(files.values()))).parent
+    done.write_text(json.dumps(params))
+    print(f"built synthetic root {root} in {time.perf_counter() - t:.0f} s")
+    return root, "mediapipe", export
 
 
 def _accuracy(args: argparse.Namespace, name: str) -> dict:
     from gaitdata import student
 
     export = args.export or args.root / "exports" / "coco"
-    out = args.root / "models" / f"bench_{name}"
+    out = args.run_dir or args.root / "models" / f"bench_{name}"
     t = time.perf_counter()
     run = student.train(
         args.root,
@@ -192,6 +285,7 @@ def _accuracy(args: argparse.Namespace, name: str) -> dict:
         progress=False,
         overwrite=True,
         batch_size=args.batch_size,
+        **_train_opts(args.train_opt),
     )
     print(f"\ntrained {name} for {args.epochs} epochs in {time.perf_counter() - t:.0f} s -> {run}")
     res = student.evaluate(
