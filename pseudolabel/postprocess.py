@@ -271,6 +271,43 @@ def depth_at(depth: np.ndarray, x: float, y: float, radius: int = 2, reduce: str
     return float(v.min()) if reduce == "min" else float(np.median(v))
 
 
+def joint_depths(keypoints: np.ndarray, depth: np.ndarray, depth_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per joint: median and nearest valid depth (metres) in a 5x5 window; NaN where none."""
+    kp = np.asarray(keypoints, np.float64)
+    d = np.array([depth_at(depth, x, y) for x, y, _ in kp]) * depth_scale
+    near = np.array([depth_at(depth, x, y, reduce="min") for x, y, _ in kp]) * depth_scale
+    return d, near
+
+
+def torso_depth(keypoints: np.ndarray, d: np.ndarray, cfg: PostprocessConfig = PostprocessConfig()) -> float:
+    kp = np.asarray(keypoints, np.float64)
+    torso = [d[j] for j in TORSO if kp[j, 2] >= cfg.vis_thresholds[0] and np.isfinite(d[j])]
+    return float(np.median(torso)) if torso else float("nan")
+
+
+def background_joints(
+    keypoints: np.ndarray,
+    near: np.ndarray,
+    background: np.ndarray | None,
+    depth_scale: float,
+    cfg: PostprocessConfig = PostprocessConfig(),
+) -> list[int]:
+    """Visible joints whose nearest depth around them is within tolerance of the background model.
+
+    Using the nearest depth in a 5x5 window, a joint at the body's silhouette edge is not flagged.
+    """
+    if background is None:
+        return []
+    out: list[int] = []
+    for j, (x, y, c) in enumerate(np.asarray(keypoints, np.float64).reshape(-1, 3)):
+        if c < cfg.vis_thresholds[0] or not np.isfinite(near[j]):
+            continue
+        b = depth_at(background, x, y) * depth_scale
+        if np.isfinite(b) and b - near[j] <= max(cfg.qa_background_tol_m, cfg.qa_background_rel * b):
+            out.append(j)
+    return out
+
+
 def depth_features(
     keypoints: np.ndarray,
     depth: np.ndarray | None,
@@ -278,29 +315,11 @@ def depth_features(
     depth_scale: float,
     cfg: PostprocessConfig = PostprocessConfig(),
 ) -> tuple[float, list[int]]:
-    """For one pose: median depth (m) of its torso joints, and the joints lying on the background depth.
-
-    A joint lies on the background when even the nearest valid depth in a 5x5 window around it is
-    within tolerance of the background model there (a joint at the body's silhouette edge is not
-    flagged).
-    """
+    """For one pose: median depth (m) of its torso joints, and the joints lying on the background depth."""
     if depth is None or not depth_scale or not np.isfinite(depth_scale):
         return float("nan"), []
-    kp = np.asarray(keypoints, np.float64)
-    lo = cfg.vis_thresholds[0]
-    d = np.array([depth_at(depth, x, y) for x, y, _ in kp]) * depth_scale
-    near = np.array([depth_at(depth, x, y, reduce="min") for x, y, _ in kp]) * depth_scale
-    torso = [d[j] for j in TORSO if kp[j, 2] >= lo and np.isfinite(d[j])]
-    torso_m = float(np.median(torso)) if torso else float("nan")
-    on_bg: list[int] = []
-    if background is not None:
-        for j, (x, y, c) in enumerate(kp):
-            if c < lo or not np.isfinite(near[j]):
-                continue
-            b = depth_at(background, x, y) * depth_scale
-            if np.isfinite(b) and b - near[j] <= max(cfg.qa_background_tol_m, cfg.qa_background_rel * b):
-                on_bg.append(j)
-    return torso_m, on_bg
+    d, near = joint_depths(keypoints, depth, depth_scale)
+    return torso_depth(keypoints, d, cfg), background_joints(keypoints, near, background, depth_scale, cfg)
 
 
 def _scale(kp: np.ndarray, box_h: float, lo: float) -> float:

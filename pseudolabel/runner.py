@@ -36,7 +36,13 @@ from gaitdata.io import atomic_write_json, atomic_write_parquet
 from gaitdata.labels import LABEL_COLUMNS, check_label_set_name, write_labels
 from gaitdata.records import Pose
 from pseudolabel.boxes import BoxProposer, DepthProposer, make_proposer, read_depth, recording_background
-from pseudolabel.postprocess import PostprocessConfig, depth_features, postprocess_recording
+from pseudolabel.postprocess import (
+    PostprocessConfig,
+    background_joints,
+    joint_depths,
+    postprocess_recording,
+    torso_depth,
+)
 from pseudolabel.registry import Teacher, create_teacher
 
 
@@ -220,9 +226,15 @@ def label_recording(
     teacher.reset()
     if proposer is not None:
         proposer.begin(root, video, frames)
-    background = None
+    # the QA background model is built in a background thread while the teacher runs
+    bg_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaitdata-background")
+    background_future = None
     if has_depth and cfg.qa:
-        background = proposer.background if isinstance(proposer, DepthProposer) else recording_background(root, frames)
+        if isinstance(proposer, DepthProposer):
+            background_future = bg_pool.submit(lambda: proposer.background)
+        else:
+            background_future = bg_pool.submit(recording_background, root, frames)
+    near_depths: list[np.ndarray | None] = []
     want_depth = bool(has_depth and (cfg.qa or isinstance(proposer, DepthProposer) or cfg.select_subject))
     rows: list[dict] = []
     depth_m: list[float] = []
@@ -242,24 +254,38 @@ def label_recording(
             if not poses:
                 rows.append(_empty_row(vid, fi, teacher_name, whash))
                 depth_m.append(float("nan"))
-                bg_joints.append([])
+                near_depths.append(None)
             for k, p in enumerate(poses):
                 rows.append(_person_row(vid, fi, k, p, teacher_name, whash))
-                dm, bj = depth_features(p.keypoints, d, background, depth_scale, cfg)
-                depth_m.append(dm)
-                bg_joints.append(bj)
+                if d is None:
+                    depth_m.append(float("nan"))
+                    near_depths.append(None)
+                    continue
+                dj, near = joint_depths(p.keypoints, d, depth_scale)
+                depth_m.append(torso_depth(p.keypoints, dj, cfg))
+                near_depths.append(near)
         if on_frames is not None:
             on_frames(len(batch))
         batch.clear()
 
-    for item in iter_frames(root, frames, want_depth, workers, prefetch):
-        if np.isnan(height):
-            height = float(item[1].shape[0])
-        batch.append(item)
-        if len(batch) >= batch_size:
+    try:
+        for item in iter_frames(root, frames, want_depth, workers, prefetch):
+            if np.isnan(height):
+                height = float(item[1].shape[0])
+            batch.append(item)
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
             flush()
-    if batch:
-        flush()
+        background = background_future.result() if background_future is not None else None
+    finally:
+        bg_pool.shutdown(wait=True, cancel_futures=True)
+    for row, near in zip(rows, near_depths, strict=True):
+        bg_joints.append(
+            background_joints(row["keypoints"], near, background, depth_scale, cfg)
+            if near is not None and background is not None
+            else []
+        )
     df = conform(pd.DataFrame(rows), LABEL_COLUMNS, f"labels of {vid}")
     fps = float(video["fps"]) if not pd.isna(video.get("fps")) else 30.0
     df = postprocess_recording(
