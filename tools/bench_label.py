@@ -9,7 +9,7 @@ Prints both rates and their ratio (goal: >= 0.9, the pipeline adds under 10%). T
 ``alphapose`` teacher is available, FastPose CPU throughput at batch 1 and 32 with a randomly
 initialised checkpoint saved in AlphaPose's official layout (a raw state_dict).
 
-    python tools/bench_label.py --frames 60 --size 640x480
+    python tools/bench_label.py --frames 100 --size 640x480
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def bench_fastpose(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--teacher", default="mediapipe")
-    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--size", default="640x480")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2, help="torch threads for FastPose")
