@@ -17,11 +17,11 @@ from rich.table import Table
 @dataclass(frozen=True)
 class DemoOptions:
     out: Path = Path("demo_output")
-    subjects: int = 3
+    subjects: int = 4
     frames: int = 48
     seed: int = 0
     teacher: str = "mediapipe"
-    epochs: int = 8
+    epochs: int = 20
     train: bool = True
     browse: bool = False
     port: int | None = None
@@ -105,7 +105,7 @@ def run_demo(opts: DemoOptions = DemoOptions(), console: Console | None = None) 
     _stage(
         console, result, "split",
         lambda: _with_summary(
-            splits.make_split(root, by="subject", fractions=(0.34, 0.33, 0.33), seed=opts.seed, name="demo"),
+            splits.make_split(root, by="subject", fractions=_fractions(opts.subjects), seed=opts.seed, name="demo"),
             lambda s: "by subject: " + ", ".join(f"{k}={len(s.videos(k))} videos" for k in ("train", "val", "test")),
         ),
     )  # fmt: skip
@@ -133,6 +133,14 @@ def run_demo(opts: DemoOptions = DemoOptions(), console: Console | None = None) 
                 lambda p: f"run {p}",
             ),
         )  # fmt: skip
+        _stage(
+            console, result, "compress",
+            lambda: _with_summary(
+                [student.compress(run_dir, "slim", ratio=0.2, finetune_epochs=6),
+                 student.compress(run_dir, "int8"), student.compress(run_dir, "onnx")],
+                lambda paths: ", ".join(Path(p).name for p in paths),
+            ),
+        )  # fmt: skip
         ev = _stage(
             console, result, "evaluate",
             lambda: _with_summary(
@@ -140,6 +148,7 @@ def run_demo(opts: DemoOptions = DemoOptions(), console: Console | None = None) 
                 lambda e: f"report {e.report}",
             ),
         )  # fmt: skip
+        _print_student(console, ev, opts.teacher)
         result.report = Path(ev.report)
 
     _print_summary(console, result)
@@ -148,6 +157,36 @@ def run_demo(opts: DemoOptions = DemoOptions(), console: Console | None = None) 
 
         browse.launch(root, labels=None, split="demo", port=opts.port)
     return result
+
+
+def _fractions(n_subjects: int) -> tuple[float, float, float]:
+    """Train/val/test fractions that leave one subject each for val and test, the rest for training."""
+    held_out = 1.0 / n_subjects
+    return (1.0 - 2 * held_out, held_out, held_out)
+
+
+def _print_student(console: Console, ev: Any, teacher: str) -> None:
+    """Student variants against the teacher and the ground truth, with their cost, side by side."""
+    m = ev.metrics
+    cost = {row.get("model"): row for row in ev.cost}
+    table = Table(title="student on the held-out subject")
+    for col in ("model", f"AP vs {teacher}", "PCK@0.1 vs GT", "MMACs", "CPU ms/crop"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+
+    def _cost(row: dict) -> tuple[str, str]:
+        macs, ms = row.get("macs"), row.get("cpu_ms")
+        return (f"{macs / 1e6:.0f}" if macs else "-", f"{ms:.1f}" if ms else "-")
+
+    gt = m.get("teacher_vs_gt")
+    if gt:
+        table.add_row(f"teacher ({teacher})", "1.000", f"{gt['PCK@0.1']:.3f}", "-", "-")
+    for name, v in m.get("variants", {}).items():
+        pck_gt = f"{v['vs_gt']['PCK@0.1']:.3f}" if v.get("vs_gt") else "-"
+        table.add_row(f"student {name}", f"{v['vs_teacher']['AP']:.3f}", pck_gt, *_cost(cost.get(f"student {name}", {})))
+    for name, row in cost.items():
+        if name and not name.startswith("student "):
+            table.add_row(f"{name} (cost reference)", "-", "-", *_cost(row))
+    console.print(table)
 
 
 def _with_summary(value: Any, fmt: Callable[[Any], str]) -> tuple[Any, str]:

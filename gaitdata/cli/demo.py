@@ -10,13 +10,13 @@ import click
 @click.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_output"),
               show_default=True, help="Folder for the sample recordings and the dataset root.")
-@click.option("--subjects", type=click.IntRange(3, 20), default=3, show_default=True,
-              help="Synthetic subjects (at least 3: one per split).")
+@click.option("--subjects", type=click.IntRange(3, 20), default=4, show_default=True,
+              help="Synthetic subjects (at least 3: one each for val and test, the rest train).")
 @click.option("--frames", type=click.IntRange(10, 2000), default=48, show_default=True,
               help="Colour frames per recording.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--teacher", default="mediapipe", show_default=True, help="Teacher used to pseudo-label.")
-@click.option("--epochs", type=click.IntRange(1, 1000), default=8, show_default=True,
+@click.option("--epochs", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="Student training epochs.")
 @click.option("--no-train", is_flag=True, help="Stop after the COCO export.")
 @click.option("--browse", is_flag=True, help="Finish by opening the FiftyOne App on the sample set.")
