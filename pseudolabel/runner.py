@@ -423,6 +423,9 @@ def label(
     finally:
         if bar is not None:
             bar.close()
+        close = getattr(model, "close", None)
+        if callable(close):
+            close()
 
     merged = pd.concat(
         [conform(pd.read_parquet(pdir / f"{v}.parquet"), LABEL_COLUMNS, v) for v in sorted(frames["video_id"].unique())],

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,9 +64,19 @@ MEDIAPIPE_CONFIG = TeacherConfig(
 )
 
 
+def _import_mediapipe():
+    """Import mediapipe with its protobuf deprecation warning and native INFO logs silenced."""
+    import os
+
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated")
+    return require("mediapipe", "teachers")
+
+
 def bundled_model_files() -> list[Path]:
     """The .tflite files of the pose solution inside the installed mediapipe package."""
-    mp = require("mediapipe", "teachers")
+    mp = _import_mediapipe()
     base = Path(mp.__file__).parent / "modules"
     files = [base / "pose_detection" / "pose_detection.tflite", base / "pose_landmark" / "pose_landmark_full.tflite"]
     missing = [str(f) for f in files if not f.is_file()]
@@ -188,7 +199,7 @@ class MediaPipeTeacher:
     ) -> None:
         if mode not in ("video", "static"):
             raise ValueError(f"mediapipe teacher: mode must be 'video' or 'static', got {mode!r}")
-        self._mp = require("mediapipe", "teachers")
+        self._mp = _import_mediapipe()
         self.mode = mode
         self.min_detection_confidence = float(min_detection_confidence)
         self.min_tracking_confidence = float(min_tracking_confidence)
@@ -293,7 +304,11 @@ class MediaPipeTeacher:
             self._static = None
 
     def __del__(self) -> None:  # graphs hold native resources
-        with contextlib.suppress(Exception):  # interpreter shutdown
+        # Closing a mediapipe graph while the interpreter finalises blocks forever on its worker
+        # threads: callers close explicitly (the labelling run does); at exit the OS reclaims it.
+        if sys.is_finalizing():
+            return
+        with contextlib.suppress(Exception):
             self.close()
 
 
