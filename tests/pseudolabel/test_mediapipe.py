@@ -121,3 +121,21 @@ def test_runner_labels_subject_and_bystander_from_depth_boxes(tmp_path, crowded_
     meta = read_label_meta(root, "mp")
     assert meta["boxes"]["proposer"] == "depth" and meta["teacher_config"]["license"] == "Apache-2.0"
     assert len(meta["weights_hash"]) == 64
+
+
+@pytest.mark.mediapipe
+def test_process_exits_with_a_live_teacher():
+    """A teacher left open at exit must not block interpreter shutdown (mediapipe graphs can)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from pseudolabel.registry import create_teacher\n"
+        "t = create_teacher('mediapipe')\n"
+        "t.predict([np.zeros((64, 64, 3), np.uint8)])\n"
+        "print('done')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "done"
