@@ -56,6 +56,29 @@ class Teacher(Protocol):
         ...
 
 
+def check_device(device: str) -> None:
+    """``auto``/``cpu`` always pass; ``cuda[:N]`` needs torch with a visible CUDA device."""
+    if device in ("auto", "cpu"):
+        return
+    if not device.startswith("cuda"):
+        raise GaitdataError(f"device must be auto, cpu or cuda[:N], got {device!r}")
+    from gaitdata.errors import require
+
+    torch = require("torch", "teachers")
+    if not torch.cuda.is_available():
+        raise GaitdataError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu or auto")
+
+
+def pick_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when available else ``"cpu"``; asking for CUDA without one is an error."""
+    check_device(device)
+    if device != "auto":
+        return device
+    from gaitdata.errors import require
+
+    return "cuda" if require("torch", "teachers").cuda.is_available() else "cpu"
+
+
 # Built-in teachers: name -> module that registers it on import (imported lazily).
 _BUILTIN: dict[str, str] = {
     "mediapipe": "pseudolabel.teachers.mediapipe",

@@ -31,7 +31,7 @@ import pandas as pd
 
 from gaitdata._version import __version__
 from gaitdata.dataset import DatasetRoot, conform, utc_now
-from gaitdata.errors import GaitdataError, require
+from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_write_json, atomic_write_parquet
 from gaitdata.labels import LABEL_COLUMNS, check_label_set_name, write_labels
 from gaitdata.records import Pose
@@ -43,7 +43,7 @@ from pseudolabel.postprocess import (
     postprocess_recording,
     torso_depth,
 )
-from pseudolabel.registry import Teacher, create_teacher
+from pseudolabel.registry import Teacher, check_device, create_teacher
 
 
 @dataclass(frozen=True)
@@ -96,15 +96,6 @@ class LabelSummary:
 
 
 # ---- input checks -------------------------------------------------------------------------------
-def check_device(device: str) -> None:
-    """``auto``/``cpu`` always pass; ``cuda[:N]`` needs torch with a visible CUDA device."""
-    if device in ("auto", "cpu"):
-        return
-    if not device.startswith("cuda"):
-        raise GaitdataError(f"device must be auto, cpu or cuda[:N], got {device!r}")
-    torch = require("torch", "teachers")
-    if not torch.cuda.is_available():
-        raise GaitdataError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu or auto")
 
 
 def _frames_to_label(root: DatasetRoot, videos: list[str] | None) -> tuple[pd.DataFrame, pd.DataFrame]:

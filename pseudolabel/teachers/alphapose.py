@@ -48,7 +48,7 @@ import numpy as np
 
 from gaitdata.errors import GaitdataError, require
 from gaitdata.records import Pose
-from pseudolabel.registry import TeacherConfig, register_teacher
+from pseudolabel.registry import TeacherConfig, pick_device, register_teacher
 
 WEIGHTS_FILE = "fast_res50_256x192.pth"
 WEIGHTS_ENV = "GAITDATA_WEIGHTS_DIR"
@@ -108,20 +108,6 @@ def resolve_weights(weights: str | os.PathLike | None) -> Path:
     )
 
 
-def pick_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when available else ``"cpu"``; asking for CUDA without one is an error."""
-    torch = require("torch", "teachers")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise GaitdataError(
-                f"device {device!r} asked for, but CUDA is not available here; use --device cpu or auto"
-            )
-        return device
-    if device != "cpu":
-        raise GaitdataError(f"device must be auto, cpu or cuda[:N], got {device!r}")
-    return device
 
 
 def load_fastpose(path: str | os.PathLike, model: Any | None = None) -> tuple[Any, str]:

@@ -36,7 +36,7 @@ import numpy as np
 
 from gaitdata.errors import GaitdataError, require
 from gaitdata.records import Pose
-from pseudolabel.registry import TeacherConfig, register_teacher
+from pseudolabel.registry import TeacherConfig, pick_device, register_teacher
 
 WEIGHTS_FILE = "multi_pose_dla_3x.pth"
 EXPECTED = f"CenterNet multi-pose DLA-34 checkpoint {WEIGHTS_FILE} (heads hm 1, wh 2, hps 34, reg 2, hm_hp 17, hp_offset 2)"
@@ -119,17 +119,6 @@ def load_centernet(path: str | os.PathLike, model: Any) -> str:
     return sha256_file(path)
 
 
-def pick_device(device: str) -> str:
-    torch = require("torch", "teachers")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise GaitdataError(
-            f"device {device!r} asked for, but CUDA is not available here; use --device cpu or auto"
-        )
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise GaitdataError(f"device must be auto, cpu or cuda[:N], got {device!r}")
-    return device
 
 
 class CenterNetTeacher:
