@@ -18,7 +18,7 @@ import pandas as pd
 
 from gaitdata.dataset import DatasetRoot
 from gaitdata.errors import GaitdataError
-from gaitdata.io import atomic_open
+from gaitdata.io import atomic_open, json_default
 from gaitdata.labels import LABEL_COLUMNS, write_labels
 from gaitdata.synth.recording import SynthRecording
 
@@ -33,14 +33,6 @@ def sidecar_path(recording_path: str | os.PathLike) -> Path:
     return p.with_name(p.name + SIDECAR_SUFFIX)
 
 
-def _json_default(o: object) -> object:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def save_ground_truth(rec: SynthRecording, recording_path: str | os.PathLike, *, depth: bool = False) -> Path:
@@ -67,7 +59,7 @@ def save_ground_truth(rec: SynthRecording, recording_path: str | os.PathLike, *,
     meta["name"] = rec.name
     meta["fps"] = rec.fps
     meta["colour_intrinsics"] = rec.colour_intrinsics.to_dict()
-    arrays["meta"] = np.asarray(json.dumps(meta, default=_json_default))
+    arrays["meta"] = np.asarray(json.dumps(meta, default=json_default))
     if depth and rec.depth_registered is not None:
         arrays["depth_registered"] = rec.depth_registered
     out = sidecar_path(recording_path)
