@@ -89,17 +89,25 @@ def write_colour_video(frames: np.ndarray, ts_ms: np.ndarray, path: str | Path, 
                 st.codec_context.qscale = 3
                 st.codec_context.flags |= av.codec.context.Flags.qscale
         st.codec_context.time_base = Fraction(1, 1000)
-        t0 = float(ts_ms[0]) if t0 is None else float(t0)
-        for img, t in zip(frames, ts_ms, strict=True):
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            vf.pts = round(float(t) - t0)
-            vf.time_base = Fraction(1, 1000)
-            for pkt in st.encode(vf):
-                out.mux(pkt)
-        for pkt in st.encode():
-            out.mux(pkt)
+        _encode_frames(out, st, frames, ts_ms, t0, "rgb24")
     os.replace(tmp, path)
     return path
+
+
+
+def _encode_frames(out, stream, frames: np.ndarray, ts_ms: np.ndarray, t0: float | None, fmt: str) -> None:
+    """Encode ``frames`` into ``stream`` with pts in milliseconds from ``t0`` (default: the first stamp); flush."""
+    import av
+
+    t0 = float(ts_ms[0]) if t0 is None else float(t0)
+    for img, t in zip(frames, ts_ms, strict=True):
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format=fmt)
+        vf.pts = round(float(t) - t0)
+        vf.time_base = Fraction(1, 1000)
+        for pkt in stream.encode(vf):
+            out.mux(pkt)
+    for pkt in stream.encode():
+        out.mux(pkt)
 
 
 def write_depth_video(depth: np.ndarray, ts_ms: np.ndarray, path: str | Path, *, fps: float = 30.0,
@@ -114,15 +122,7 @@ def write_depth_video(depth: np.ndarray, ts_ms: np.ndarray, path: str | Path, *,
         st = out.add_stream("ffv1", rate=Fraction(round(fps * 1000), 1000))
         st.width, st.height, st.pix_fmt = depth.shape[2], depth.shape[1], "gray16le"
         st.codec_context.time_base = Fraction(1, 1000)
-        t0 = float(ts_ms[0]) if t0 is None else float(t0)
-        for img, t in zip(depth, ts_ms, strict=True):
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img, dtype=np.uint16), format="gray16le")
-            vf.pts = round(float(t) - t0)
-            vf.time_base = Fraction(1, 1000)
-            for pkt in st.encode(vf):
-                out.mux(pkt)
-        for pkt in st.encode():
-            out.mux(pkt)
+        _encode_frames(out, st, depth.astype(np.uint16, copy=False), ts_ms, t0, "gray16le")
     os.replace(tmp, path)
     return path
 
