@@ -19,9 +19,10 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# libusb: pyrealsense2 cannot be imported without it.
+# libusb: pyrealsense2 cannot be imported without it. chromium: the browser test screenshots the
+# FiftyOne App with it (headless); without apt that one test skips.
 if command -v apt-get >/dev/null 2>&1; then
-  apt_install libusb-1.0-0
+  apt_install libusb-1.0-0 chromium
 fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
