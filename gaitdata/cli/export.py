@@ -100,39 +100,94 @@ def coco(root: str, labels: str, split_name: str, parts: tuple[str, ...], out: s
     default=None,
     help="Output folder (default ROOT/exports/gait_poses/LABELS).",
 )
-@click.option("--split", "split_name", default=None, help="Only videos of this split ...")
-@click.option("--part", default=None, help="... and of this part of it (e.g. test).")
+@click.option(
+    "--split",
+    "split_name",
+    default=None,
+    help="Only videos of this split; opengait: OUT/partition.json, gaitgraph: OUT/poses_PART.csv per part.",
+)
+@click.option("--part", default=None, help="Only the videos of this part of the split (e.g. test).")
 @click.option(
     "--layout",
-    type=click.Choice(["npz", "opengait"]),
+    type=click.Choice(["npz", "opengait", "gaitgraph"]),
     default="npz",
     show_default=True,
-    help="npz: SUBJECT/VIDEO.npz with frame mapping; opengait: SUBJECT/TYPE/VIEW/VIEW.pkl pickles.",
+    help="npz: ID/VIDEO.npz with frame mapping; opengait: ID/TYPE/VIEW/VIEW.pkl (OpenGait, FastPoseGait); "
+    "gaitgraph: GaitGraph's pose CSV.",
 )
-def gait_poses(
-    root: str, labels: str, out: str | None, split_name: str | None, part: str | None, layout: str
-) -> None:
-    """Per recording a [T, 17, 3] float32 array (x, y, confidence; COCO order) with its frame
-    indices and timestamps, as OUT/<subject>/<video_id>.npz, plus OUT/index.csv.
+@click.option(
+    "--naming",
+    type=click.Choice(["plain", "casiab"]),
+    default=None,
+    help="plain: SUBJECT/CONDITION-SESSION/VIEW; casiab: 001/nm-01/090 (default plain; casiab for gaitgraph).",
+)
+@click.option(
+    "--type-map",
+    multiple=True,
+    metavar="CONDITION=CODE",
+    help="CASIA-B type code of a condition (repeatable or comma-separated; '*' for any other), e.g. bag=bg.",
+)
+@click.option(
+    "--view-map",
+    multiple=True,
+    metavar="VIEW=CODE",
+    help="CASIA-B three-digit view code of a view (repeatable or comma-separated), e.g. side=090.",
+)
+@click.option(
+    "--test-part", "test_parts", multiple=True, help="Part(s) of the split whose subjects form TEST_SET [test]."
+)
+@click.option(
+    "--train-part", "train_parts", multiple=True, help="Part(s) whose subjects form TRAIN_SET [every other part]."
+)
+def gait_poses(root: str, labels: str, out: str | None, split_name: str | None, part: str | None, layout: str,
+               naming: str | None, type_map: tuple[str, ...], view_map: tuple[str, ...],
+               test_parts: tuple[str, ...], train_parts: tuple[str, ...]) -> None:  # fmt: skip
+    """Pose sequences for gait-recognition code: per recording a [T, 17, 3] float32 array (x, y,
+    confidence; COCO order) with its frame indices, plus OUT/index.csv and OUT/export.json.
 
     \b
     Examples:
       gaitdata export gait-poses data/root --labels mediapipe
       gaitdata export gait-poses data/root --labels mediapipe --split default --part test --out gait_test
-      gaitdata export gait-poses data/root --labels mediapipe --layout opengait --out opengait_pose
+      gaitdata export gait-poses data/root --labels mediapipe --layout opengait --naming casiab --split default
+      gaitdata export gait-poses data/root --labels mediapipe --layout gaitgraph --split default --type-map bystander=nm
     """
+    import json
+
     import pandas as pd
     from rich.console import Console
 
+    from gaitdata.gaitnames import CasiaBNaming, parse_map
     from gaitdata.gaitposes import export_gait_poses
 
     console = Console()
+    casiab = CasiaBNaming(parse_map(type_map, "--type-map"), parse_map(view_map, "--view-map"))
     index = export_gait_poses(
-        root, labels, out, split_name=split_name, split_part=part, progress=console.is_terminal, layout=layout
-    )
-    df = pd.read_csv(index)
+        root, labels, out, split_name=split_name, split_part=part, progress=console.is_terminal, layout=layout,
+        naming=naming, casiab=casiab, test_parts=test_parts or None, train_parts=train_parts or None,
+    )  # fmt: skip
+    df = pd.read_csv(index, dtype={"path": str})
     console.print(
         f"{len(df)} recordings of {df['subject'].nunique()} subjects, {int(df['frames'].sum())} frames "
         f"({int(df['frames_with_pose'].sum())} with a pose) -> {index}",
         highlight=False,
+        soft_wrap=True,
     )
+    skipped = df.loc[df["path"].isna(), "video_id"].astype(str).tolist()
+    if skipped:
+        console.print(f"not written (no frame with a pose): {', '.join(skipped)}", highlight=False, soft_wrap=True)
+    meta = json.loads((index.parent / "export.json").read_text(encoding="utf-8"))
+    if meta["partition"] is not None:
+        p = meta["partition"]
+        console.print(
+            f"partition: {len(p['TRAIN_SET'])} training, {len(p['TEST_SET'])} test subjects -> "
+            f"{index.parent / 'partition.json'}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif layout == "opengait" and split_name is not None:
+        console.print(
+            f"no partition.json: split {split_name!r} has no part 'test'; name the test part(s) with --test-part",
+            highlight=False,
+            soft_wrap=True,
+        )
