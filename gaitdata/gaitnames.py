@@ -142,14 +142,13 @@ class SequenceNames:
     subject_ids: dict[str, str]  # subject as recorded -> id directory
     problems: dict[str, str] = field(default_factory=dict)
 
-    def check(self, video_ids: Iterable[str], fix: str = "") -> None:
+    def check(self, video_ids: Iterable[str]) -> None:
         """Raise one error listing the recordings among ``video_ids`` that have no name."""
         bad = [f"{v}: {self.problems[v]}" for v in video_ids if v in self.problems]
         if bad:
             more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
             raise GaitdataError(
                 f"{self.naming} naming: {len(bad)} recording(s) cannot be named: {'; '.join(bad[:3])}{more}"
-                + (f"; {fix}" if fix else "")
             )
 
     def subject_id(self, subject: object) -> str | None:

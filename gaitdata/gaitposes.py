@@ -332,8 +332,13 @@ def export_gait_poses(
 
         split = load_split(r, split_name)
     lab = _select(lab, split, split_part, labels)
-    names = sequence_names(r.read_videos(), naming, casiab)
-    names.check(sorted(lab["video_id"].astype(str).unique()))
+    vids = sorted(lab["video_id"].astype(str).unique())
+    videos = r.read_videos()
+    unknown = sorted(set(vids) - set(videos["video_id"].astype(str)))  # labelled, not in videos.parquet
+    if unknown:
+        videos = pd.concat([videos, pd.DataFrame({"video_id": unknown})], ignore_index=True)
+    names = sequence_names(videos, naming, casiab)
+    names.check(vids)
     parts = None
     if split is not None and layout != "npz":
         check_subject_parts(split)
