@@ -36,6 +36,7 @@ LABEL_COLUMNS: dict[str, str] = {
     "teacher": "string",
     "weights_hash": "string",
     "qa_flags": "object",  # list[str]
+    "raw_score": "float64",  # the source's own person score in its own units (e.g. AlphaPose's 0..3.25); null if none
 }
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
