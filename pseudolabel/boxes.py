@@ -14,21 +14,20 @@ boxes of each frame (:meth:`BoxProposer.propose`), which returns an ``(N, 5)`` f
 ``detector``  BlazePose's detector (mediapipe, static mode) on the full frame; after each person
               found, that person's box is blanked and the frame searched again, up to
               ``max_persons`` people.
-``json:PATH`` AlphaPose's detection-results JSON: a list of
-              ``{"image_id", "category_id", "bbox": [x, y, w, h], "score"}``. Only
-              ``category_id == 1`` (person) is used. ``image_id`` names the frame: a path
-              (the frame's ``rgb_path`` relative to the dataset root, or any path whose last two
-              parts are ``<video_id>/rgb/<n>.jpg`` or ``<video_id>/<n>.jpg``, ``n`` = frame
-              index); a bare ``<n>.jpg`` or an integer ``n`` is accepted only when the root holds
-              a single recording.
+``json:PATH`` AlphaPose's own files: results (``alphapose-results.json``, boxes from ``box``) or
+              detections (``bbox``), a file or a folder of ``<video_id>/alphapose-results.json``
+              or ``<video_id>.json``. Only ``category_id == 1`` (person) is used; the score is the
+              detector's box score (recovered from a results file's proposal score). ``image_id``
+              names the frame: a path relative to the dataset root, a path ending in
+              ``<video_id>/rgb/<name>`` or ``<video_id>/<name>``, or a bare name / integer within
+              the file's recording (``--video``, the folder's name, or the root's only recording).
+              See :mod:`pseudolabel.importers.alphapose`.
 ``labels:SET`` the boxes of an existing label set's person rows (person score as the score).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -286,89 +285,55 @@ class DetectorProposer:
         return {"proposer": self.name, "max_persons": self.max_persons, "min_score": self.min_score, "model": "mediapipe static"}
 
 
-# ---- AlphaPose detection JSON -------------------------------------------------------------------
-_DIGITS = re.compile(r"(\d+)")
+# ---- AlphaPose results or detections (JSON) ----------------------------------------------------
+def parse_detection_json(
+    path: str | os.PathLike, root: DatasetRoot, video: str | None = None
+) -> dict[tuple[str, int], np.ndarray]:
+    """AlphaPose results or detection file(s) -> {(video_id, frame_index): (N, 5) boxes}, best first.
 
+    See :mod:`pseudolabel.importers.alphapose` for the files accepted and how image ids name frames.
+    """
+    from pseudolabel.importers.alphapose import boxes_by_frame
 
-def _frame_number(name: str) -> int | None:
-    m = _DIGITS.findall(Path(name).stem)
-    return int(m[-1]) if m else None
-
-
-def parse_detection_json(path: str | os.PathLike, root: DatasetRoot) -> dict[tuple[str, int], np.ndarray]:
-    """Read AlphaPose detection results into {(video_id, frame_index): (N, 5) boxes} (see module docs)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"box file {path} not found; pass --boxes json:PATH with AlphaPose detection results")
-    try:
-        items = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise GaitdataError(f"{path} is not valid JSON ({exc}); expected AlphaPose detection results") from exc
-    if not isinstance(items, list):
-        raise GaitdataError(f"{path}: expected a JSON list of {{image_id, category_id, bbox, score}}, got {type(items).__name__}")
-    frames = root.read_frames()
-    ok = frames[frames["status"] == "ok"]
-    by_rel = {str(r): (str(v), int(i)) for r, v, i in zip(ok["rgb_path"], ok["video_id"], ok["frame_index"], strict=True)}
-    videos = sorted(ok["video_id"].unique().tolist())
-    known = set(zip(ok["video_id"].astype(str), ok["frame_index"].astype(int), strict=True))
-    out: dict[tuple[str, int], list[tuple[float, ...]]] = {}
-    for k, item in enumerate(items):
-        if not isinstance(item, dict) or "image_id" not in item or "bbox" not in item:
-            raise GaitdataError(f"{path}: entry {k} lacks image_id/bbox; expected AlphaPose detection results")
-        if int(item.get("category_id", 1)) != 1:
-            continue
-        key = _resolve_image_id(item["image_id"], by_rel, videos)
-        if key is None or key not in known:
-            raise GaitdataError(
-                f"{path}: entry {k} image_id {item['image_id']!r} matches no extracted frame; use the frame's rgb_path "
-                f"relative to the dataset root (e.g. {next(iter(by_rel), 'frames/<video_id>/rgb/000000.jpg')})"
-            )
-        bbox = [float(v) for v in item["bbox"]]
-        if len(bbox) != 4:
-            raise GaitdataError(f"{path}: entry {k} bbox must be [x, y, w, h], got {item['bbox']}")
-        out.setdefault(key, []).append((*bbox, float(item.get("score", 1.0))))
-    return {key: np.asarray(sorted(v, key=lambda r: -r[4]), dtype=np.float64) for key, v in out.items()}
-
-
-def _resolve_image_id(image_id: Any, by_rel: dict[str, tuple[str, int]], videos: list[str]) -> tuple[str, int] | None:
-    if isinstance(image_id, int | np.integer) and not isinstance(image_id, bool):
-        return (videos[0], int(image_id)) if len(videos) == 1 else None
-    s = str(image_id).replace("\\", "/").lstrip("./")
-    if s in by_rel:
-        return by_rel[s]
-    parts = [p for p in s.split("/") if p]
-    n = _frame_number(parts[-1]) if parts else None
-    if n is None:
-        return None
-    if len(parts) >= 3 and parts[-2] == "rgb" and parts[-3] in videos:
-        return parts[-3], n
-    if len(parts) >= 2 and parts[-2] in videos:
-        return parts[-2], n
-    if len(videos) == 1:
-        return videos[0], n
-    return None
+    return boxes_by_frame(path, root, video)[0]
 
 
 class JsonProposer:
-    """Boxes from an AlphaPose detection-results JSON file."""
+    """Boxes from AlphaPose's results (``box``) or detection (``bbox``) files: a file or a folder of them.
+
+    ``video`` names the recording of a file whose image ids are bare file names (``--video``).
+    """
 
     name = "json"
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, video: str | None = None) -> None:
         self.path = Path(path)
+        self.video = video
         self._boxes: dict[tuple[str, int], np.ndarray] | None = None
+        self._files: list[dict] = []
         self._video = ""
 
-    def begin(self, root: DatasetRoot, video: pd.Series, frames: pd.DataFrame) -> None:
+    def prepare(self, root: DatasetRoot) -> None:
+        """Read and check the file(s) against ``root`` (one error line for a bad file)."""
         if self._boxes is None:
-            self._boxes = parse_detection_json(self.path, root)
+            from pseudolabel.importers.alphapose import boxes_by_frame
+
+            self._boxes, self._files = boxes_by_frame(self.path, root, self.video)
+
+    def begin(self, root: DatasetRoot, video: pd.Series, frames: pd.DataFrame) -> None:
+        self.prepare(root)
         self._video = str(video["video_id"])
 
     def propose(self, frame_index: int, image: np.ndarray, depth: np.ndarray | None) -> np.ndarray:
         return (self._boxes or {}).get((self._video, int(frame_index)), _empty())
 
     def describe(self) -> dict:
-        return {"proposer": self.name, "path": str(self.path.resolve())}
+        from pseudolabel.importers.alphapose import results_hash
+
+        d: dict[str, Any] = {"proposer": self.name, "path": str(self.path.resolve()), "sha256": results_hash(self.path)}
+        if self.video is not None:
+            d["video"] = self.video
+        return d
 
 
 # ---- an existing label set ----------------------------------------------------------------------

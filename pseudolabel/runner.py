@@ -357,7 +357,13 @@ def label(
             spec = "depth" if frames.groupby("video_id")["depth_path"].apply(lambda s: s.notna().all()).all() else "detector"
         else:
             spec = "none"
-    proposer = None if spec == "none" else make_proposer(spec, **(box_opts or {}))
+    popts = dict(box_opts or {})
+    if spec.startswith("json:") and videos is not None and len(videos) == 1:
+        popts.setdefault("video", videos[0])  # bare image names in the file belong to that recording
+    proposer = None if spec == "none" else make_proposer(spec, **popts)
+    prepare = getattr(proposer, "prepare", None)
+    if callable(prepare):
+        prepare(root)  # read and check the proposer's inputs before anything is written
     if proposer is None and model.cfg.top_down:
         raise GaitdataError(f"teacher {teacher} is top-down and needs person boxes; use --boxes depth|detector|json:PATH|labels:SET")
 

@@ -91,7 +91,7 @@ def test_alphapose_json_errors(tmp_path) -> None:
     root = _two_video_root(tmp_path)
     f = tmp_path / "det.json"
     f.write_text(json.dumps([{"image_id": 4, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 1}]))
-    with pytest.raises(GaitdataError, match="matches no extracted frame"):  # ints are ambiguous with 2 videos
+    with pytest.raises(GaitdataError, match="match(es)? no extracted frame"):  # ints are ambiguous with 2 videos
         parse_detection_json(f, root)
     f.write_text("{not json")
     with pytest.raises(GaitdataError, match="not valid JSON"):
