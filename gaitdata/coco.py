@@ -542,17 +542,56 @@ def _load_json(path: Path) -> dict[str, Any]:
     return d
 
 
-def _person_category(d: dict[str, Any], path: Path, schema: KeypointSchema) -> int:
-    cats = [c for c in d.get("categories", []) if c.get("keypoints")]
-    if not cats:
-        raise GaitdataError(f"{path}: no category with keypoints; this is not a COCO person-keypoints file")
-    cat = next((c for c in cats if c.get("name") == "person"), cats[0])
-    if list(cat["keypoints"]) != list(schema.keypoints):
+_FIFTYONE_FIX = (
+    "FiftyOne's COCO exporter copies the media and renames clashing names (000000-2.jpg) unless told otherwise: "
+    "export with dataset.export(labels_path=..., dataset_type=fo.types.COCODetectionDataset, label_field=..., "
+    "export_media=False, rel_dir=ROOT) so file_name is relative to the dataset root (or abs_paths=True)"
+)
+
+
+def _from_fiftyone(d: dict[str, Any]) -> bool:
+    info = d.get("info") if isinstance(d.get("info"), dict) else {}
+    return "voxel51" in str(info.get("url") or "") or "fiftyone" in str(info.get("url") or "")
+
+
+def _person_category(d: dict[str, Any], path: Path, schema: KeypointSchema) -> tuple[int | None, list[str]]:
+    """The person category's id (None: the file has no categories) and notes on what was assumed.
+
+    A category that names its keypoints must name the root's schema. One that names none (FiftyOne
+    writes none) is read as the root's schema when every annotation has that many points.
+    """
+    cats = [c for c in d.get("categories") or [] if isinstance(c, dict)]
+    named = [c for c in cats if c.get("keypoints")]
+    if named:
+        cat = next((c for c in named if c.get("name") == "person"), named[0])
+        if list(cat["keypoints"]) != list(schema.keypoints):
+            raise GaitdataError(
+                f"{path}: keypoints {cat['keypoints'][:3]}... ({len(cat['keypoints'])}) do not match the root's schema "
+                f"{schema.name} ({schema.num_keypoints}: {list(schema.keypoints[:3])}...); convert the file first"
+            )
+        return int(cat["id"]), []
+    cat = next((c for c in cats if c.get("name") == "person"), cats[0] if len(cats) == 1 else None)
+    if cats and cat is None:
         raise GaitdataError(
-            f"{path}: keypoints {cat['keypoints'][:3]}... ({len(cat['keypoints'])}) do not match the root's schema "
-            f"{schema.name} ({schema.num_keypoints}: {list(schema.keypoints[:3])}...); convert the file first"
+            f"{path}: no category lists keypoint names and none is named 'person' "
+            f"({', '.join(repr(c.get('name')) for c in cats[:4])}); this is not a COCO person-keypoints file"
         )
-    return int(cat["id"])
+    cat_id = int(cat["id"]) if cat is not None else None
+    k = schema.num_keypoints
+    sizes = sorted({
+        len(a.get("keypoints") or [])
+        for a in d["annotations"]
+        if cat_id is None or a.get("category_id", cat_id) == cat_id
+    })  # fmt: skip
+    if sizes and sizes != [3 * k]:
+        raise GaitdataError(
+            f"{path}: category {cat.get('name') if cat else '-'!r} lists no keypoint names and its annotations hold "
+            f"{', '.join(str(n // 3) for n in sizes)} points; without names only {k}-point ({schema.name}) "
+            f"annotations can be read: add the 'keypoints' names to the category"
+        )
+    label = f"category {cat.get('name')!r}" if cat else "the file (no categories)"
+    names = ", ".join(schema.keypoints[:3]) + ", ..., " + schema.keypoints[-1]
+    return cat_id, [f"{path.name}: {label} lists no keypoint names; its {k}-point annotations are read as {schema.name} ({names})"]
 
 
 def import_coco(
@@ -562,14 +601,22 @@ def import_coco(
     *,
     overwrite: bool = False,
     teacher: str | None = None,
+    video: str | None = None,
 ) -> Path:
     """Read COCO person-keypoints file(s) into label set ``label_set`` of ``root``; returns its path.
 
     Images are matched to frames by their ``video_id``/``frame_index`` fields, else by
-    ``file_name`` against ``frames.parquet`` rgb paths. Confidence comes from ``keypoint_scores``
-    (else 1 for v > 0, 0 otherwise); images without annotations become "no person" rows.
-    Several files (e.g. the parts of one split) merge into one label set.
+    ``file_name`` (:class:`gaitdata.imagenames.FrameMap`: relative to the dataset root, an absolute
+    path inside it or ending in ``<video_id>/rgb/<name>``, or a bare name within ``video`` or the
+    root's only recording). Confidence comes from ``keypoint_scores``, else from a list-valued
+    ``score`` of one value per keypoint (FiftyOne writes that), else 1 for v > 0 and 0 otherwise;
+    images without annotations become "no person" rows. Files of other tools: a category without
+    keypoint names but with the schema's point count is read as the root's schema; a missing
+    ``bbox`` is the extent of the visible points. What was assumed is listed in the label set's
+    metadata (``import_notes``). Several files (e.g. the parts of one split) merge into one label set.
     """
+    from gaitdata.imagenames import FrameMap
+
     r = _as_root(root)
     check_label_set_name(label_set)
     if r.label_path(label_set).is_file() and not overwrite:
@@ -583,15 +630,15 @@ def import_coco(
         raise GaitdataError("no COCO file given")
     frames = image_ids(r.read_frames())
     by_key = {(str(v), int(f)) for v, f in zip(frames["video_id"], frames["frame_index"], strict=True)}
-    by_path = {
-        str(p): (str(v), int(f))
-        for v, f, p in zip(frames["video_id"], frames["frame_index"], frames["rgb_path"], strict=True)
-    }
+    fmap = FrameMap(r, frames)
+    default_video = fmap.check_video(video) if video is not None else (fmap.videos[0] if len(fmap.videos) == 1 else None)
     rows: list[dict[str, Any]] = []
     meta: dict[str, Any] = {}
+    notes: list[str] = []
     for path in files:
         d = _load_json(path)
-        cat_id = _person_category(d, path, schema)
+        cat_id, cat_notes = _person_category(d, path, schema)
+        notes += cat_notes
         info = d.get("info") or {}
         if isinstance(info.get("label_meta"), dict) and not meta:
             meta = dict(info["label_meta"])
@@ -599,28 +646,40 @@ def import_coco(
         default_hash = info.get("weights_hash")
         img_key: dict[int, tuple[str, int]] = {}
         img_flags: dict[int, list[str]] = {}
+        unmatched: list[str] = []
         for im in d["images"]:
             if "video_id" in im and "frame_index" in im:
                 kk = (str(im["video_id"]), int(im["frame_index"]))
             else:
                 fn = str(im.get("file_name", ""))
-                kk = by_path.get(fn)  # type: ignore[assignment]
+                kk = fmap.resolve(fn, default_video)  # type: ignore[assignment]
                 if kk is None:
-                    raise GaitdataError(
-                        f"{path}: image {im.get('id')} ({fn!r}) matches no frame of {r.frames_path}; "
-                        f"file_name must be relative to the dataset root"
-                    )
+                    unmatched.append(fn)
+                    continue
             if kk not in by_key:
                 raise GaitdataError(
                     f"{path}: image {im.get('id')} is frame {kk[0]}#{kk[1]}, not a written frame of {r.path}"
                 )
             img_key[int(im["id"])] = kk
             img_flags[int(im["id"])] = list(im.get("qa_flags") or [])
+        if unmatched:
+            shown = ", ".join(repr(n) for n in unmatched[:3]) + (", ..." if len(unmatched) > 3 else "")
+            fix = (
+                _FIFTYONE_FIX
+                if _from_fiftyone(d)
+                else "file_name must be relative to the dataset root (e.g. frames/<video_id>/rgb/000000.jpg), "
+                "or bare names with --video VIDEO_ID"
+            )
+            raise GaitdataError(
+                f"{path}: {len(unmatched)} of {len(d['images'])} images match no frame of {r.frames_path} by file_name "
+                f"(e.g. {shown}); {fix}"
+            )
         counts: dict[int, int] = {}
         anns = sorted(
-            (a for a in d["annotations"] if int(a.get("category_id", cat_id)) == cat_id),
-            key=lambda a: a["id"],
+            (a for a in d["annotations"] if cat_id is None or int(a.get("category_id", cat_id)) == cat_id),
+            key=lambda a: a.get("id", 0),
         )
+        n_box = n_scores = 0
         for a in anns:
             iid = int(a["image_id"])
             if iid not in img_key:
@@ -634,6 +693,13 @@ def import_coco(
             kp = kp.reshape(k, 3)
             vis = kp[:, 2].astype(np.int64)
             scores = a.get("keypoint_scores")
+            score = a.get("score", 1.0)
+            if scores is None and isinstance(score, list) and len(score) == k:  # one confidence per keypoint
+                scores = score
+                c = np.array([np.nan if v is None else float(v) for v in score])
+                seen = c[(vis > 0) & np.isfinite(c)]
+                score = float(seen.mean()) if seen.size else 0.0
+                n_scores += 1
             conf = (
                 [np.nan if c is None else float(c) for c in scores]
                 if scores is not None
@@ -646,17 +712,30 @@ def import_coco(
             if pi is None:
                 pi = counts.get(iid, 0)
             counts[iid] = max(counts.get(iid, 0), int(pi) + 1)
-            bbox = a.get("bbox") or [np.nan] * 4
+            bbox = a.get("bbox")
+            if not bbox:
+                bbox = [np.nan] * 4
+                if (vis > 0).any():  # the extent of the visible points
+                    (x0, y0), (x1, y1) = kp[vis > 0, :2].min(axis=0), kp[vis > 0, :2].max(axis=0)
+                    bbox = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
+                n_box += 1
             rows.append({
                 "video_id": vid, "frame_index": fi, "person_index": int(pi), "has_person": True,
                 "bbox_x": bbox[0], "bbox_y": bbox[1], "bbox_w": bbox[2], "bbox_h": bbox[3],
-                "score": a.get("score", 1.0),
+                "score": score, "raw_score": a.get("raw_score"),
                 "keypoints": np.column_stack([xy, np.asarray(conf, dtype=np.float64)]).ravel().tolist(),
                 "visibility": vis.tolist(), "num_visible": int((vis > 0).sum()),
                 "track_id": a.get("track_id"), "is_subject": a.get("is_subject"),
                 "teacher": a.get("teacher", default_teacher), "weights_hash": a.get("weights_hash", default_hash),
                 "qa_flags": list(a.get("qa_flags") or []),
             })  # fmt: skip
+        if n_box:
+            notes.append(f"{path.name}: {n_box} of {len(anns)} annotations have no bbox; it is the extent of their visible points")
+        if n_scores:
+            notes.append(
+                f"{path.name}: {n_scores} annotations give one score per keypoint (as FiftyOne writes): read as joint "
+                f"confidences, person score = their mean over the visible joints"
+            )
         for iid, (vid, fi) in img_key.items():
             if iid not in counts:
                 rows.append({
@@ -666,11 +745,13 @@ def import_coco(
     df = pd.DataFrame(rows, columns=list(LABEL_COLUMNS))
     if df.empty:
         raise GaitdataError(f"{', '.join(map(str, files))}: no images to import")
-    for c in ("score", "bbox_x", "bbox_y", "bbox_w", "bbox_h"):
+    for c in ("score", "raw_score", "bbox_x", "bbox_y", "bbox_w", "bbox_h"):
         df[c] = pd.to_numeric(df[c], errors="coerce")
     dup = df.duplicated(["video_id", "frame_index", "person_index"])
     if dup.any():
         v, f, p = df.loc[dup, ["video_id", "frame_index", "person_index"]].iloc[0]
         raise GaitdataError(f"frame {v}#{f} person {p} appears twice across {', '.join(map(str, files))}")
     meta[_IMPORT_KEY] = [str(p) for p in files]
+    if notes:
+        meta["import_notes"] = notes
     return write_labels(r, label_set, df, meta)
