@@ -25,7 +25,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "split": ("gaitdata.cli.split", "Split videos/subjects into train/val/test, leakage-audited."),
     "audit": ("gaitdata.cli.audit", "Audit a split for leakage and print per-split statistics."),
     "export": ("gaitdata.cli.export", "Export labels (COCO keypoints, gait pose arrays)."),
-    "import": ("gaitdata.cli.importer", "Import a COCO keypoints file back into a label set."),
+    "import": ("gaitdata.cli.importer", "Import COCO files, AlphaPose results or a label set made elsewhere."),
     "browse": ("gaitdata.cli.browse", "Review frames and labels in FiftyOne; pull corrections back."),
     "train": ("gaitdata.cli.train", "Train a student SPPE on a COCO export."),
     "compress": ("gaitdata.cli.compress", "Compress a student: slim (prune), int8, onnx."),
