@@ -23,11 +23,10 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from gaitdata.containers.video import IMAGE_EXTS, VIDEO_EXTS
+from gaitdata.containers.kinds import IMAGE_EXTS, RECORDING_EXTS, VIDEO_EXTS, classify_file
 from gaitdata.errors import GaitdataError
 
 META_FIELDS = ("subject", "session", "view", "condition")
-RECORDING_EXTS = (".bag", ".db3", *VIDEO_EXTS)
 
 
 @dataclass(frozen=True)
@@ -70,33 +69,6 @@ def _ignored(name: str) -> bool:
     )
 
 
-def _depth_partner(colour: Path) -> Path | None:
-    stem = colour.stem[: -len("_color")]
-    folder = colour.with_name(stem + "_depth")
-    if folder.is_dir():
-        return folder
-    for ext in (".mkv", *VIDEO_EXTS):
-        cand = colour.with_name(stem + "_depth" + ext)
-        if cand.is_file():
-            return cand
-    return None
-
-
-def _classify_file(path: Path) -> tuple[str, Path | None]:
-    ext = path.suffix.lower()
-    if ext == ".bag":
-        return "bag", None
-    if ext == ".db3":
-        return "db3", None
-    if ext in VIDEO_EXTS:
-        if path.stem.endswith("_color"):
-            depth = _depth_partner(path)
-            if depth is not None:
-                return "pair", depth
-        return "video", None
-    return "unknown", None
-
-
 def _has_images(folder: Path) -> bool:
     try:
         return any(p.suffix.lower() in IMAGE_EXTS and p.is_file() for p in folder.iterdir())
@@ -117,7 +89,7 @@ def _walk(root: Path) -> list[tuple[str, Path, Path | None]]:
             if _ignored(name):
                 continue
             p = here / name
-            kind, depth = _classify_file(p)
+            kind, depth = classify_file(p)
             if kind == "unknown":
                 continue
             if kind == "video" and p.stem.endswith("_depth"):
@@ -147,12 +119,12 @@ def discover(sources: list[str | os.PathLike], id_pattern: str | None = None,
     for src in sources:
         src = Path(src).expanduser()
         if not src.exists():
-            kind = _classify_file(src)[0]
+            kind = classify_file(src)[0]
             out.append(Source(kind, src.absolute(), src.name, safe_id(_id_rel(src.name, kind)),
                               error=f"{src}: no such file or directory; check the path"))  # fmt: skip
             continue
         if src.is_file():
-            kind, depth = _classify_file(src)
+            kind, depth = classify_file(src)
             rel = src.name
             err = None
             if kind == "unknown":

@@ -8,15 +8,14 @@ Kinds: ``bag`` (RealSense ROS1), ``db3`` (RealSense ROS2 sqlite), ``pair`` (colo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gaitdata.containers.base import KINDS, FrameIndex, Recording, RecordingInfo
+from gaitdata.containers.base import FrameIndex, Recording, RecordingInfo
+from gaitdata.containers.data import RecordingData
+from gaitdata.containers.kinds import KINDS, classify_file
 from gaitdata.errors import GaitdataError
 
-if TYPE_CHECKING:
-    from gaitdata.synth.recording import SynthRecording
-
-__all__ = ["KINDS", "FrameIndex", "Recording", "RecordingInfo", "open_recording", "write"]
+__all__ = ["KINDS", "FrameIndex", "Recording", "RecordingData", "RecordingInfo", "open_recording", "write"]
 
 
 def open_recording(path: str | Path, kind: str | None = None, depth_path: str | Path | None = None,
@@ -28,13 +27,11 @@ def open_recording(path: str | Path, kind: str | None = None, depth_path: str | 
     pure-Python reader with a warning), ``pyrealsense2`` or ``python``. ``fps`` is the rate assumed for
     image folders without ``timestamps.csv``.
     """
-    from gaitdata.discover import _classify_file
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory; check the path")
     if kind is None:
-        kind, found_depth = ("images", None) if path.is_dir() else _classify_file(path)
+        kind, found_depth = ("images", None) if path.is_dir() else classify_file(path)
         depth_path = depth_path or found_depth
     if path.is_file() and path.stat().st_size == 0:
         raise GaitdataError(f"{path}: the file is empty (0 bytes); re-copy or re-record it")
@@ -62,7 +59,7 @@ def open_recording(path: str | Path, kind: str | None = None, depth_path: str | 
     )
 
 
-def write(rec: SynthRecording, path: str | Path, kind: str, **opts: Any) -> Path:
+def write(rec: RecordingData, path: str | Path, kind: str, **opts: Any) -> Path:
     """Write ``rec`` to ``path`` as container ``kind``; returns the recording's path (the colour file of a pair).
 
     Options: ``bag``: ``device_name``; ``db3``: ``compress`` (PNG images, default True);

@@ -8,8 +8,6 @@ its extrinsics as reference->stream with the depth stream as the reference; rota
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from gaitdata.records import Extrinsics, Intrinsics
@@ -37,17 +35,6 @@ def model_to_rs(model: str) -> str:
 def model_from_rs(name: str) -> str:
     key = str(name).strip().lower().replace("distortion.", "").replace("_", " ")
     return _RS_TO_MODEL.get(key, key.replace(" ", "_") or "none")
-
-
-@dataclass(frozen=True)
-class StreamIndex:
-    """Per-frame index of one stream of a RealSense recording (no pixels)."""
-
-    frame_numbers: np.ndarray  # int64
-    timestamps_ms: np.ndarray  # float64
-    width: int
-    height: int
-    encoding: str
 
 
 def rotation_colmajor(ext: Extrinsics) -> list[float]:

@@ -17,7 +17,7 @@ import numpy as np
 from gaitdata.containers import _rs
 
 if TYPE_CHECKING:
-    from gaitdata.synth.recording import SynthRecording
+    from gaitdata.containers.data import RecordingData
 
 _STREAM_INFO_MSG = """uint32 fps
 string encoding
@@ -35,7 +35,7 @@ def _typestore():
     return ts
 
 
-def write_bag(rec: SynthRecording, path: str | Path, *, device_name: str = "Intel RealSense D435") -> Path:
+def write_bag(rec: RecordingData, path: str | Path, *, device_name: str = "Intel RealSense D435") -> Path:
     """Write ``rec`` as an uncompressed RealSense ROS1 bag librealsense plays back frame for frame."""
     from rosbags.rosbag1 import Writer
 

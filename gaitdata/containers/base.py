@@ -15,8 +15,6 @@ import numpy as np
 
 from gaitdata.records import Extrinsics, Intrinsics
 
-KINDS = ("bag", "db3", "pair", "video", "images")
-
 
 @dataclass(frozen=True)
 class FrameIndex:

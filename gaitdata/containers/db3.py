@@ -20,7 +20,7 @@ from gaitdata.containers import _rs
 from gaitdata.errors import GaitdataError, require
 
 if TYPE_CHECKING:
-    from gaitdata.synth.recording import SynthRecording
+    from gaitdata.containers.data import RecordingData
 
 
 def _rs_intrinsics(rs, intr):
@@ -33,7 +33,7 @@ def _rs_intrinsics(rs, intr):
     return out
 
 
-def write_db3(rec: SynthRecording, path: str | Path, *, compress: bool = True) -> Path:
+def write_db3(rec: RecordingData, path: str | Path, *, compress: bool = True) -> Path:
     """Write ``rec`` as a RealSense ``.db3`` recording with librealsense's recorder (needs pyrealsense2)."""
     rs = require("pyrealsense2", "realsense")
     path = Path(path)
@@ -54,7 +54,7 @@ def write_db3(rec: SynthRecording, path: str | Path, *, compress: bool = True) -
     return path
 
 
-def _record(rs, rec: SynthRecording, out: Path, compress: bool) -> None:
+def _record(rs, rec: RecordingData, out: Path, compress: bool) -> None:
     dev = rs.software_device()
     streams = []
     if rec.has_depth:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gaitdata.containers.data import RecordingData
 from gaitdata.records import Extrinsics, Intrinsics
-from gaitdata.synth.recording import SynthRecording
 
 DEPTH_SCALE = 0.0010000000474974513
 
@@ -37,7 +37,7 @@ def plane_recording(
     t0_ms: float = 1000.0,
     seed: int = 0,
     name: str = "plane",
-) -> SynthRecording:
+) -> RecordingData:
     """``n`` frame slots; ``drop_*`` remove slots from a stream (frame numbers keep the gap)."""
     rng = np.random.default_rng(seed)
     w, h = size
@@ -69,7 +69,7 @@ def plane_recording(
                 d = d + rng.integers(-noise_units, noise_units + 1, size=d.shape)
             depth.append(np.clip(d, 0, 65535).astype(np.uint16))
         depth = np.stack(depth)
-    return SynthRecording(
+    return RecordingData(
         name=name, fps=fps, colour=np.stack(frames), colour_ts_ms=t0_ms + keep_c * period + jitter[0, keep_c],
         colour_frame_numbers=keep_c + 1, colour_intrinsics=ci,
         depth=depth, depth_ts_ms=t0_ms + offset_ms + keep_d * period + jitter[1, keep_d] if with_depth else None,
@@ -87,7 +87,7 @@ def plane_depth(intr: Intrinsics, normal, distance_m: float) -> np.ndarray:
     return distance_m / (rays @ n)
 
 
-def expected_registered_depth(rec: SynthRecording) -> np.ndarray:
+def expected_registered_depth(rec: RecordingData) -> np.ndarray:
     """Depth-camera Z (raw units, float) of the plane point seen at every colour pixel centre.
 
     ``rs.align`` keeps the depth camera's values, so this is what registration must produce

@@ -25,14 +25,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gaitdata.containers.base import FrameIndex, Recording, RecordingInfo, check_monotone
+from gaitdata.containers.kinds import IMAGE_EXTS, VIDEO_EXTS
 from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_write_text
 
 if TYPE_CHECKING:
-    from gaitdata.synth.recording import SynthRecording
+    from gaitdata.containers.data import RecordingData
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-VIDEO_EXTS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg")
 LOSSLESS_16BIT = {
     "ffv1": ("gray16le", "gray16be"),
     "png": ("gray16be", "gray16le"),
@@ -154,7 +153,7 @@ def write_png_folder(images: np.ndarray, folder: str | Path, frame_numbers=None,
     return folder
 
 
-def write_pair(rec: SynthRecording, path: str | Path, *, codec: str = "h264", depth_format: str = "mkv",
+def write_pair(rec: RecordingData, path: str | Path, *, codec: str = "h264", depth_format: str = "mkv",
                timestamps: bool = True, colour_ext: str = ".mp4", calibration: bool = True) -> Path:  # fmt: skip
     """Colour video + lossless 16-bit depth (FFV1 mkv or PNG folder) + timestamp CSVs + ``<stem>_calib.json``.
 
@@ -182,7 +181,7 @@ def write_pair(rec: SynthRecording, path: str | Path, *, codec: str = "h264", de
 
 
 def write_video(
-    rec: SynthRecording, path: str | Path, *, codec: str = "h264", timestamps: bool = False
+    rec: RecordingData, path: str | Path, *, codec: str = "h264", timestamps: bool = False
 ) -> Path:
     path = Path(path)
     if path.suffix.lower() not in VIDEO_EXTS:
@@ -194,7 +193,7 @@ def write_video(
 
 
 def write_images(
-    rec: SynthRecording, path: str | Path, *, ext: str = ".png", timestamps: bool = True
+    rec: RecordingData, path: str | Path, *, ext: str = ".png", timestamps: bool = True
 ) -> Path:
     return write_png_folder(
         rec.colour, path, rec.colour_frame_numbers, rec.colour_ts_ms if timestamps else None, ext
@@ -207,7 +206,7 @@ def calib_path(colour_path: Path) -> Path:
     return colour_path.with_name(colour_path.stem[: -len("_color")] + "_calib.json")
 
 
-def write_calibration(path: Path, rec: SynthRecording) -> None:
+def write_calibration(path: Path, rec: RecordingData) -> None:
     from gaitdata.io import atomic_write_json
 
     atomic_write_json(path, {

@@ -8,13 +8,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from gaitdata.containers.kinds import KINDS
 from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_write_json, atomic_write_text
 from gaitdata.synth.groundtruth import save_ground_truth, sidecar_path
 from gaitdata.synth.recording import SynthRecording
 from gaitdata.synth.walk import RENDER_VERSION, WalkSpec, render_walk
 
-KINDS = ("bag", "db3", "pair", "video", "images")
 ID_PATTERN = "{subject}/{session}_{view}"
 MANIFEST = "sample_set.json"
 METADATA_CSV = "metadata.csv"
