@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gaitdata.records import Extrinsics, Intrinsics
+from gaitdata.records import Extrinsics, Intrinsics, check_depth_scale
 
 _F = np.float32
 SUPPORTED_MODELS = ("none", "brown_conrady", "inverse_brown_conrady", "modified_brown_conrady")
@@ -56,6 +56,18 @@ def project(intr: Intrinsics, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tu
     return x * _F(intr.fx) + _F(intr.cx), y * _F(intr.fy) + _F(intr.cy)
 
 
+def check_models(depth_intrinsics: Intrinsics, colour_intrinsics: Intrinsics) -> None:
+    """ValueError unless both distortion models are ones this registration reproduces."""
+    for name, intr in (("depth", depth_intrinsics), ("colour", colour_intrinsics)):
+        if intr is None:
+            raise ValueError(f"no {name} intrinsics: cannot register depth to colour")
+        if intr.model not in SUPPORTED_MODELS:
+            raise ValueError(
+                f"{name} intrinsics: distortion model {intr.model!r} is not supported for registration "
+                f"(supported: {', '.join(SUPPORTED_MODELS)})"
+            )
+
+
 @dataclass
 class Aligner:
     """Reusable depth->colour registration for one recording (precomputes the per-pixel rays)."""
@@ -67,12 +79,8 @@ class Aligner:
     _rays: tuple = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        for name, intr in (("depth", self.depth_intrinsics), ("colour", self.colour_intrinsics)):
-            if intr.model not in SUPPORTED_MODELS:
-                raise ValueError(
-                    f"{name} intrinsics: distortion model {intr.model!r} is not supported for registration "
-                    f"(supported: {', '.join(SUPPORTED_MODELS)})"
-                )
+        check_models(self.depth_intrinsics, self.colour_intrinsics)
+        check_depth_scale(self.depth_scale)
         d = self.depth_intrinsics
         gx, gy = np.meshgrid(np.arange(d.width, dtype=_F), np.arange(d.height, dtype=_F))
         gx, gy = gx.reshape(-1), gy.reshape(-1)

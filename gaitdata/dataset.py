@@ -47,8 +47,9 @@ VIDEO_COLUMNS: dict[str, str] = {
     "error": "string",  # one line: the cause and the fix, for failed recordings
     "n_colour_frames": "Int64",  # colour frames in the container
     "n_depth_frames": "Int64",  # depth frames in the container (0 when there is no depth)
-    "n_written": "Int64",  # frames written (status ok in frames.parquet)
+    "n_written": "Int64",  # frames written (status ok or no_depth in frames.parquet)
     "n_depth_unpaired": "Int64",  # depth frames no colour frame was paired with
+    "n_decode_error": "Int64",  # frames lost to damaged data (status decode_error, or not indexable)
     "fps": "float64",
     "width": "Int64",  # colour resolution as stored under frames/ (after any resize)
     "height": "Int64",
@@ -66,6 +67,7 @@ VIDEO_COLUMNS: dict[str, str] = {
     "options": "string",  # JSON of the extraction options used
     "tool_version": "string",
     "extracted_at": "string",  # ISO-8601 UTC
+    "notes": "string",  # what extraction noticed, "; "-separated (colour only, no overlap, decode errors, ...)
 }
 
 FRAME_COLUMNS: dict[str, str] = {
@@ -83,11 +85,13 @@ FRAME_COLUMNS: dict[str, str] = {
 
 FRAME_STATUSES = (
     "ok",  # written (rgb, and depth when the recording has depth)
+    "no_depth",  # rgb written without depth: the recording's colour and depth never overlap in time
     "sampled_out",  # skipped by stride / target fps / max frames
     "out_of_range",  # outside the requested time range
     "no_depth_partner",  # no depth frame within half a frame period: not written
     "decode_error",  # the container's frame could not be decoded
 )
+WRITTEN_STATUSES = ("ok", "no_depth")  # frames with files on disk
 
 
 def _empty(columns: dict[str, str]) -> pd.DataFrame:
@@ -279,7 +283,7 @@ def validate(root: DatasetRoot | str | os.PathLike, check_files: bool = True) ->
     per_video = frames.groupby("video_id", sort=False)
     for v in videos.itertuples(index=False):
         if v.status != "ok":
-            if v.video_id in per_video.groups and len(per_video.get_group(v.video_id).query("status == 'ok'")):
+            if v.video_id in per_video.groups and per_video.get_group(v.video_id)["status"].isin(WRITTEN_STATUSES).any():
                 errors.append(f"{v.video_id}: marked {v.status} but has written frames")
             continue
         if v.video_id not in per_video.groups:
@@ -292,15 +296,15 @@ def validate(root: DatasetRoot | str | os.PathLike, check_files: bool = True) ->
         idx = fr["frame_index"].to_numpy()
         if sorted(idx.tolist()) != list(range(n)):
             errors.append(f"{v.video_id}: frame_index is not 0..{n - 1}")
-        n_ok = int((fr["status"] == "ok").sum())
+        n_ok = int(fr["status"].isin(WRITTEN_STATUSES).sum())
         if not pd.isna(v.n_written) and n_ok != int(v.n_written):
-            errors.append(f"{v.video_id}: {n_ok} frames with status ok, videos.parquet says n_written={int(v.n_written)}")
+            errors.append(f"{v.video_id}: {n_ok} frames written (status ok/no_depth), videos.parquet says n_written={int(v.n_written)}")
         ts = fr.sort_values("frame_index")["colour_ts_ms"].dropna().to_numpy()
         if len(ts) > 1 and (ts[1:] <= ts[:-1]).any():
             errors.append(f"{v.video_id}: colour timestamps are not strictly increasing")
 
     if check_files:
-        ok = frames[frames["status"] == "ok"]
+        ok = frames[frames["status"].isin(WRITTEN_STATUSES)]
         missing = []
         for col in ("rgb_path", "depth_path"):
             for rel in ok[col].dropna():
@@ -309,14 +313,14 @@ def validate(root: DatasetRoot | str | os.PathLike, check_files: bool = True) ->
         if missing:
             errors.append(f"{len(missing)} referenced frame files are missing, e.g. {missing[:3]}")
         if ok["rgb_path"].isna().any():
-            errors.append(f"{int(ok['rgb_path'].isna().sum())} frames with status ok have no rgb_path")
+            errors.append(f"{int(ok['rgb_path'].isna().sum())} frames with status ok/no_depth have no rgb_path")
 
     counts = {
         "videos": len(videos),
         "videos_ok": int((videos["status"] == "ok").sum()),
         "videos_failed": int((videos["status"] == "failed").sum()),
         "frames": len(frames),
-        "frames_written": int((frames["status"] == "ok").sum()),
+        "frames_written": int(frames["status"].isin(WRITTEN_STATUSES).sum()),
         "label_sets": root.label_sets(),
     }
     return ValidationReport(root.path, errors=tuple(errors), warnings=tuple(warnings), counts=counts)

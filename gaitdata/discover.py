@@ -12,14 +12,20 @@ Rules (documented in the README):
   unsupported one is reported as a failed recording.
 
 ``video_id`` is the path relative to the input root, without extension (and without ``_color`` for
-pairs), with ``/`` -> ``__`` and any other character outside ``[A-Za-z0-9._-]`` -> ``_``; recordings
-that would share an id (``rec.bag`` beside ``rec.mp4``) keep their extension (``rec.bag``, ``rec.mp4``).
+pairs), with ``/`` -> ``__`` and any character other than a letter, digit, ``.``, ``-`` or ``_`` -> ``_``
+(letters and digits of any script are kept, so ``测试.mp4`` is ``测试``); recordings that would share an id
+(``rec.bag`` beside ``rec.mp4``) keep their extension (``rec.bag``, ``rec.mp4``). An ``--id-pattern`` with
+more path levels than the relative path has reaches into the folders above the input root and the id
+grows with it: ``extract day2/sub01 --id-pattern '{session}/{subject}/{any}'`` names ``walk.bag``
+``day2__sub01__walk``. Recordings that still share an id (also when differing only in case) are
+reported each with the other's path and a pattern that tells them apart; none of them is extracted.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -40,14 +46,44 @@ class Source:
     depth_path: Path | None = None
     meta: dict = field(default_factory=dict)  # subject/session/view/condition
     error: str | None = None  # set when discovery already knows it cannot be read
+    id_conflict: str | None = None  # another recording of this batch has the same id: not extracted
 
 
 def safe_id(rel: str) -> str:
+    """Filesystem-safe id of a relative path: ``/`` -> ``__``; letters/digits of any script, ``.-_`` kept."""
     parts = [
-        re.sub(r"[^A-Za-z0-9._-]", "_", p) for p in Path(rel).as_posix().split("/") if p not in ("", ".")
+        re.sub(r"[^\w.-]", "_", unicodedata.normalize("NFC", p))
+        for p in Path(rel).as_posix().split("/")
+        if p not in ("", ".")
     ]
     vid = "__".join(parts).strip("._") or "recording"
     return vid
+
+
+def pattern_levels(pattern: str) -> int:
+    """How many path levels (folders + name) an ``--id-pattern`` spans."""
+    return pattern.strip("/").count("/") + 1
+
+
+def _id_path(s: Source, levels: int = 1, keep_ext: bool = False) -> str:
+    """The path an id and a pattern are taken from: relative to the input root, or, when the pattern
+    spans more levels, the last ``levels`` levels of the absolute path (extension and ``_color`` dropped
+    unless ``keep_ext``)."""
+    strip = (lambda r: r) if keep_ext else (lambda r: _id_rel(r, s.kind))
+    rel = strip(s.rel)
+    if levels <= rel.count("/") + 1:
+        return rel
+    return "/".join(strip(s.path.as_posix()).lstrip("/").split("/")[-levels:])
+
+
+def distinguishing_pattern(a: Path, b: Path, kind_a: str = "video", kind_b: str = "video") -> str | None:
+    """The shortest ``{any}/.../{any}`` pattern under which two recordings get different ids (None if none does)."""
+    pa = _id_rel(a.as_posix(), kind_a).lstrip("/").split("/")
+    pb = _id_rel(b.as_posix(), kind_b).lstrip("/").split("/")
+    for k in range(2, max(len(pa), len(pb)) + 1):
+        if safe_id("/".join(pa[-k:])).casefold() != safe_id("/".join(pb[-k:])).casefold():
+            return "/".join(["{any}"] * k)
+    return None
 
 
 def _id_rel(rel: str, kind: str) -> str:
@@ -140,29 +176,42 @@ def discover(sources: list[str | os.PathLike], id_pattern: str | None = None,
         for kind, path, depth in _walk(root):
             rel = path.relative_to(root).as_posix() if path != root else path.name
             out.append(Source(kind, path, rel, safe_id(_id_rel(rel, kind)), depth))
-    out = [
-        replace(s, meta=parse_id_pattern(id_pattern, _id_rel(s.rel, s.kind))) if id_pattern else s
-        for s in out
-    ]
+    levels = pattern_levels(id_pattern) if id_pattern else 1
+    if id_pattern:
+        out = [
+            replace(s, video_id=safe_id(_id_path(s, levels)), meta=parse_id_pattern(id_pattern, _id_path(s, levels)))
+            for s in out
+        ]
     if metadata_csv:
         out = apply_metadata_csv(out, metadata_csv)
     out = list({s.path: s for s in out}.values())  # the same recording given twice counts once
+    out = _resolve_collisions(out, levels)
+    out.sort(key=lambda s: (s.video_id, str(s.path)))
+    return out
+
+
+def _groups(sources: list[Source]) -> list[list[Source]]:
     ids: dict[str, list[Source]] = {}
-    for s in out:
-        ids.setdefault(s.video_id, []).append(s)
-    for group in (g for g in ids.values() if len(g) > 1):  # e.g. rec.bag beside rec.mp4: keep the extension
+    for s in sources:
+        ids.setdefault(s.video_id.casefold(), []).append(s)  # case-insensitive filesystems: Walk == walk
+    return [g for g in ids.values() if len(g) > 1]
+
+
+def _resolve_collisions(out: list[Source], levels: int) -> list[Source]:
+    """Recordings sharing an id keep their extension (rec.bag, rec.mp4); those still sharing one are flagged."""
+    for group in _groups(out):
         for s in group:
-            out[out.index(s)] = replace(s, video_id=safe_id(s.rel))
-    out.sort(key=lambda s: s.video_id)
-    seen: dict[str, Source] = {}
-    for s in out:
-        if s.video_id in seen:
-            raise GaitdataError(
-                f"two recordings map to video_id {s.video_id!r}: {seen[s.video_id].path} and {s.path}; "
-                f"rename one or pass them from one input root"
-            )
-        seen[s.video_id] = s
-    return list({s.video_id: s for s in out}.values())
+            out[out.index(s)] = replace(s, video_id=safe_id(_id_path(s, levels, keep_ext=True)))
+    for group in _groups(out):
+        for s in group:
+            others = [o for o in group if o is not s]
+            hint = distinguishing_pattern(s.path, others[0].path, s.kind, others[0].kind)
+            fix = (f"give them distinct ids with --id-pattern '{hint}' (ids from the last {hint.count('/') + 1} "
+                   f"path levels; name fields such as {{subject}} in it)" if hint else "rename one of them")  # fmt: skip
+            msg = (f"{s.path}: video_id {s.video_id!r} is also the id of "
+                   f"{', '.join(str(o.path) for o in others)} in this run; {fix}")  # fmt: skip
+            out[out.index(s)] = replace(s, id_conflict=msg)
+    return out
 
 
 def compile_id_pattern(pattern: str) -> re.Pattern:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+# distortion models (RealSense names) -> how many coefficients each takes (librealsense keeps 5 for all)
+DISTORTION_COEFFS: dict[str, tuple[int, ...]] = {
+    "none": (0, 5),
+    "brown_conrady": (5,),
+    "inverse_brown_conrady": (5,),
+    "modified_brown_conrady": (5,),
+    "ftheta": (5,),
+    "kannala_brandt4": (5,),
+}
 
 
 @dataclass(frozen=True)
@@ -23,9 +34,26 @@ class Intrinsics:
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"intrinsics: size must be positive, got {self.width}x{self.height}")
+        if not all(math.isfinite(float(v)) for v in (self.fx, self.fy, self.cx, self.cy)):
+            raise ValueError(
+                f"intrinsics: fx, fy, cx, cy must be finite numbers, got {self.fx}, {self.fy}, {self.cx}, {self.cy}"
+            )
         if self.fx <= 0 or self.fy <= 0:
             raise ValueError(f"intrinsics: focal lengths must be positive, got fx={self.fx}, fy={self.fy}")
-        object.__setattr__(self, "coeffs", tuple(float(c) for c in self.coeffs))
+        coeffs = tuple(float(c) for c in self.coeffs)
+        counts = DISTORTION_COEFFS.get(self.model)
+        if counts is None:
+            raise ValueError(
+                f"intrinsics: unknown distortion model {self.model!r}; use one of {', '.join(DISTORTION_COEFFS)}"
+            )
+        if len(coeffs) not in counts:
+            raise ValueError(
+                f"intrinsics: distortion model {self.model!r} takes {' or '.join(map(str, counts))} coefficients, "
+                f"got {len(coeffs)}"
+            )
+        if not all(math.isfinite(c) for c in coeffs):
+            raise ValueError(f"intrinsics: distortion coefficients must be finite, got {list(coeffs)}")
+        object.__setattr__(self, "coeffs", coeffs)
 
     @property
     def K(self) -> np.ndarray:
@@ -43,6 +71,20 @@ class Intrinsics:
         return asdict(self)
 
 
+ROTATION_TOL = 1e-3  # float32 files and 6-decimal text keep real rotations well inside this
+
+
+def check_depth_scale(value: object) -> float:
+    """The depth scale (metres per raw unit) as a float; ValueError unless finite and positive."""
+    try:
+        scale = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"depth scale must be a number of metres per depth unit, got {value!r}") from None
+    if not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"depth scale must be a positive number of metres per depth unit (e.g. 0.001), got {value!r}")
+    return scale
+
+
 @dataclass(frozen=True)
 class Extrinsics:
     """Rigid transform from one stream's frame to another's: p_to = R @ p_from + t (metres)."""
@@ -56,8 +98,20 @@ class Extrinsics:
                 f"extrinsics: expected 9 rotation and 3 translation values, "
                 f"got {len(self.rotation)} and {len(self.translation)}"
             )
-        object.__setattr__(self, "rotation", tuple(float(v) for v in self.rotation))
-        object.__setattr__(self, "translation", tuple(float(v) for v in self.translation))
+        rotation = tuple(float(v) for v in self.rotation)
+        translation = tuple(float(v) for v in self.translation)
+        if not all(math.isfinite(v) for v in rotation + translation):
+            raise ValueError(f"extrinsics: values must be finite, got rotation {rotation}, translation {translation}")
+        r = np.asarray(rotation).reshape(3, 3)
+        err = float(np.abs(r @ r.T - np.eye(3)).max())
+        det = float(np.linalg.det(r))
+        if err > ROTATION_TOL or abs(det - 1.0) > ROTATION_TOL:
+            raise ValueError(
+                f"extrinsics: the rotation must be orthonormal with determinant +1 (row-major 3x3), got "
+                f"max |R R^T - I| = {err:.3g}, det = {det:.6g}"
+            )
+        object.__setattr__(self, "rotation", rotation)
+        object.__setattr__(self, "translation", translation)
 
     @property
     def R(self) -> np.ndarray:

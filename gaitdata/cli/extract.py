@@ -49,14 +49,14 @@ def _resize(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
               help="Processes across recordings (0: one per CPU).")  # fmt: skip
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
               help="Encode/write threads inside one recording.")  # fmt: skip
-@click.option("--overwrite", is_flag=True, help="Re-extract recordings already done.")
+@click.option("--overwrite", is_flag=True,
+              help="Re-extract recordings already done; replace a recording whose id or source changed.")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Discover, index and pair; write nothing.")
-@click.option(
-    "--id-pattern", default=None, help="Metadata from the relative path, e.g. '{subject}/{session}_{view}'."
-)
+@click.option("--id-pattern", default=None,
+              help="Metadata from the path, e.g. '{subject}/{session}_{view}'; levels beyond the input root join the id.")  # fmt: skip
 @click.option("--metadata", "metadata_csv", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
               help="CSV with video_id|source_rel|path and subject, session, view, condition.")  # fmt: skip
-@click.option("--keep-going", is_flag=True, help="Exit 0 even when some recordings fail.")
+@click.option("--keep-going", is_flag=True, help="Exit 0 even when some recordings fail or lose frames.")
 @click.option("--reader", type=click.Choice(["auto", "pyrealsense2", "python"]), default="auto", show_default=True,
               help="RealSense reader (auto: pyrealsense2 when importable).")  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -67,7 +67,10 @@ def command(sources: tuple[str, ...], out: str, quiet: bool, **opts) -> None:
     (<stem>_color.mp4 + <stem>_depth.mkv or <stem>_depth/, optional <stem>_color.csv/<stem>_depth.csv
     timestamps and <stem>_calib.json), colour videos and image folders. Recordings without depth are
     extracted colour-only (noted in the summary). Rerunning skips what is done; a failed recording is
-    reported in one line and marked failed in videos.parquet (exit status 1 unless --keep-going).
+    reported in one line and marked failed in videos.parquet; frames lost to damaged data get status
+    decode_error. Either gives exit status 1 unless --keep-going. A recording whose id already holds
+    another source in ROOT is refused (unless --overwrite); a new --id-pattern/--metadata updates the
+    metadata of recordings already extracted.
 
     \b
     Examples:
@@ -77,7 +80,6 @@ def command(sources: tuple[str, ...], out: str, quiet: bool, **opts) -> None:
       gaitdata extract recordings/ --out data/root --dry-run
     """
     from rich.console import Console
-    from rich.table import Table
 
     from gaitdata.extract import ExtractOptions, extract
 
@@ -90,53 +92,59 @@ def command(sources: tuple[str, ...], out: str, quiet: bool, **opts) -> None:
     def report(r) -> None:
         if r.status == "failed":
             err.print(f"[red]failed[/red] {r.error}", highlight=False, soft_wrap=True)
+        elif r.n_decode_error:
+            when = {"skipped": " when it was extracted", "planned": " (found by indexing)"}.get(r.status, "")
+            err.print(f"[yellow]damaged[/yellow] {r.source}: {r.n_decode_error} frames could not be decoded{when} "
+                      f"(status decode_error); the other frames are extracted", highlight=False, soft_wrap=True)  # fmt: skip
 
-    summary = extract(list(sources), out, options, progress=not quiet, on_result=report)
+    summary = extract(list(sources), out, options, progress=not quiet, on_result=None if options.dry_run else report)
     if not summary.results:
         err.print(f"no recordings found under {', '.join(sources)} (.bag, .db3, videos, image folders)")
         raise click.exceptions.Exit(1)
+    _print_summary(summary)
+    if summary.dry_run:
+        for r in summary.results:
+            report(r)
+    if not summary.ok and not options.keep_going:
+        raise click.exceptions.Exit(1)
+
+
+def _print_summary(summary) -> None:
+    """The per-recording table, the notes under it, and one line of totals."""
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     table = Table(title=f"{'dry run: ' if summary.dry_run else ''}{summary.root}")
-    for col in (
-        "recording",
-        "kind",
-        "status",
-        "colour",
-        "depth",
-        "written",
-        "no depth",
-        "depth unpaired",
-        "notes",
-    ):
-        table.add_column(
-            col,
-            justify="right"
-            if col in ("colour", "depth", "written", "no depth", "depth unpaired")
-            else "left",
-        )
+    counts = ("colour", "depth", "written", "no depth partner", "depth unpaired", "decode errors")
+    for col in ("recording", "kind", "status", *counts):
+        table.add_column(col, justify="right" if col in counts else "left")
     for r in summary.results:
         style = {"failed": "red", "skipped": "dim"}.get(r.status, "")
         table.add_row(r.video_id, r.kind, f"[{style}]{r.status}[/{style}]" if style else r.status, str(r.n_colour),
                       str(r.n_depth), str(r.n_written), str(r.n_no_depth_partner), str(r.n_depth_unpaired),
-                      "; ".join(r.notes))  # fmt: skip
+                      str(r.n_decode_error))  # fmt: skip
     console.print(table)
+    for r in summary.results:
+        for note in r.notes:
+            if note != "no depth stream: colour only":
+                console.print(f"  {r.video_id}: {note}", highlight=False, soft_wrap=True)
+    colour_only = sum("no depth stream: colour only" in r.notes for r in summary.results)
+    n_no_depth = sum(r.n_no_depth for r in summary.results)
+    lost = f"{summary.n_frames_lost} frames lost to decode errors; " if summary.n_frames_lost else ""
+    extra = (f"{colour_only} recordings colour only; " if colour_only else "") + (
+        f"{n_no_depth} colour frames written without depth; " if n_no_depth else "")  # fmt: skip
     if summary.dry_run:
-        for r in summary.failures():
-            report(r)
         planned = [r for r in summary.results if r.status == "planned"]
         console.print(
-            f"dry run: {len(planned)} recordings readable, {summary.n_failed} failed; "
-            f"{sum(r.n_written for r in planned)} frames would be written; nothing was written"
+            f"dry run: {len(planned)} recordings to extract, {summary.n_skipped} to skip, {summary.n_failed} failed; "
+            f"{sum(r.n_written for r in planned)} frames would be written; {extra}{lost}nothing was written"
         )
-        if summary.n_failed and not options.keep_going:
-            raise click.exceptions.Exit(1)
         return
     console.print(
         f"{summary.n_ok} ok, {summary.n_failed} failed, {summary.n_skipped} skipped; "
-        f"{summary.frames_written} frames written; "
-        f"{sum(r.n_depth_unpaired for r in summary.results)} depth frames unpaired, "
-        f"{sum(r.n_no_depth_partner for r in summary.results)} colour frames without depth; "
-        f"{summary.seconds:.1f} s"
+        f"{summary.frames_written} frames written; {extra}{lost}"
+        f"{sum(r.n_depth_unpaired for r in summary.results if r.status == 'ok')} depth frames unpaired, "
+        f"{sum(r.n_no_depth_partner for r in summary.results if r.status == 'ok')} colour frames without a depth "
+        f"partner (not written); {summary.seconds:.1f} s"
     )
-    if summary.n_failed and not options.keep_going:
-        raise click.exceptions.Exit(1)

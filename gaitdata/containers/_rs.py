@@ -75,7 +75,7 @@ def quat_to_rot(x: float, y: float, z: float, w: float) -> np.ndarray:
 def intrinsics_from_k(width: int, height: int, k: list[float] | np.ndarray, model: str, coeffs) -> Intrinsics:
     """Intrinsics from a CameraInfo K; values rounded to float32, as librealsense holds them."""
     k = np.asarray(k, dtype=np.float64).reshape(-1).astype(np.float32).astype(np.float64)
-    c = np.asarray(list(coeffs)[:5] or [0.0] * 5, dtype=np.float64).astype(np.float32).astype(np.float64)
+    c = np.asarray((list(coeffs) + [0.0] * 5)[:5], dtype=np.float64).astype(np.float32).astype(np.float64)
     return Intrinsics(
         width=int(width), height=int(height), fx=float(k[0]), fy=float(k[4]), cx=float(k[2]), cy=float(k[5]),
         model=model, coeffs=tuple(float(v) for v in c),

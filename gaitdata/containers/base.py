@@ -51,6 +51,17 @@ class RecordingInfo:
     depth_to_colour: Extrinsics | None = None
     depth_scale: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)  # e.g. "no depth stream: colour only"
+    n_unindexed: int = 0  # colour frames the container promises but that cannot be indexed (damaged tail)
+
+    def __post_init__(self) -> None:
+        if self.depth is not None and self.depth_scale is not None:
+            from gaitdata.errors import GaitdataError
+            from gaitdata.records import check_depth_scale
+
+            try:
+                check_depth_scale(self.depth_scale)
+            except ValueError as exc:
+                raise GaitdataError(f"{self.path}: {exc}; the raw depth cannot be converted to metres") from None
 
     @property
     def has_depth(self) -> bool:
@@ -67,6 +78,12 @@ class Recording:
     info: RecordingInfo
     reader_name: str = "python"
     depth_registered: bool = False  # True when frames() yields depth already registered to colour
+    read_notes: list[str]  # damaged data met while reading frames (a fresh list per instance)
+
+    def __new__(cls, *args: object, **kwargs: object) -> Recording:
+        self = super().__new__(cls)
+        self.read_notes = []
+        return self
 
     def frames(self, colour_positions: Sequence[int], depth_positions: Sequence[int]) -> Iterator[Item]:
         """Decode the wanted positions; yields items roughly in time order (both streams interleaved).
@@ -87,9 +104,17 @@ class Recording:
 
 
 def check_monotone(index: FrameIndex, stream: str, path: Path) -> None:
+    """Timestamps must be finite and strictly increasing (one clock, one frame per instant)."""
     from gaitdata.errors import GaitdataError
 
     ts = index.ts_ms
+    bad_values = np.flatnonzero(~np.isfinite(ts))
+    if len(bad_values):
+        p = int(bad_values[0])
+        raise GaitdataError(
+            f"{path}: {stream} timestamp of frame position {p} is {ts[p]} ({len(bad_values)} non-finite in all); "
+            f"fix the timestamp CSV or re-record"
+        )
     if len(ts) > 1 and np.any(np.diff(ts) <= 0):
         bad = int(np.argmax(np.diff(ts) <= 0)) + 1
         raise GaitdataError(

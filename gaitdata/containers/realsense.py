@@ -431,16 +431,21 @@ class Db3Recording(Recording):
             yield item
 
     def _stream_frames(self, stream: str, positions: list[int], stamps: list[int]):
+        """Message by message: a damaged database page costs only the frames stored on it."""
         tid = self._topics[self._st[stream]["data"]][0]
         by_stamp: dict[int, list[int]] = {}
         for p in positions:
             by_stamp.setdefault(stamps[p], []).append(p)
+        rows: list[tuple[int, int]] = []
+        try:
+            sql = "SELECT timestamp, id FROM messages WHERE topic_id = ? ORDER BY timestamp, id"
+            rows = self._db.execute(sql, (tid,)).fetchall()
+        except sqlite3.DatabaseError:
+            pass  # the table itself is damaged: every wanted frame is reported below
         seen: dict[int, int] = {}
-        cur = self._db.cursor()
-        cur.execute("SELECT timestamp, data FROM messages WHERE topic_id = ? ORDER BY timestamp, id", (tid,))
-        left = len(positions)
-        for t, blob in cur:
-            if left == 0:
+        done: set[int] = set()
+        for t, mid in rows:
+            if len(done) == len(positions):
                 break
             ps = by_stamp.get(t)
             if not ps:
@@ -449,12 +454,16 @@ class Db3Recording(Recording):
             seen[t] = k + 1
             if k >= len(ps):
                 continue
-            left -= 1
             try:
+                (blob,) = self._db.execute("SELECT data FROM messages WHERE id = ?", (mid,)).fetchone()
                 img = self._decode(_maybe_zstd(bytes(blob)), stream)
-            except Exception:  # one bad message becomes one decode_error frame
+            except Exception:  # a damaged page or message becomes one decode_error frame
                 img = None
+            done.add(ps[k])
             yield (t, (stream, ps[k], img))
+        for p in positions:
+            if p not in done:
+                yield (stamps[p], (stream, p, None))
 
 
 # ---- pyrealsense2 ----------------------------------------------------------------------------------
@@ -571,6 +580,7 @@ class PyRealSenseRecording(Recording):
         self._pb.resume()
         consuming.set()
         left = len(want["colour"]) + len(want["depth"])
+        delivered: dict[str, set[int]] = {"colour": set(), "depth": set()}
         pending_depth: list = []
         ref_colour = None
         state: dict = {}
@@ -606,6 +616,7 @@ class PyRealSenseRecording(Recording):
                         break
                     continue
                 left -= 1
+                delivered[stream].add(pos)
                 if stream == "colour":
                     img = np.asanyarray(frame.get_data())
                     img = _colour_to_rgb(img, frame.get_profile().format(), rs)
@@ -621,6 +632,8 @@ class PyRealSenseRecording(Recording):
                     pending_depth.append((pos, frame))
                 else:
                     yield ("depth", pos, register(frame))
+            for dpos, _ in pending_depth:  # never saw a colour frame to register with: read below
+                delivered["depth"].discard(dpos)
         finally:
             stopping.set()
             consuming.clear()
@@ -638,8 +651,37 @@ class PyRealSenseRecording(Recording):
             state.clear()
             while not q.empty():
                 q.get_nowait()
-        for dpos, _ in pending_depth:  # never saw a colour frame: cannot register
-            yield ("depth", dpos, None)
+        missing = {k: sorted(want[k] - delivered[k]) for k in want}
+        if missing["colour"] or missing["depth"]:
+            yield from self._read_rest(missing["colour"], missing["depth"])
+
+    def _read_rest(self, colour_positions: list[int], depth_positions: list[int]) -> Iterator[Item]:
+        """Frames librealsense did not deliver (it stops at damaged data): the pure-Python reader, numpy registration."""
+        from gaitdata.align import Aligner
+
+        n = len(colour_positions) + len(depth_positions)
+        self.read_notes.append(
+            f"librealsense stopped before {n} wanted frames (colour and depth; damaged data?): read them with the "
+            f"pure-Python reader"
+        )
+        info = self.info
+        aligner = None
+        if depth_positions and info.has_depth:
+            aligner = Aligner(info.depth_intrinsics, info.colour_intrinsics, info.depth_to_colour, info.depth_scale)
+        try:
+            py = (BagRecording if self.path.suffix.lower() == ".bag" else Db3Recording)(self.path)
+        except GaitdataError:
+            return  # the positions stay undelivered and are reported as decode errors
+        try:
+            for stream, pos, img in py.frames(colour_positions, depth_positions):
+                if stream == "depth" and img is not None:
+                    try:
+                        img = aligner(img) if aligner is not None else None
+                    except ValueError:
+                        img = None
+                yield (stream, pos, img)
+        finally:
+            py.close()
 
 
 def _colour_to_rgb(img: np.ndarray, fmt, rs) -> np.ndarray:

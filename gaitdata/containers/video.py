@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -219,25 +220,34 @@ def write_calibration(path: Path, rec: RecordingData) -> None:
 
 
 def read_calibration(path: Path):
+    """``(colour_intrinsics, depth_intrinsics, depth_to_colour, depth_scale)`` from ``<stem>_calib.json``, validated."""
     import json
 
-    from gaitdata.records import Extrinsics, Intrinsics
+    from gaitdata.records import Extrinsics, Intrinsics, check_depth_scale
 
     try:
         d = json.loads(path.read_text())
-        ci = Intrinsics(
-            **{**d["colour_intrinsics"], "coeffs": tuple(d["colour_intrinsics"].get("coeffs", (0,) * 5))}
-        )
-        di = Intrinsics(
-            **{**d["depth_intrinsics"], "coeffs": tuple(d["depth_intrinsics"].get("coeffs", (0,) * 5))}
-        )
-        ext = Extrinsics(**d.get("depth_to_colour", {}))
-        return ci, di, ext, float(d.get("depth_scale", 0.001))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise GaitdataError(
-            f"{path}: invalid calibration file ({exc}); expected colour_intrinsics, depth_intrinsics, "
-            f"depth_to_colour and depth_scale"
-        ) from exc
+    except (OSError, ValueError) as exc:
+        raise GaitdataError(f"{path}: unreadable calibration file ({' '.join(str(exc).split())}); expected JSON with "
+                            f"colour_intrinsics, depth_intrinsics, depth_to_colour and depth_scale") from exc  # fmt: skip
+    if not isinstance(d, dict):
+        raise GaitdataError(f"{path}: the calibration file must hold a JSON object, got {type(d).__name__}")
+    key = ""
+    try:
+        key = "colour_intrinsics"
+        ci = Intrinsics(**{**d[key], "coeffs": tuple(d[key].get("coeffs", (0.0,) * 5))})
+        key = "depth_intrinsics"
+        di = Intrinsics(**{**d[key], "coeffs": tuple(d[key].get("coeffs", (0.0,) * 5))})
+        key = "depth_to_colour"
+        ext = Extrinsics(**d.get(key, {}))
+        key = "depth_scale"
+        scale = check_depth_scale(d.get(key, 0.001))
+    except KeyError as exc:
+        raise GaitdataError(f"{path}: the calibration file has no {exc.args[0]!r}; expected colour_intrinsics, "
+                            f"depth_intrinsics, depth_to_colour and depth_scale") from exc  # fmt: skip
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise GaitdataError(f"{path}: invalid {key}: {' '.join(str(exc).split())}; fix the calibration file") from exc
+    return ci, di, ext, scale
 
 
 # ---- reading ---------------------------------------------------------------------------------------
@@ -276,8 +286,27 @@ def _open_av(path: Path, what: str):
     return container
 
 
-def _probe_pts(path: Path, what: str) -> tuple[np.ndarray, float, tuple[int, int], str, str]:
-    """Presentation timestamps (ms) of every frame from the demuxer (no decoding), fps, size, codec, pix_fmt."""
+@dataclass(frozen=True)
+class _Probe:
+    """What the demuxer says about a video without decoding: one entry per packet, in presentation order."""
+
+    pts: np.ndarray  # int64, the stream's own time base
+    ts_ms: np.ndarray  # float64
+    fps: float
+    size: tuple[int, int]
+    codec: str
+    pix_fmt: str
+    n_unindexed: int = 0  # frames the container's duration promises after the last readable packet
+
+    def tail_note(self, path: Path, what: str) -> tuple[str, ...]:
+        if not self.n_unindexed:
+            return ()
+        return (f"{path.name}: the {what} ends early - no frames after {self.ts_ms[-1]:.1f} ms although the container "
+                f"promises about {self.n_unindexed} more (damaged or truncated): they cannot be read",)  # fmt: skip
+
+
+def _probe(path: Path, what: str) -> _Probe:
+    """Presentation timestamps of every frame from the demuxer (no decoding), fps, size, codec, pixel format."""
     import av
 
     container = _open_av(path, what)
@@ -299,12 +328,22 @@ def _probe_pts(path: Path, what: str) -> tuple[np.ndarray, float, tuple[int, int
         size = (int(cc.width), int(cc.height))
         pix = cc.pix_fmt or (st.format.name if st.format else "")
         codec = cc.name
+        if st.duration:
+            end_ms = (float(st.start_time or 0) + float(st.duration)) * tb * 1000.0
+        elif container.duration and len(container.streams) == 1:
+            end_ms = (float(container.start_time or 0) + float(container.duration)) / 1000.0
+        else:
+            end_ms = None
     finally:
         container.close()
     if not pts:
         raise GaitdataError(f"{path}: the {what} has no frames (empty or truncated file)")
-    ts = np.sort(np.asarray(pts, dtype=np.float64)) * tb * 1000.0
-    return ts, fps, size, codec, str(pix)
+    raw = np.sort(np.asarray(pts, dtype=np.int64))
+    ts = raw.astype(np.float64) * tb * 1000.0
+    period = float(np.median(np.diff(ts))) if len(ts) > 1 else 1000.0 / fps
+    gap = (end_ms - period - ts[-1]) if end_ms is not None and period > 0 else 0.0
+    missing = int(round(gap / period)) if gap > 0.5 * period else 0
+    return _Probe(raw, ts, fps, size, codec, str(pix), missing)
 
 
 def _to_rgb(frame) -> np.ndarray:
@@ -316,32 +355,75 @@ def _to_rgb(frame) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
-def _decode_video(path: Path, positions: set[int], ts: np.ndarray, stream: str, depth: bool):
-    """Yield (ts, (stream, pos, array)) for the wanted positions, decoding in order with frame threading."""
+def _decode_video(path: Path, positions: set[int], ts: np.ndarray, pts: np.ndarray, stream: str, depth: bool):
+    """Yield ``(ts, (stream, pos, array or None))`` for the wanted positions, packet by packet.
+
+    A decoded frame is placed by its presentation timestamp (``pts`` is the probe's sorted list), so a
+    packet the decoder rejects costs only its own frame(s): decoding goes on with the next packet.
+    Frames come out in presentation order; a wanted position passed over is yielded as None at once.
+    """
     import av
 
     if not positions:
         return
+    pos_of: dict[int, int] = {}
+    for i, p in enumerate(pts.tolist()):
+        pos_of.setdefault(int(p), i)
+    wanted = sorted(positions)
+    last = wanted[-1]
+    nxt = 0  # index into ``wanted`` of the first position not yet yielded
+
+    def key(p: int) -> float:
+        return float(ts[p]) if p < len(ts) else float("inf")
+
     container = _open_av(path, "video")
     try:
         st = container.streams.video[0]
         st.thread_type = "AUTO"
-        last = max(positions)
-        pos = -1
-        try:
-            for frame in container.decode(st):
-                pos += 1
-                if pos in positions:
+        prev = -1
+        packets = container.demux(st)
+        while nxt < len(wanted):
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError:
+                break  # the demuxer cannot go on: the remaining positions are reported below
+            try:
+                frames = st.decode(packet)
+            except av.error.FFmpegError:
+                continue  # a damaged packet: its frame is lost, the decoder carries on with the next one
+            for frame in frames:
+                pos = pos_of.get(int(frame.pts)) if frame.pts is not None else None
+                if pos is None:
+                    pos = prev + 1
+                if pos <= prev:
+                    continue
+                prev = pos
+                while nxt < len(wanted) and wanted[nxt] < pos:
+                    yield (key(wanted[nxt]), (stream, wanted[nxt], None))
+                    nxt += 1
+                if nxt < len(wanted) and wanted[nxt] == pos:
                     arr = frame.to_ndarray(format="gray16le") if depth else _to_rgb(frame)
-                    yield (float(ts[pos]) if pos < len(ts) else float("inf"), (stream, pos, arr))
+                    yield (key(pos), (stream, pos, arr))
+                    nxt += 1
                 if pos >= last:
                     break
-        except av.error.FFmpegError:
-            pass  # truncated tail: the remaining wanted positions are reported as decode errors below
-        for p in sorted(q for q in positions if q > pos):
-            yield (float(ts[p]) if p < len(ts) else float("inf"), (stream, p, None))
     finally:
         container.close()
+    for p in wanted[nxt:]:  # never delivered: truncated or undecodable tail
+        yield (key(p), (stream, p, None))
+
+
+def _pts_like_positions(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when two streams' timestamps carry nothing beyond frame positions: the stream with fewer
+    frames is gapless (no step over 1.5 median steps) and starts within half a step of the other."""
+    short, other = (a, b) if len(a) <= len(b) else (b, a)
+    if len(short) < 2 or len(other) == 0:
+        return True
+    steps = np.diff(short)
+    period = float(np.median(steps))
+    return bool(steps.max() <= 1.5 * period and abs(float(short[0]) - float(other[0])) <= period / 2)
 
 
 def _check_depth_codec(path: Path, codec: str, pix: str) -> None:
@@ -368,7 +450,9 @@ class VideoRecording(Recording):
 
     def __init__(self, path: str | Path, kind: str = "video", csv_path: Path | None = None):
         self.path = Path(path)
-        ts, fps, size, codec, _ = _probe_pts(self.path, "colour video")
+        probe = _probe(self.path, "colour video")
+        self._pts = probe.pts
+        ts, fps, size, codec = probe.ts_ms, probe.fps, probe.size, probe.codec
         csv_path = csv_path if csv_path is not None else self.path.with_suffix(".csv")
         if csv_path.is_file():
             fn, ts = read_timestamps_csv(csv_path, len(ts), "colour video")
@@ -377,12 +461,14 @@ class VideoRecording(Recording):
         index = FrameIndex(fn, ts)
         check_monotone(index, "colour", self.path)
         self.codec = codec
+        notes = probe.tail_note(self.path, "colour video")
         self.info = RecordingInfo(kind=kind, path=self.path, colour=index, colour_size=size, fps=fps,
-                                  notes=("no depth stream: colour only",) if kind == "video" else ())  # fmt: skip
+                                  notes=(("no depth stream: colour only",) if kind == "video" else ()) + notes,
+                                  n_unindexed=probe.n_unindexed)  # fmt: skip
 
     def frames(self, colour_positions, depth_positions=()):
         for _, item in _decode_video(
-            self.path, set(map(int, colour_positions)), self.info.colour.ts_ms, "colour", False
+            self.path, set(map(int, colour_positions)), self.info.colour.ts_ms, self._pts, "colour", False
         ):
             yield item
 
@@ -401,6 +487,13 @@ class PairRecording(VideoRecording):
         super().__init__(colour_path, kind="pair", csv_path=colour_path.with_suffix(".csv"))
         self.depth_path = depth_path
         depth_csv = colour_path.with_name(stem + "_depth.csv")
+        colour_csv = colour_path.with_suffix(".csv")
+        if colour_csv.is_file() != depth_csv.is_file():
+            have, missing = (colour_csv, depth_csv) if colour_csv.is_file() else (depth_csv, colour_csv)
+            raise GaitdataError(
+                f"{missing}: missing while {have.name} exists; colour and depth need timestamps on one clock - "
+                f"write both CSVs (frame_number,timestamp_ms) or neither"
+            )
         notes: list[str] = []
         if depth_path.is_dir():
             self._depth_files = list_images(depth_path)
@@ -420,19 +513,34 @@ class PairRecording(VideoRecording):
             if depth_csv.is_file():
                 dfn, dts = read_timestamps_csv(depth_csv, n, "depth folder")
             else:
+                n_colour = len(self.info.colour)
+                if n != n_colour:
+                    raise GaitdataError(
+                        f"{depth_path}: {n} depth images for {n_colour} colour frames and no timestamp CSVs; "
+                        f"frames can be paired by position only when the counts are equal - write "
+                        f"{colour_csv.name} and {depth_csv.name} (frame_number,timestamp_ms)"
+                    )
                 dfn = np.arange(n, dtype=np.int64)
-                dts = self.info.colour.ts_ms[0] + np.arange(n) * 1000.0 / self.info.fps
-                notes.append(
-                    "no depth timestamp CSV: depth frames assumed at the colour frame rate from the first colour frame"
-                )
+                dts = self.info.colour.ts_ms.copy()
+                notes.append("no timestamp CSVs: depth image i paired with colour frame i (equal counts)")
         else:
             self._depth_files = None
-            dts, _, dsize, codec, pix = _probe_pts(depth_path, "depth video")
-            _check_depth_codec(depth_path, codec, pix)
+            dprobe = _probe(depth_path, "depth video")
+            self._depth_pts = dprobe.pts
+            dts, dsize = dprobe.ts_ms, dprobe.size
+            notes.extend(dprobe.tail_note(depth_path, "depth video"))
+            _check_depth_codec(depth_path, dprobe.codec, dprobe.pix_fmt)
             if depth_csv.is_file():
                 dfn, dts = read_timestamps_csv(depth_csv, len(dts), "depth video")
             else:
                 dfn = np.arange(len(dts), dtype=np.int64)
+                if len(dts) != len(self.info.colour) and _pts_like_positions(self.info.colour.ts_ms, dts):
+                    raise GaitdataError(
+                        f"{depth_path}: {len(dts)} depth frames for {len(self.info.colour)} colour frames, no timestamp "
+                        f"CSVs and container timestamps on a gapless common grid (they only repeat the frame "
+                        f"positions); pairing by position needs equal counts - write {colour_csv.name} and "
+                        f"{depth_csv.name} (frame_number,timestamp_ms)"
+                    )
         dindex = FrameIndex(dfn, dts)
         check_monotone(dindex, "depth", depth_path)
         cal = calib_path(colour_path)
@@ -457,19 +565,18 @@ class PairRecording(VideoRecording):
             notes.append(f"no {cal.name}: depth assumed already registered to colour, depth scale 0.001 m")
         self.info = dataclasses.replace(
             self.info, depth=dindex, depth_path=depth_path, colour_intrinsics=ci, depth_intrinsics=di,
-            depth_to_colour=ext, depth_scale=scale, notes=tuple(notes),
+            depth_to_colour=ext, depth_scale=scale, notes=self.info.notes + tuple(notes),
         )  # fmt: skip
 
     def frames(self, colour_positions, depth_positions=()):
         import heapq
 
         colour = _decode_video(
-            self.path, set(map(int, colour_positions)), self.info.colour.ts_ms, "colour", False
+            self.path, set(map(int, colour_positions)), self.info.colour.ts_ms, self._pts, "colour", False
         )
         if self._depth_files is None:
-            depth = _decode_video(
-                self.depth_path, set(map(int, depth_positions)), self.info.depth.ts_ms, "depth", True
-            )
+            depth = _decode_video(self.depth_path, set(map(int, depth_positions)), self.info.depth.ts_ms,
+                                  self._depth_pts, "depth", True)  # fmt: skip
         else:
             depth = self._png_depth(sorted(set(map(int, depth_positions))))
         for _, item in heapq.merge(colour, depth, key=lambda x: x[0]):

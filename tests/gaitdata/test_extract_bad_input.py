@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import numpy as np
@@ -76,14 +75,11 @@ def make_bad(kind: str, d):
         for f in sorted((d / "png8_depth").glob("*.png")):
             cv2.imwrite(str(f), (cv2.imread(str(f), cv2.IMREAD_UNCHANGED) // 16).astype(np.uint8))
         return sorted((d / "png8_depth").glob("*.png"))[0], "16-bit PNGs"
-    if kind == "no_overlap":
-        p = write(dataclasses.replace(REC, depth_ts_ms=REC.depth_ts_ms + 60_000), d / "apart", "pair")
-        return p, "do not overlap in time"
     raise ValueError(kind)
 
 
 BAD = ["zero_byte", "truncated_bag", "truncated_db3", "truncated_mp4", "wrong_extension", "depth_8bit", "depth_lossy",
-       "depth_png_8bit", "no_overlap"]  # fmt: skip
+       "depth_png_8bit"]  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", BAD)
