@@ -204,13 +204,14 @@ def _resolve_collisions(out: list[Source], levels: int) -> list[Source]:
             out[out.index(s)] = replace(s, video_id=safe_id(_id_path(s, levels, keep_ext=True)))
     for group in _groups(out):
         for s in group:
-            others = [o for o in group if o is not s]
+            s = replace(s, video_id=safe_id(_id_path(s, levels)))  # report the id they were both to get
+            others = [o for o in group if o.path != s.path]
             hint = distinguishing_pattern(s.path, others[0].path, s.kind, others[0].kind)
             fix = (f"give them distinct ids with --id-pattern '{hint}' (ids from the last {hint.count('/') + 1} "
                    f"path levels; name fields such as {{subject}} in it)" if hint else "rename one of them")  # fmt: skip
             msg = (f"{s.path}: video_id {s.video_id!r} is also the id of "
                    f"{', '.join(str(o.path) for o in others)} in this run; {fix}")  # fmt: skip
-            out[out.index(s)] = replace(s, id_conflict=msg)
+            out[next(i for i, o in enumerate(out) if o.path == s.path)] = replace(s, id_conflict=msg)
     return out
 
 

@@ -661,8 +661,8 @@ class PyRealSenseRecording(Recording):
 
         n = len(colour_positions) + len(depth_positions)
         self.read_notes.append(
-            f"librealsense stopped before {n} wanted frames (colour and depth; damaged data?): read them with the "
-            f"pure-Python reader"
+            f"librealsense did not deliver {n} wanted frames (colour and depth; e.g. damaged data): they were read "
+            f"with the pure-Python reader"
         )
         info = self.info
         aligner = None

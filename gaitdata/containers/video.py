@@ -537,9 +537,9 @@ class PairRecording(VideoRecording):
                 if len(dts) != len(self.info.colour) and _pts_like_positions(self.info.colour.ts_ms, dts):
                     raise GaitdataError(
                         f"{depth_path}: {len(dts)} depth frames for {len(self.info.colour)} colour frames, no timestamp "
-                        f"CSVs and container timestamps on a gapless common grid (they only repeat the frame "
-                        f"positions); pairing by position needs equal counts - write {colour_csv.name} and "
-                        f"{depth_csv.name} (frame_number,timestamp_ms)"
+                        f"CSVs and container timestamps on one gapless grid (they only repeat the frame positions); "
+                        f"frames can be paired by position only when the counts are equal - write "
+                        f"{colour_csv.name} and {depth_csv.name} (frame_number,timestamp_ms)"
                     )
         dindex = FrameIndex(dfn, dts)
         check_monotone(dindex, "depth", depth_path)

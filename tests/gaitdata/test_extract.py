@@ -234,3 +234,66 @@ def test_registered_depth_matches_rendered_walker_at_keypoints(tmp_path):
     errs = np.asarray(errs) * rec.depth_scale * 1000  # mm
     assert np.median(errs) <= 3 * 2.0 + 2  # injected noise 2 mm (+ depth-vs-colour camera z, quantisation)
     assert (errs <= 15).mean() >= 0.8  # the rest sit on silhouette edges where neighbours differ
+
+
+def _d435_like():
+    """One colour frame at 360713.5 ms, depth at 360815.1 and 360981.8 ms, 6 fps: as a real D435 file has it."""
+    from dataclasses import replace
+
+    rec = plane_recording(n=2, fps=6.0, drop_colour=(1,))
+    return replace(rec, colour_ts_ms=np.array([360713.5]), depth_ts_ms=np.array([360815.1, 360981.8]))
+
+
+@pytest.mark.parametrize("kind,reader", [("bag", "python"), ("bag", "auto"), ("pair", "auto")])
+def test_streams_that_do_not_overlap_give_colour_without_depth(tmp_path, kind, reader):
+    write(_d435_like(), tmp_path / "in" / "d435", kind)
+    root = tmp_path / "root"
+    opts = ExtractOptions(workers=1, reader=reader)
+    dry = extract([tmp_path / "in"], root, replace_opts(opts, dry_run=True), progress=False)
+    s = extract([tmp_path / "in"], root, opts, progress=False)
+    r = s.results[0]
+    assert s.ok and r.status == "ok" and r.n_written == 1 and r.n_no_depth == 1 and r.n_depth_unpaired == 2
+    note = next(n for n in r.notes if "do not overlap" in n)
+    assert "101.6 ms" in note and "tolerance 83.3 ms" in note
+    assert ("timestamp CSVs" in note) == (kind == "pair")
+    videos, frames = _tables(root)
+    assert frames["status"].tolist() == ["no_depth"] and frames["depth_path"].isna().all()
+    assert (root / frames["rgb_path"].iloc[0]).is_file() and not (root / "frames" / "d435" / "depth").exists()
+    assert int(videos["n_written"].iloc[0]) == 1 and "do not overlap" in videos["notes"].iloc[0]
+    assert validate(root).ok
+    d = dry.results[0]  # the dry run said exactly this (reading notes aside: they come from decoding)
+    plan_notes = tuple(n for n in r.notes if not n.startswith("librealsense did not deliver"))
+    assert d.status == "planned" and (d.n_written, d.n_no_depth, d.n_depth_unpaired, d.notes) == (
+        r.n_written, r.n_no_depth, r.n_depth_unpaired, plan_notes)  # fmt: skip
+
+
+def replace_opts(opts: ExtractOptions, **kw) -> ExtractOptions:
+    from dataclasses import replace
+
+    return replace(opts, **kw)
+
+
+def test_dry_run_predicts_the_run(tmp_path, drops):
+    """Same decisions and plan: per recording, status, counts and notes of --dry-run equal the run's."""
+    from dataclasses import replace
+
+    src = tmp_path / "in"
+    write(drops, src / "drops.bag", "bag")
+    write(_d435_like(), src / "apart.bag", "bag")
+    write(plane_recording(n=4, with_depth=False), src / "colour.mp4", "video")
+    short = replace(drops, depth=drops.depth[:-3], depth_ts_ms=drops.depth_ts_ms[:-3],
+                    depth_frame_numbers=drops.depth_frame_numbers[:-3])  # fmt: skip
+    write(short, src / "short", "pair", depth_format="png", timestamps=False)
+    (src / "empty.bag").write_bytes(b"")
+    opts = ExtractOptions(workers=1, reader="python", stride=2)
+    dry = extract([src], tmp_path / "root", replace(opts, dry_run=True), progress=False)
+    run = extract([src], tmp_path / "root", opts, progress=False)
+    key = ("video_id", "n_colour", "n_depth", "n_written", "n_no_depth_partner", "n_depth_unpaired", "n_no_depth",
+           "notes", "error")  # fmt: skip
+    for d, r in zip(dry.results, run.results, strict=True):
+        assert {"planned": "ok"}.get(d.status, d.status) == r.status
+        assert [getattr(d, k) for k in key] == [getattr(r, k) for k in key]
+    assert {r.video_id: r.status for r in run.results} == {
+        "apart": "ok", "colour": "ok", "drops": "ok", "empty": "failed", "short": "failed"}  # fmt: skip
+    again = extract([src], tmp_path / "root", replace(opts, dry_run=True), progress=False)
+    assert [r.status for r in again.results] == ["skipped", "skipped", "skipped", "failed", "failed"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 
 import numpy as np
@@ -11,7 +13,7 @@ from click.testing import CliRunner
 from gaitdata.cli import cli
 from gaitdata.containers import write
 from gaitdata.containers.testing import plane_recording
-from gaitdata.containers.video import write_colour_video
+from gaitdata.containers.video import write_colour_video, write_depth_video
 from gaitdata.dataset import DatasetRoot, validate
 from gaitdata.extract import ExtractOptions, extract
 
@@ -75,11 +77,54 @@ def make_bad(kind: str, d):
         for f in sorted((d / "png8_depth").glob("*.png")):
             cv2.imwrite(str(f), (cv2.imread(str(f), cv2.IMREAD_UNCHANGED) // 16).astype(np.uint8))
         return sorted((d / "png8_depth").glob("*.png"))[0], "16-bit PNGs"
+    if kind == "nan_timestamp":
+        p = write(REC, d / "nan", "pair")
+        csv = d / "nan_color.csv"
+        lines = csv.read_text().splitlines()
+        lines[3] = lines[3].split(",")[0] + ",nan"
+        csv.write_text("\n".join(lines) + "\n")
+        return csv.with_name("nan_color.mp4"), "non-finite"
+    if kind in ("fewer_depth_png", "fewer_depth_mkv"):
+        short = dataclasses.replace(REC, depth=REC.depth[:-2], depth_ts_ms=REC.depth_ts_ms[:-2],
+                                    depth_frame_numbers=REC.depth_frame_numbers[:-2])  # fmt: skip
+        fmt = kind.rsplit("_", 1)[1]
+        write(short, d / "short", "pair", depth_format=fmt, timestamps=False)
+        if fmt == "mkv":  # depth pts on its own gapless grid from 0, as a camera-agnostic encoder writes them
+            (d / "short_depth.mkv").unlink()
+            write_depth_video(short.depth, np.arange(len(short.depth)) * 1000 / 30, d / "short_depth.mkv",
+                              t0=0.0)  # fmt: skip
+        return d / ("short_depth" if fmt == "png" else "short_depth.mkv"), "paired by position only when"
+    if kind == "one_csv":
+        write(REC, d / "half", "pair")
+        (d / "half_depth.csv").unlink()
+        return d / "half_depth.csv", "one clock"
+    if kind.startswith("calib_"):
+        p = write(REC, d / "cal", "pair")
+        cal = d / "cal_calib.json"
+        data = json.loads(cal.read_text())
+        field, cause = {
+            "calib_scale_zero": (("depth_scale",), "positive number"),
+            "calib_scale_negative": (("depth_scale",), "positive number"),
+            "calib_rotation": (("depth_to_colour", "rotation"), "orthonormal"),
+            "calib_distortion": (("colour_intrinsics", "coeffs"), "takes 5 coefficients"),
+            "calib_focal": (("depth_intrinsics", "fx"), "focal lengths must be positive"),
+        }[kind]
+        value = {"calib_scale_zero": 0, "calib_scale_negative": -0.001, "calib_rotation": [2, 0, 0, 0, 2, 0, 0, 0, 2],
+                 "calib_distortion": [0.1, 0.01], "calib_focal": -300.0}[kind]  # fmt: skip
+        if kind == "calib_distortion":
+            data["colour_intrinsics"]["model"] = "brown_conrady"
+        target = data
+        for k in field[:-1]:
+            target = target[k]
+        target[field[-1]] = value
+        cal.write_text(json.dumps(data))
+        return cal, cause
     raise ValueError(kind)
 
 
 BAD = ["zero_byte", "truncated_bag", "truncated_db3", "truncated_mp4", "wrong_extension", "depth_8bit", "depth_lossy",
-       "depth_png_8bit"]  # fmt: skip
+       "depth_png_8bit", "nan_timestamp", "fewer_depth_png", "fewer_depth_mkv", "one_csv", "calib_scale_zero",
+       "calib_scale_negative", "calib_rotation", "calib_distortion", "calib_focal"]  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", BAD)

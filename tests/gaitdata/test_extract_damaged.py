@@ -1,0 +1,133 @@
+"""Damaged files: 4 KB of noise in the middle costs only the frames stored there.
+
+Every frame OpenCV can still decode is written; the others get status ``decode_error``; the row and
+the summary count them, and the exit status is 1 unless ``--keep-going``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from gaitdata.cli import cli
+from gaitdata.containers import write
+from gaitdata.containers.testing import plane_recording
+from gaitdata.dataset import DatasetRoot, validate
+from gaitdata.extract import ExtractOptions, extract
+
+N = 60
+REC = plane_recording(n=N, size=(160, 120), depth_size=(128, 96))
+
+
+def _noise(path, frac: float, n: int = 4096, seed: int = 0) -> None:
+    data = bytearray(path.read_bytes())
+    at = int(len(data) * frac)
+    data[at : at + n] = np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+
+
+def _opencv_decodable(path) -> int:
+    """Frames OpenCV decodes from the file, going on after failures (the reference count)."""
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    for _ in range(N + 10):
+        if cap.grab():
+            n += bool(cap.retrieve()[0])
+    cap.release()
+    return n
+
+
+def _db3_decodable(path) -> int:
+    """Colour messages whose bytes can still be read from the database and decoded as an image."""
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS2_HUMBLE)
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    tid = next(i for i, name in db.execute("SELECT id, name FROM topics") if "Color_0/image/data" in name)
+    try:
+        ids = db.execute("SELECT id FROM messages WHERE topic_id = ?", (tid,)).fetchall()
+    except sqlite3.DatabaseError:  # the table's own structure is damaged: not the case under test
+        return -1
+    n = 0
+    for (mid,) in ids:
+        try:
+            (blob,) = db.execute("SELECT data FROM messages WHERE id = ?", (mid,)).fetchone()
+            msg = ts.deserialize_cdr(bytes(blob), "sensor_msgs/msg/CompressedImage")
+            n += cv2.imdecode(np.asarray(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR) is not None
+        except Exception:
+            continue
+    db.close()
+    return n
+
+
+def _damaged(tmp_path, kind: str, name: str, codec: str | None, reference) -> tuple:
+    """Write, then damage at the first offset where the reference decoder loses frames."""
+    for i, frac in enumerate((0.5, 0.4, 0.6, 0.3, 0.7)):
+        folder = tmp_path / f"in{i}"
+        p = write(REC, folder / name, kind, **({"codec": codec} if codec else {}))
+        _noise(p, frac)
+        good = reference(p)
+        if 0 < good < N:
+            return folder, p, good
+    pytest.fail(f"4 KB of noise never damaged a {name} frame")
+
+
+def _check(root, result, good: int) -> None:
+    assert result.status == "ok" and result.n_written == good and result.n_decode_error == N - good
+    frames = DatasetRoot(root).read_frames()
+    status = frames["status"].tolist()
+    unindexed = N - len(frames)  # packets the demuxer lost track of (e.g. a damaged AVI chunk header)
+    assert status.count("decode_error") + unindexed == N - good and status.count("ok") == good
+    if "decode_error" in status:  # the frames after the damaged region are there: only damaged ones are lost
+        assert "ok" in status[status.index("decode_error") :]
+    else:
+        assert any("ends early" in note for note in result.notes)
+    videos = DatasetRoot(root).read_videos()
+    assert int(videos["n_decode_error"].iloc[0]) == N - good and "decode_error" in videos["notes"].iloc[0]
+    assert validate(root).ok
+
+
+@pytest.mark.parametrize("codec,kind,name", [("mp4v", "video", "a.mp4"), ("mjpeg", "video", "a.avi"),
+                                             ("h264", "pair", "a")])  # fmt: skip
+def test_damaged_video_loses_only_undecodable_frames(tmp_path, codec, kind, name):
+    folder, path, good = _damaged(tmp_path, kind, name, codec, _opencv_decodable)
+    summary = extract([folder], tmp_path / "root", ExtractOptions(workers=1), progress=False)
+    _check(tmp_path / "root", summary.results[0], good)
+    assert summary.n_frames_lost == N - good and not summary.ok
+
+
+@pytest.mark.realsense
+@pytest.mark.parametrize("reader", ["pyrealsense2", "python"])
+def test_damaged_db3_both_readers_skip_only_the_damaged_messages(tmp_path, reader):
+    folder, path, good = _damaged(tmp_path, "db3", "a.db3", None, _db3_decodable)
+    summary = extract([folder], tmp_path / "root", ExtractOptions(workers=1, reader=reader), progress=False)
+    _check(tmp_path / "root", summary.results[0], good)
+
+
+def test_cli_exit_status_counts_lost_frames(tmp_path):
+    folder, path, good = _damaged(tmp_path, "video", "a.mp4", "mp4v", _opencv_decodable)
+    root = tmp_path / "root"
+    res = CliRunner().invoke(cli, ["extract", str(folder), "--out", str(root), "-q", "--workers", "1"])
+    assert res.exit_code == 1, res.output
+    line = next(ln for ln in res.output.splitlines() if ln.startswith("damaged "))
+    assert str(path) in line and f"{N - good} frames could not be decoded" in line
+    assert f"{N - good} frames lost to decode errors" in " ".join(res.output.split())
+    again = CliRunner().invoke(cli, ["extract", str(folder), "--out", str(root), "-q", "--keep-going"])
+    assert again.exit_code == 0 and "1 skipped" in again.output, again.output  # skipped, still counted, tolerated
+    dry = CliRunner().invoke(cli, ["extract", str(folder), "--out", str(tmp_path / "dry"), "-q", "--dry-run"])
+    assert dry.exit_code == 0 and "nothing was written" in dry.output  # lost frames show only when decoding
+
+
+def test_truncated_tail_is_counted(tmp_path):
+    """A Matroska file cut short by damage: the frames its duration promises are counted as lost."""
+    p = write(REC, tmp_path / "in" / "a.mkv", "video", codec="h264")
+    _noise(p, 0.5)
+    summary = extract([tmp_path / "in"], tmp_path / "root", ExtractOptions(workers=1), progress=False)
+    r = summary.results[0]
+    assert r.status == "ok" and 0 < r.n_written < N
+    assert r.n_written + r.n_decode_error == pytest.approx(N, abs=2)
+    assert any("ends early" in note for note in r.notes) and not summary.ok
