@@ -82,6 +82,28 @@ def _parse_ros1_image(b: bytes | memoryview) -> tuple[int, float, int, int, str,
     return seq, sec * 1000.0 + nsec / 1e6, h, w, enc, step, mv[off : off + n]
 
 
+def _bag_messages(reader, conns: list) -> Iterator[tuple[int, bytes | None]]:
+    """``(connection id, raw message or None)`` of ``conns`` in file order; a message whose record is
+    damaged comes as None and reading goes on with the next one (the bag's index says where it is)."""
+    entries = sorted((e, c.id) for c in conns for e in reader.indexes.get(c.id, ()))
+    done = 0
+    start = None
+    while done < len(entries):
+        skip = sum(1 for e, _ in entries[:done] if start is not None and e.time == start)
+        try:
+            for conn, _, raw in reader.messages(connections=conns, start=start):
+                if skip:
+                    skip -= 1
+                    continue
+                done += 1
+                yield conn.id, raw
+            return
+        except Exception:  # rosbags' ReaderError, or a struct/decompression error on damaged bytes
+            yield entries[done][1], None
+            done += 1
+            start = entries[done][0].time if done < len(entries) else None
+
+
 class BagRecording(Recording):
     """Pure-Python reader of RealSense ROS1 bags (rosbags)."""
 
@@ -140,9 +162,17 @@ class BagRecording(Recording):
         idx: dict[str, tuple[list, list]] = {k: ([], []) for k in data}
         sizes: dict[str, tuple[int, int]] = {}
         kind_of = {c.id: k for k, cs in data.items() for c in cs}
-        for conn, _, raw in self._reader.messages(connections=[c for cs in data.values() for c in cs]):
-            k = kind_of[conn.id]
-            seq, ts, h, w, *_ = _parse_ros1_image(raw)
+        self._damaged = self._damaged_total = 0
+        for cid, raw in _bag_messages(self._reader, [c for cs in data.values() for c in cs]):
+            k = kind_of[cid]
+            try:
+                seq, ts, h, w, *_ = _parse_ros1_image(raw) if raw is not None else (None,) * 4
+            except (GaitdataError, struct.error, UnicodeDecodeError):
+                seq = None
+            if seq is None:  # a damaged record: not in the index (frames() skips it the same way)
+                self._damaged += k == "Color"
+                self._damaged_total += 1
+                continue
             idx[k][0].append(seq)
             idx[k][1].append(ts)
             sizes.setdefault(k, (w, h))
@@ -190,11 +220,13 @@ class BagRecording(Recording):
                 )
         else:
             notes.append("no depth stream: colour only")
+        if self._damaged_total:
+            notes.append(f"{self._damaged_total} image records are damaged ({self._damaged} colour): skipped")
         w, h = sizes["Color"]
         return RecordingInfo(
             kind="bag", path=self.path, colour=colour, colour_size=(w, h), fps=fps, colour_intrinsics=intr.get("Color"),
             depth=depth, depth_intrinsics=intr.get("Depth") if depth is not None else None, depth_to_colour=d2c,
-            depth_scale=scale, notes=tuple(notes),
+            depth_scale=scale, notes=tuple(notes), n_unindexed=self._damaged,
         )  # fmt: skip
 
     def frames(self, colour_positions: Sequence[int], depth_positions: Sequence[int]) -> Iterator[Item]:
@@ -202,12 +234,16 @@ class BagRecording(Recording):
         left = sum(len(v) for v in want.values())
         counters = {"Color": -1, "Depth": -1}
         kind_of = {c.id: k for k, cs in self._data_conns.items() for c in cs}
-        for conn, _, raw in self._reader.messages(
-            connections=[c for cs in self._data_conns.values() for c in cs]
-        ):
+        for cid, raw in _bag_messages(self._reader, [c for cs in self._data_conns.values() for c in cs]):
             if left == 0:
                 return
-            k = kind_of[conn.id]
+            k = kind_of[cid]
+            try:
+                if raw is None:
+                    continue
+                _parse_ros1_image(raw)
+            except (GaitdataError, struct.error, UnicodeDecodeError):
+                continue  # left out of the index too
             counters[k] += 1
             pos = counters[k]
             if pos not in want.get(k, ()):
@@ -521,7 +557,7 @@ class PyRealSenseRecording(Recording):
         self.info = RecordingInfo(
             kind=base.kind, path=self.path, colour=base.colour, colour_size=base.colour_size, fps=base.fps,
             colour_intrinsics=ci, depth=base.depth, depth_intrinsics=di, depth_to_colour=d2c, depth_scale=scale,
-            notes=base.notes,
+            notes=base.notes, n_unindexed=base.n_unindexed,
         )  # fmt: skip
 
     def close(self) -> None:

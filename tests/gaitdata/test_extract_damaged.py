@@ -131,3 +131,25 @@ def test_truncated_tail_is_counted(tmp_path):
     assert r.status == "ok" and 0 < r.n_written < N
     assert r.n_written + r.n_decode_error == pytest.approx(N, abs=2)
     assert any("ends early" in note for note in r.notes) and not summary.ok
+
+
+@pytest.mark.parametrize("reader", ["python", "auto"])
+def test_damaged_bag_record_costs_only_its_frame(tmp_path, reader):
+    """Noise over one colour message's record header in a ROS1 bag: that frame is lost, not the rest."""
+    from rosbags.rosbag1 import Reader
+
+    p = write(REC, tmp_path / "in" / "a.bag", "bag")
+    with Reader(p) as bag:
+        conn = next(c for c in bag.connections if c.topic.endswith("Color_0/image/data"))
+        entry = bag.indexes[conn.id][N // 2]
+        at = bag.chunks[entry.chunk_pos].datapos + entry.offset  # chunks are stored uncompressed
+    data = bytearray(p.read_bytes())
+    data[at : at + 64] = np.random.default_rng(1).integers(0, 256, 64, dtype=np.uint8).tobytes()
+    p.write_bytes(bytes(data))
+    summary = extract([tmp_path / "in"], tmp_path / "root", ExtractOptions(workers=1, reader=reader), progress=False)
+    r = summary.results[0]
+    assert r.status == "ok" and r.n_decode_error == 1 and r.n_written == N - 1, r
+    frames = DatasetRoot(tmp_path / "root").read_frames()
+    assert len(frames) == N - 1 and (frames["status"] == "ok").all()  # the later frames kept their depth
+    assert (frames["colour_frame_number"] == frames["depth_frame_number"]).all()
+    assert any("damaged" in note for note in r.notes) and validate(tmp_path / "root").ok
