@@ -700,7 +700,7 @@ class _Manifest:
             for vpath in sorted(self.parts.glob("*.video.parquet")) if self.parts.is_dir() else []:
                 vid = vpath.name[: -len(".video.parquet")]
                 try:
-                    vdf = pd.read_parquet(vpath)
+                    vdf = conform(pd.read_parquet(vpath), VIDEO_COLUMNS, str(vpath))  # older parts: new columns null
                     fpath = self.part_paths(vid)[1]
                     ok = vdf["status"].iloc[0] == "ok"
                     fdf = pd.read_parquet(fpath) if ok and fpath.is_file() else None
@@ -708,7 +708,7 @@ class _Manifest:
                     continue
                 if ok and fdf is None:
                     continue
-                self._cache[vid] = (conform(vdf, VIDEO_COLUMNS, str(vpath)), fdf)
+                self._cache[vid] = (vdf, fdf)
         return self._cache
 
     def drop(self, vid: str) -> None:

@@ -124,5 +124,9 @@ def test_workers_die_when_the_parent_is_killed(tmp_path):
         os.kill(k, signal.SIGKILL)
     assert not survivors, f"worker processes {survivors} outlived their killed parent"
     assert staging.is_dir()  # what the killed run left behind ...
+    torn = root / ".gaitdata" / "parts" / ".r0.video.parquet.x1y2.tmp"  # a write cut short by the kill
+    torn.parent.mkdir(parents=True, exist_ok=True)
+    torn.write_bytes(b"PAR1")
     summary = extract([src], root, ExtractOptions(workers=1, reader="python"), progress=False)
-    assert summary.ok and not staging.exists() and validate(root).ok  # ... the rerun removed and redid
+    assert summary.ok and not staging.exists() and not torn.exists()  # ... the rerun removed and redid
+    assert validate(root).ok
