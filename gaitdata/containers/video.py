@@ -10,8 +10,11 @@ Pair naming convention (documented in the README)::
     <stem>_calib.json      optional calibration: colour/depth intrinsics, depth_to_colour, depth_scale;
                            without it the depth must already be registered to colour (same size)
 
-Without CSVs, timestamps come from the container's pts (or frame_index / fps for PNG folders);
-frames are paired by timestamp, never by index. Image folders may hold ``timestamps.csv``.
+Both CSVs or neither (one clock for both streams). Without CSVs, timestamps come from the
+container's pts and frames are paired by timestamp; where the timestamps carry nothing beyond the
+frame positions (a PNG folder, or pts on one gapless grid) pairing by position is accepted only for
+equal frame counts. Image folders may hold ``timestamps.csv``. Videos are decoded packet by packet:
+a damaged packet costs only its own frames.
 """
 
 from __future__ import annotations
