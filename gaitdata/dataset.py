@@ -7,11 +7,14 @@
     <root>/frames.parquet          one row per SOURCE colour frame
     <root>/frames/<video_id>/rgb/<n:06d>.jpg
     <root>/frames/<video_id>/depth/<n:06d>.png     uint16, registered to colour, raw units
-    <root>/labels/<label_set>.parquet (+ .json metadata)
+    <root>/labels/<label_set>.parquet   (nothing else: the folder reads as one table)
     <root>/splits/<name>.json
     <root>/exports/...   <root>/models/...
+    <root>/.gaitdata/    in-progress work of writers (resumable parts, temporaries)
 
-Tables store paths relative to the root, never pixels.
+Tables store paths relative to the root, never pixels. ``dataset.json`` holds the schema version
+of the layout; a root written by an older version is upgraded in place by ``gaitdata migrate``
+(:mod:`gaitdata.migrate`), and is refused with that advice until then.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_write_json, atomic_write_parquet
 from gaitdata.schema import COCO17, KeypointSchema
 
-SCHEMA_VERSION = 1
+# 1: label-set metadata in labels/<set>.json sidecars, parts in labels/.parts
+# 2: label-set metadata inside the parquet file, one Arrow schema for all label sets
+SCHEMA_VERSION = 2
 
 # Column contracts. Readers and writers of each table use exactly these columns (in this order).
 VIDEO_COLUMNS: dict[str, str] = {
@@ -122,6 +127,10 @@ class ValidationReport:
         return not self.errors
 
 
+class OutdatedRootError(GaitdataError):
+    """The root was written by an older gaitdata; ``gaitdata migrate ROOT`` upgrades it."""
+
+
 class DatasetRoot:
     """Paths and tables of one dataset root. Cheap to create; reads tables on demand."""
 
@@ -206,10 +215,15 @@ class DatasetRoot:
         except json.JSONDecodeError as exc:
             raise GaitdataError(f"{self.meta_path} is not valid JSON ({exc}); restore it or re-extract.") from exc
         version = meta.get("schema_version")
+        if isinstance(version, int) and 1 <= version < SCHEMA_VERSION:
+            raise OutdatedRootError(
+                f"{self.path} was written by an older gaitdata (dataset schema {version}; this version reads "
+                f"{SCHEMA_VERSION}); upgrade it in place with: gaitdata migrate {self.path}"
+            )
         if version != SCHEMA_VERSION:
             raise GaitdataError(
                 f"{self.meta_path}: dataset schema_version {version} is not supported by gaitdata "
-                f"{__version__} (expects {SCHEMA_VERSION}); re-extract with this version."
+                f"{__version__} (it reads {SCHEMA_VERSION}); upgrade gaitdata or re-extract with this version."
             )
         return meta
 

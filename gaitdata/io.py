@@ -22,11 +22,19 @@ _FINGERPRINT_CHUNK = 4 << 20  # bytes hashed at the head, middle and tail of a f
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs: Any) -> Iterator[IO]:
-    """Open a temporary sibling of ``path`` for writing; rename onto ``path`` on success."""
+def atomic_open(
+    path: str | os.PathLike, mode: str = "wb", *, tmp_dir: str | os.PathLike | None = None, **kwargs: Any
+) -> Iterator[IO]:
+    """Open a temporary sibling of ``path`` for writing; rename onto ``path`` on success.
+
+    ``tmp_dir`` puts the temporary file elsewhere on the same filesystem (for folders that must
+    hold nothing but finished files).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    where = Path(tmp_dir) if tmp_dir is not None else path.parent
+    where.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=where)
     try:
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
@@ -64,14 +72,14 @@ def json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def atomic_write_parquet(path: str | os.PathLike, table: Any) -> None:
-    """Write a pandas DataFrame or a pyarrow Table to parquet atomically."""
+def atomic_write_parquet(path: str | os.PathLike, table: Any, *, tmp_dir: str | os.PathLike | None = None) -> None:
+    """Write a pandas DataFrame or a pyarrow Table to parquet atomically (see :func:`atomic_open`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if not isinstance(table, pa.Table):
         table = pa.Table.from_pandas(table, preserve_index=False)
-    with atomic_open(path, "wb") as fh:
+    with atomic_open(path, "wb", tmp_dir=tmp_dir) as fh:
         pq.write_table(table, fh, compression="zstd")
 
 

@@ -1,22 +1,35 @@
-"""Label sets: ``<root>/labels/<name>.parquet`` (one row per (frame, person)) + ``<name>.json`` metadata.
+"""Label sets: ``<root>/labels/<name>.parquet``, one row per (frame, person), metadata inside.
 
 Every labelled frame has at least one row: frames without a person get one explicit row with
 ``person_index = -1`` and ``has_person = False``. Coordinates are pixels of the full-resolution
 colour frame in the COCO convention.
+
+**One table, one schema.** ``labels/`` holds nothing but the label-set parquet files, all with
+the Arrow schema :data:`LABEL_SCHEMA` (``qa_flags`` is ``list<string>`` even when every list is
+empty), so ``pd.read_parquet("ROOT/labels")``, DuckDB's ``read_parquet('ROOT/labels/*.parquet')``
+and ``pl.scan_parquet("ROOT/labels")`` read every label set as one table. A label set's metadata
+(teacher, settings, thresholds, lineage, ...) is JSON under the key :data:`META_KEY` of the
+parquet schema metadata: it is written in the same atomic rename as the rows, so the two can
+never disagree, and a copied file keeps its description. Temporaries and the resumable parts of
+a labelling run live under ``<root>/.gaitdata/``, never in ``labels/``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from gaitdata.dataset import DatasetRoot, conform
 from gaitdata.errors import GaitdataError
-from gaitdata.io import atomic_write_json, atomic_write_parquet
+from gaitdata.io import atomic_write_parquet, json_default
+from gaitdata.lineage import label_set_lineage
 
 LABEL_COLUMNS: dict[str, str] = {
     "video_id": "string",
@@ -39,50 +52,180 @@ LABEL_COLUMNS: dict[str, str] = {
     "raw_score": "float64",  # the source's own person score in its own units (e.g. AlphaPose's 0..3.25); null if none
 }
 
+META_KEY = b"gaitdata.label_set"  # parquet schema-metadata key holding the label set's JSON metadata
+WORK_DIR = ".gaitdata"  # under the root: in-progress work of writers (parts, temporaries)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+def label_schema() -> Any:
+    """The Arrow schema of every label-set file (a function: pyarrow is imported lazily)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("video_id", pa.string()), ("frame_index", pa.int64()), ("person_index", pa.int64()),
+            ("has_person", pa.bool_()), ("bbox_x", pa.float64()), ("bbox_y", pa.float64()),
+            ("bbox_w", pa.float64()), ("bbox_h", pa.float64()), ("score", pa.float64()),
+            ("keypoints", pa.list_(pa.float64())), ("visibility", pa.list_(pa.int64())),
+            ("num_visible", pa.int64()), ("track_id", pa.int64()), ("is_subject", pa.bool_()),
+            ("teacher", pa.string()), ("weights_hash", pa.string()), ("qa_flags", pa.list_(pa.string())),
+        ]
+    )  # fmt: skip
+
+
 def check_label_set_name(name: str) -> str:
-    if not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.match(name):
         raise GaitdataError(f"label set name {name!r} must be letters, digits, '_', '-', '.' (no slashes)")
     return name
 
 
-def label_meta_path(root: DatasetRoot, name: str) -> Path:
-    return root.labels_dir / f"{name}.json"
+def work_dir(root: DatasetRoot) -> Path:
+    return root.path / WORK_DIR
+
+
+def tmp_dir(root: DatasetRoot) -> Path:
+    """Where label-set files are written before the rename into ``labels/`` (same filesystem)."""
+    return work_dir(root) / "tmp"
+
+
+def _as_root(root: DatasetRoot | str) -> DatasetRoot:
+    return root if isinstance(root, DatasetRoot) else DatasetRoot(root)
+
+
+def _missing(root: DatasetRoot, name: str) -> GaitdataError:
+    have = root.label_sets()
+    return GaitdataError(
+        f"label set {name!r} not found in {root.labels_dir}; available: {', '.join(have) or 'none'}. "
+        f"Create one with: gaitdata label {root.path}"
+    )
 
 
 def read_labels(root: DatasetRoot | str, name: str) -> pd.DataFrame:
-    root = root if isinstance(root, DatasetRoot) else DatasetRoot(root)
+    root = _as_root(root)
     path = root.label_path(check_label_set_name(name))
     if not path.is_file():
-        have = root.label_sets()
-        raise GaitdataError(
-            f"label set {name!r} not found in {root.labels_dir}; available: {', '.join(have) or 'none'}. "
-            f"Create one with: gaitdata label {root.path}"
-        )
+        raise _missing(root, name)
     return conform(pd.read_parquet(path), LABEL_COLUMNS, str(path))
 
 
+def meta_from_schema(schema: Any) -> dict:
+    """The label-set metadata stored in an Arrow schema (``{}`` when there is none)."""
+    raw = (schema.metadata or {}).get(META_KEY)
+    return json.loads(raw) if raw else {}
+
+
 def read_label_meta(root: DatasetRoot | str, name: str) -> dict:
-    root = root if isinstance(root, DatasetRoot) else DatasetRoot(root)
-    p = label_meta_path(root, name)
-    return json.loads(p.read_text()) if p.is_file() else {}
+    """The label set's metadata (reads the parquet footer only); ``{}`` when the set does not exist."""
+    import pyarrow.parquet as pq
+
+    root = _as_root(root)
+    path = root.label_path(check_label_set_name(name))
+    if not path.is_file():
+        return {}
+    return meta_from_schema(pq.read_schema(path))
 
 
-def write_labels(root: DatasetRoot | str, name: str, df: pd.DataFrame, meta: dict) -> Path:
-    """Write a label set atomically (table first, metadata second)."""
-    root = root if isinstance(root, DatasetRoot) else DatasetRoot(root)
-    check_label_set_name(name)
+def labels_table(df: pd.DataFrame, name: str) -> Any:
+    """The rows as an Arrow table with :func:`label_schema` (sorted, keys checked; no metadata yet)."""
+    import pyarrow as pa
+
     df = conform(df, LABEL_COLUMNS, f"label set {name}")
     df = df.sort_values(["video_id", "frame_index", "person_index"], kind="stable").reset_index(drop=True)
     key = df[["video_id", "frame_index", "person_index"]]
     if key.duplicated().any():
         raise GaitdataError(f"label set {name}: duplicate (video_id, frame_index, person_index) rows")
+    df = df.assign(qa_flags=[[] if f is None else [str(x) for x in f] for f in df["qa_flags"]])
+    try:
+        return pa.Table.from_pandas(df, schema=label_schema(), preserve_index=False).replace_schema_metadata(None)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise GaitdataError(f"label set {name}: rows do not fit the label schema ({exc})") from exc
+
+
+def table_fingerprint(table: Any) -> str:
+    """Digest of a label table's rows, whatever their in-memory layout or the file's metadata.
+
+    The rows are encoded as plain, uncompressed parquet in one row group: an encoding of the
+    values alone (null slots and validity buffers leave no trace), so a table read back from a
+    file gives the digest of the table that was written.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = table.replace_schema_metadata(None).cast(label_schema())
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        table, sink, compression="none", use_dictionary=False, write_statistics=False,
+        row_group_size=max(table.num_rows, 1),
+    )  # fmt: skip
+    return "sha256:" + hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()[:32]
+
+
+def label_set_fingerprint(root: DatasetRoot | str, name: str) -> str | None:
+    """The fingerprint of the rows of label set ``name`` (None when it does not exist).
+
+    Taken from the metadata written with the rows; computed from the rows when a tool that
+    dropped the metadata rewrote the file.
+    """
+    import pyarrow.parquet as pq
+
+    root = _as_root(root)
+    path = root.label_path(check_label_set_name(name))
+    if not path.is_file():
+        return None
+    fp = meta_from_schema(pq.read_schema(path)).get("fingerprint")
+    return fp or table_fingerprint(pq.read_table(path, schema=label_schema()))
+
+
+def remove_stale_temporaries(folder: Path, prefix: str = ".") -> list[Path]:
+    """Delete ``<prefix>*.tmp`` files in ``folder`` that an interrupted writer left behind.
+
+    Call only while holding the root's write lock: a running writer's temporary looks the same.
+    """
+    removed = []
+    if folder.is_dir():
+        for p in folder.glob(f"{prefix}*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
+def write_labels(
+    root: DatasetRoot | str, name: str, df: pd.DataFrame, meta: dict, *, lineage: dict | None = None
+) -> Path:
+    """Write a label set atomically: the rows and ``meta`` in one parquet file.
+
+    ``lineage`` records what the labels were made from (see :mod:`gaitdata.lineage`); without it
+    the label set is recorded as made from the current frames of its recordings. A ``lineage``
+    or ``fingerprint`` key copied into ``meta`` from another label set is replaced.
+    """
+    root = _as_root(root)
+    check_label_set_name(name)
+    table = labels_table(df, name)
+    meta = {k: v for k, v in meta.items() if k not in ("lineage", "fingerprint")}
+    if lineage is None:
+        videos = sorted(set(table.column("video_id").to_pylist()))
+        lineage = label_set_lineage(root, videos, command=_command_of(meta, name))
+    meta["lineage"] = lineage
+    return write_label_file(root, name, table, meta)
+
+
+def write_label_file(root: DatasetRoot, name: str, table: Any, meta: dict) -> Path:
+    """Write a label table (:func:`labels_table`) with ``meta`` and its row fingerprint, atomically."""
+    meta = {**meta, "fingerprint": table_fingerprint(table)}
+    blob = json.dumps(meta, default=json_default, allow_nan=True).encode("utf-8")
     path = root.label_path(name)
-    atomic_write_parquet(path, df)
-    atomic_write_json(label_meta_path(root, name), meta)
+    remove_stale_temporaries(tmp_dir(root), f".{path.name}.")
+    atomic_write_parquet(path, table.replace_schema_metadata({META_KEY: blob}), tmp_dir=tmp_dir(root))
     return path
+
+
+def _command_of(meta: dict, name: str) -> list[str] | None:
+    """The command that re-creates a label set written without an explicit lineage, when known."""
+    files = meta.get("imported_from")
+    if isinstance(files, list) and files:
+        return ["gaitdata", "import", "coco", *map(str, files), "--root", "{root}", "--label-set", name, "--overwrite"]
+    return None
 
 
 def keypoints_array(df: pd.DataFrame, num_keypoints: int = 17) -> np.ndarray:
