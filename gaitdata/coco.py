@@ -26,13 +26,21 @@ With ``images="copy"`` or ``"link"`` (symlinks) the frames are also materialised
 * ``categories``: one ``person`` category with the keypoint names and the 1-indexed skeleton.
 
 **Ids** are deterministic: an image's id is 1 + its rank among all written frames of the root
-ordered by (video_id, frame_index), so one frame has the same id in every export of the root;
-annotation ids count 1.. in (image id, person index) order.
+ordered by (video_id, frame_index), so one frame has the same id in every export of the root; an
+annotation's id is 1 + the rank of its person row among all person rows of the label set ordered
+by (image id, person index), so ids are unique across the parts of an export (the parts can be
+merged into one file) and one person keeps its id whatever the split, parts and filters.
+
+**Lineage.** ``info.lineage`` names the label set and the split (with their fingerprints) and the
+command that makes the export again; a stale label set or split (:mod:`gaitdata.staleness`) is
+refused. A part without any person to export (nothing labelled in its videos, or nothing passing
+the filters) is written as a valid file without annotations, with an :class:`EmptyPartWarning`.
 
 The JSON is streamed to a temporary file (one image or annotation per line) and renamed when
 every part is complete: a failure leaves no partial file. :func:`import_coco` turns such a file
 (or any COCO person-keypoints file whose images match the root's frames) back into a label set;
-export -> import -> export reproduces the file byte for byte.
+export -> import -> export reproduces the file byte for byte, but for the label set named in
+``info.lineage``.
 """
 
 from __future__ import annotations
@@ -43,7 +51,9 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,13 +63,23 @@ import pandas as pd
 from gaitdata._version import __version__
 from gaitdata.dataset import DatasetRoot
 from gaitdata.errors import GaitdataError
-from gaitdata.labels import LABEL_COLUMNS, check_label_set_name, read_label_meta, read_labels, write_labels
+from gaitdata.labels import (
+    LABEL_COLUMNS,
+    check_label_set_name,
+    label_set_fingerprint,
+    read_label_meta,
+    read_labels,
+    write_labels,
+)
+from gaitdata.lineage import export_lineage, option
 from gaitdata.schema import KeypointSchema
+from gaitdata.staleness import require_fresh_inputs
 
 COCO_FORMAT = "gaitdata-coco"
 COCO_FORMAT_VERSION = 1
 IMAGE_MODES = ("none", "copy", "link")
 _IMPORT_KEY = "imported_from"  # label-set metadata key written by import, not exported again
+_NOT_EXPORTED = (_IMPORT_KEY, "lineage", "fingerprint")  # label-set metadata left out of info.label_meta
 _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
@@ -110,14 +130,25 @@ def _missing_files(root: DatasetRoot, rels: list[str]) -> list[str]:
     return missing
 
 
-def _parts(root: DatasetRoot, split_name: str | None) -> tuple[dict[str, list[str]], str | None]:
+def _parts(
+    root: DatasetRoot, split_name: str | None, parts: Sequence[str] | None = None
+) -> tuple[dict[str, list[str]], str | None]:
+    """``{part: video ids}`` of the split (only ``parts`` when given) and the split's content hash."""
     if split_name is None:
         videos = root.read_videos()
-        return {"all": sorted(videos.loc[videos["status"] == "ok", "video_id"].astype(str))}, None
-    from splits import load_split
+        part_videos = {"all": sorted(videos.loc[videos["status"] == "ok", "video_id"].astype(str))}
+        split_hash = None
+    else:
+        from splits import load_split
 
-    sp = load_split(root, split_name)
-    return {s: sp.videos(s) for s in sp.split_names}, sp.content_hash
+        sp = load_split(root, split_name)
+        part_videos, split_hash = {s: sp.videos(s) for s in sp.split_names}, sp.content_hash
+    if parts is not None:
+        unknown = [p for p in parts if p not in part_videos]
+        if unknown:
+            raise GaitdataError(f"split {split_name!r} has no part(s) {unknown}; it has: {', '.join(part_videos)}")
+        part_videos = {p: part_videos[p] for p in parts}
+    return part_videos, split_hash
 
 
 def _video_sizes(root: DatasetRoot, frames: pd.DataFrame) -> dict[str, tuple[int, int]]:
@@ -232,11 +263,11 @@ def _annotation_lines(persons: pd.DataFrame, k: int, per_row_source: bool) -> It
     if per_row_source:
         teachers = _strs(persons["teacher"])
         hashes = _strs(persons["weights_hash"])
-    ann_id = 0
+    ann_ids = persons["ann_id"].astype("int64").tolist()
     for i in range(n):
         if not usable[i]:
             continue
-        ann_id += 1
+        ann_id = ann_ids[i]
         base = i * k
         kps: list[str] = []
         inv: list[str] = []
@@ -302,6 +333,202 @@ def _write_part(
     return n_img, n_ann
 
 
+class EmptyPartWarning(UserWarning):
+    """A part of the split has no person to export; its file is written without annotations."""
+
+
+@dataclass(frozen=True)
+class _PartPlan:
+    """What one part file will hold."""
+
+    part: str
+    images: pd.DataFrame  # frames with image_id, width, height, subject, frame_flags
+    persons: pd.DataFrame  # person rows with image_id and ann_id
+    empty_reason: str | None = None  # why the part has no annotation
+
+
+def _check_args(images: str, min_score: float, min_visible: int) -> None:
+    if images not in IMAGE_MODES:
+        raise GaitdataError(f"images must be one of {', '.join(IMAGE_MODES)}, not {images!r}")
+    if min_score < 0 or min_score > 1:
+        raise GaitdataError(f"--min-score is a person score in [0, 1], got {min_score}")
+    if min_visible < 0:
+        raise GaitdataError(f"--min-visible must be >= 0, got {min_visible}")
+
+
+def _check_label_frames(root: DatasetRoot, lab: pd.DataFrame, labels: str, frames: pd.DataFrame) -> None:
+    """Every labelled frame must be a written frame of the root."""
+    key = lab[["video_id", "frame_index"]].drop_duplicates()
+    known = key.merge(frames[["video_id", "frame_index"]], how="left", indicator=True)
+    stray = known[known["_merge"] == "left_only"]
+    if len(stray):
+        ex = ", ".join(
+            f"{a}#{b}" for a, b in stray[["video_id", "frame_index"]].head(3).itertuples(index=False)
+        )
+        raise GaitdataError(
+            f"label set {labels!r} has {len(stray)} frame(s) that are not written frames of {root.frames_path} "
+            f"(e.g. {ex}); re-label the root"
+        )
+
+
+def annotation_ids(lab: pd.DataFrame, frames: pd.DataFrame) -> pd.Series:
+    """Annotation id of each row of a label set (NA for no-person rows).
+
+    1 + the rank of the person row among all person rows of the label set ordered by (image id,
+    person index): unique across the parts of an export, and the same in every export of the
+    label set whatever its split, parts and filters.
+    """
+    person = lab["has_person"].fillna(False).to_numpy(dtype=bool)
+    keyed = lab.loc[person, ["video_id", "frame_index", "person_index"]].merge(
+        frames[["video_id", "frame_index", "image_id"]], on=["video_id", "frame_index"], how="left"
+    )
+    keyed.index = lab.index[person]
+    order = keyed.sort_values(["image_id", "person_index"], kind="stable").index
+    ids = pd.Series(pd.NA, index=lab.index, dtype="Int64")
+    ids.loc[order] = np.arange(1, len(order) + 1, dtype=np.int64)
+    return ids
+
+
+def _apply_filters(
+    lab: pd.DataFrame, min_score: float, min_visible: int, exclude_flags: Sequence[str], subject_only: bool,
+    exclude_frames: Iterable[tuple[str, int]] | None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:  # fmt: skip
+    """The rows left after ``exclude_frames`` (with a ``_keep`` column: the person passes the filters)."""
+    key = lab[["video_id", "frame_index"]].drop_duplicates()
+    lab = lab.assign(_keep=_select(lab, min_score, min_visible, exclude_flags, subject_only))
+    if exclude_frames is not None:
+        ex = pd.DataFrame(list(exclude_frames), columns=["video_id", "frame_index"])
+        if len(ex):
+            ex["frame_index"] = ex["frame_index"].astype("Int64")
+            ex["video_id"] = ex["video_id"].astype("string")
+            m = lab[["video_id", "frame_index"]].merge(ex.drop_duplicates(), how="left", indicator=True)
+            lab = lab[(m["_merge"] == "left_only").to_numpy()]
+    filters = {
+        "min_score": float(min_score),
+        "min_visible": int(min_visible),
+        "exclude_flags": sorted(set(exclude_flags)),
+        "subject_only": bool(subject_only),
+        "excluded_frames": 0
+        if exclude_frames is None
+        else int(len(key) - len(lab[["video_id", "frame_index"]].drop_duplicates())),
+    }
+    return lab, filters
+
+
+def _label_source(lab: pd.DataFrame) -> tuple[bool, dict[str, Any]]:
+    """(whether every row has one teacher and weights hash, that teacher and hash)."""
+    teachers = (
+        lab[["teacher", "weights_hash"]].astype(object).where(lab[["teacher", "weights_hash"]].notna(), None)
+    )
+    uniform = len(teachers.drop_duplicates()) <= 1
+    source = (
+        teachers.iloc[0].to_dict() if uniform and len(teachers) else {"teacher": None, "weights_hash": None}
+    )
+    return uniform, source
+
+
+def _plan_part(
+    part: str, videos: list[str], lab: pd.DataFrame, frames: pd.DataFrame, sizes: dict[str, tuple[int, int]],
+    subj: dict[str, Any], describe: str,
+) -> _PartPlan:  # fmt: skip
+    """The images and annotations of one part (``describe`` names the part, its split and label set)."""
+    sub = lab[lab["video_id"].isin(videos)]
+    if sub.empty:
+        return _PartPlan(
+            part, frames.iloc[:0].assign(width=[], height=[], subject=[], frame_flags=[]), sub,
+            f"{describe} has no labelled frame ({len(videos)} video(s)); label them or choose another split",
+        )  # fmt: skip
+    has_person = (
+        sub.assign(_hp=sub["has_person"].fillna(False).astype(bool))
+        .groupby(["video_id", "frame_index"], sort=False)["_hp"]
+        .any()
+    )
+    kept = sub[sub["_keep"]]
+    kept_frames = set(zip(kept["video_id"], kept["frame_index"], strict=True))
+    frame_keys = [(v, f) for (v, f), hp in has_person.items() if (not hp) or (v, f) in kept_frames]
+    fk = pd.DataFrame(frame_keys, columns=["video_id", "frame_index"]).astype(
+        {"video_id": "string", "frame_index": "Int64"}
+    )
+    imgs = fk.merge(frames, on=["video_id", "frame_index"], how="left").sort_values("image_id", kind="stable")
+    imgs["width"] = [sizes[v][0] for v in imgs["video_id"].astype(str)]
+    imgs["height"] = [sizes[v][1] for v in imgs["video_id"].astype(str)]
+    imgs["subject"] = [subj.get(v) for v in imgs["video_id"].astype(str)]
+    empty = sub[~sub["has_person"].fillna(False).astype(bool)]
+    eflags = {
+        (v, f): [str(x) for x in fl]
+        for v, f, fl in zip(empty["video_id"], empty["frame_index"], empty["qa_flags"], strict=True)
+        if fl is not None and len(fl)
+    }
+    imgs["frame_flags"] = [eflags.get((v, f)) for v, f in zip(imgs["video_id"], imgs["frame_index"], strict=True)]
+    persons = kept.merge(frames[["video_id", "frame_index", "image_id"]], on=["video_id", "frame_index"])
+    persons = persons.sort_values(["image_id", "person_index"], kind="stable").reset_index(drop=True)
+    reason = None
+    if persons.empty:
+        any_person = bool(sub["has_person"].fillna(False).any())
+        reason = (
+            f"{describe}: no person passes the filters; relax --min-score/--min-visible/--exclude-flag"
+            if any_person
+            else f"{describe}: no person was labelled in its {len(videos)} video(s)"
+        )
+    return _PartPlan(part, imgs.reset_index(drop=True), persons, reason)
+
+
+def _export_command(
+    labels: str, split_name: str | None, parts: Sequence[str] | None, filters: dict[str, Any],
+    exclude_frames: bool, images: str,
+) -> list[str]:  # fmt: skip
+    """The ``gaitdata export coco`` command line that makes this export again (``--out``: the folder
+    the file is in, added when the command is shown, so that the file does not depend on its place)."""
+    cmd = ["gaitdata", "export", "coco", "{root}", "--labels", labels, "--split", split_name or "none"]
+    for p in parts or ():
+        cmd += ["--part", p]
+    option(cmd, "--min-score", f"{filters['min_score']:g}", "0")
+    option(cmd, "--min-visible", filters["min_visible"], 1)
+    for f in filters["exclude_flags"]:
+        cmd += ["--exclude-flag", f]
+    option(cmd, "--subject-only", filters["subject_only"])
+    option(cmd, "--exclude-frames", "FRAMES.csv" if exclude_frames else None)
+    option(cmd, f"--{images}-images", images != "none")
+    return cmd
+
+
+def _write_parts(
+    root: DatasetRoot, out_dir: Path, plans: list[_PartPlan], info: dict[str, Any], schema: KeypointSchema,
+    per_row_source: bool, images: str, progress: bool,
+) -> dict[str, Path]:  # fmt: skip
+    """Stream every part to a temporary file; rename them all into place once all are complete."""
+    cats = categories(schema)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp_paths: dict[str, str] = {}
+    results: dict[str, Path] = {}
+    try:
+        for plan in plans:
+            part_info = {
+                **info,
+                "description": f"gaitdata COCO person keypoints: split {info['split'] or '-'}, part {plan.part}",
+                "part": plan.part,
+            }
+            fd, tmp = tempfile.mkstemp(prefix=f".{plan.part}.json.", suffix=".tmp", dir=out_dir)
+            tmp_paths[plan.part] = tmp
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600; an export is meant to be shared
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                _write_part(fh, part_info, cats, plan.images, plan.persons, schema.num_keypoints, per_row_source)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if images != "none":
+                _materialise(root, out_dir / "images", plan.images["rgb_path"].astype(str), images, progress)
+        for part, tmp in tmp_paths.items():
+            final = out_dir / f"{part}.json"
+            os.replace(tmp, final)
+            results[part] = final
+        tmp_paths.clear()
+    finally:
+        for tmp in tmp_paths.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    return results
+
+
 def export_coco(
     root: DatasetRoot | str | os.PathLike,
     labels: str,
@@ -326,162 +553,62 @@ def export_coco(
     QA flags), ``subject_only`` (only the gait subject), ``exclude_frames`` (set of
     ``(video_id, frame_index)`` left out entirely, e.g. frames tagged in review). ``parts`` limits
     the parts written; ``images`` = ``"copy"``/``"link"`` materialises the frames beside the JSON.
+
+    A part without any person to export is written without annotations and reported with an
+    :class:`EmptyPartWarning`; only when no part has one is the export refused. A stale label set
+    or split (see :mod:`gaitdata.staleness`) is refused before anything is written.
     """
     r = _as_root(root)
-    if images not in IMAGE_MODES:
-        raise GaitdataError(f"images must be one of {', '.join(IMAGE_MODES)}, not {images!r}")
-    if min_score < 0 or min_score > 1:
-        raise GaitdataError(f"--min-score is a person score in [0, 1], got {min_score}")
-    if min_visible < 0:
-        raise GaitdataError(f"--min-visible must be >= 0, got {min_visible}")
+    _check_args(images, min_score, min_visible)
     schema = r.keypoint_schema()
-    k = schema.num_keypoints
     lab = read_labels(r, labels)
-    meta = {key: v for key, v in read_label_meta(r, labels).items() if key != _IMPORT_KEY}
-    part_videos, split_hash = _parts(r, split_name)
-    if parts is not None:
-        unknown = [p for p in parts if p not in part_videos]
-        if unknown:
-            raise GaitdataError(
-                f"split {split_name!r} has no part(s) {unknown}; it has: {', '.join(part_videos)}"
-            )
-        part_videos = {p: part_videos[p] for p in parts}
+    part_videos, split_hash = _parts(r, split_name, parts)
+    require_fresh_inputs(r, "export", labels=[labels], split=split_name)
     out_dir = Path(out).expanduser().resolve() if out is not None else default_out(r, split_name)
-
     frames = image_ids(r.read_frames())
-    key = lab[["video_id", "frame_index"]].drop_duplicates()
-    known = key.merge(frames[["video_id", "frame_index"]], how="left", indicator=True)
-    stray = known[known["_merge"] == "left_only"]
-    if len(stray):
-        ex = ", ".join(
-            f"{a}#{b}" for a, b in stray[["video_id", "frame_index"]].head(3).itertuples(index=False)
-        )
-        raise GaitdataError(
-            f"label set {labels!r} has {len(stray)} frame(s) that are not written frames of {r.frames_path} "
-            f"(e.g. {ex}); re-label the root"
-        )
+    _check_label_frames(r, lab, labels, frames)
+    lab = lab.assign(ann_id=annotation_ids(lab, frames))
     sizes = _video_sizes(r, frames[frames["video_id"].isin(lab["video_id"].unique())])
     vids = r.read_videos()
     subj = dict(zip(vids["video_id"].astype(str), vids["subject"], strict=True))
-    teachers = (
-        lab[["teacher", "weights_hash"]].astype(object).where(lab[["teacher", "weights_hash"]].notna(), None)
-    )
-    uniform = len(teachers.drop_duplicates()) <= 1
-    source = (
-        teachers.iloc[0].to_dict() if uniform and len(teachers) else {"teacher": None, "weights_hash": None}
-    )
+    uniform, source = _label_source(lab)
+    lab, filters = _apply_filters(lab, min_score, min_visible, exclude_flags, subject_only, exclude_frames)
 
-    keep = _select(lab, min_score, min_visible, exclude_flags, subject_only)
-    lab = lab.assign(_keep=keep)
-    if exclude_frames is not None:
-        ex = pd.DataFrame(list(exclude_frames), columns=["video_id", "frame_index"])
-        if len(ex):
-            ex["frame_index"] = ex["frame_index"].astype("Int64")
-            ex["video_id"] = ex["video_id"].astype("string")
-            m = lab[["video_id", "frame_index"]].merge(ex.drop_duplicates(), how="left", indicator=True)
-            lab = lab[(m["_merge"] == "left_only").to_numpy()]
-    filters = {
-        "min_score": float(min_score),
-        "min_visible": int(min_visible),
-        "exclude_flags": sorted(set(exclude_flags)),
-        "subject_only": bool(subject_only),
-        "excluded_frames": 0
-        if exclude_frames is None
-        else int(len(key) - len(lab[["video_id", "frame_index"]].drop_duplicates())),
-    }
-
-    plans = []
-    for part, videos in part_videos.items():
-        sub = lab[lab["video_id"].isin(videos)]
-        if sub.empty:
-            raise GaitdataError(
-                f"part {part!r} of split {split_name!r} has no frames labelled in {labels!r} "
-                f"({len(videos)} videos); label them or choose another split"
-            )
-        has_person = (
-            sub.assign(_hp=sub["has_person"].fillna(False).astype(bool))
-            .groupby(["video_id", "frame_index"], sort=False)["_hp"]
-            .any()
-        )
-        kept = sub[sub["_keep"]]
-        kept_frames = set(zip(kept["video_id"], kept["frame_index"], strict=True))
-        frame_keys = [(v, f) for (v, f), hp in has_person.items() if (not hp) or (v, f) in kept_frames]
-        if not len(kept):
-            raise GaitdataError(
-                f"part {part!r} of split {split_name!r}: no person of label set {labels!r} passes the filters "
-                f"{filters}; relax --min-score/--min-visible/--exclude-flag"
-            )
-        fk = pd.DataFrame(frame_keys, columns=["video_id", "frame_index"]).astype(
-            {"video_id": "string", "frame_index": "Int64"}
-        )
-        imgs = fk.merge(frames, on=["video_id", "frame_index"], how="left").sort_values(
-            "image_id", kind="stable"
-        )
-        imgs["width"] = [sizes[v][0] for v in imgs["video_id"].astype(str)]
-        imgs["height"] = [sizes[v][1] for v in imgs["video_id"].astype(str)]
-        imgs["subject"] = [subj.get(v) for v in imgs["video_id"].astype(str)]
-        empty = sub[~sub["has_person"].fillna(False).astype(bool)]
-        eflags = {
-            (v, f): [str(x) for x in fl]
-            for v, f, fl in zip(empty["video_id"], empty["frame_index"], empty["qa_flags"], strict=True)
-            if fl is not None and len(fl)
-        }
-        imgs["frame_flags"] = [
-            eflags.get((v, f)) for v, f in zip(imgs["video_id"], imgs["frame_index"], strict=True)
-        ]
-        persons = kept.merge(frames[["video_id", "frame_index", "image_id"]], on=["video_id", "frame_index"])
-        persons = persons.sort_values(["image_id", "person_index"], kind="stable")
-        plans.append((part, imgs.reset_index(drop=True), persons.reset_index(drop=True)))
-
+    plans = [
+        _plan_part(p, v, lab, frames, sizes, subj, f"part {p!r} of split {split_name!r} (label set {labels!r})")
+        for p, v in part_videos.items()
+    ]
+    if all(p.empty_reason for p in plans):
+        raise GaitdataError("nothing to export: " + "; ".join(str(p.empty_reason) for p in plans))
+    for p in plans:
+        if p.empty_reason:
+            warnings.warn(f"{p.empty_reason}; {p.part}.json is written without annotations", EmptyPartWarning, 2)
     if check_images or images != "none":
-        missing = _missing_files(r, [rel for _, imgs, _ in plans for rel in imgs["rgb_path"].astype(str)])
+        missing = _missing_files(r, [rel for p in plans for rel in p.images["rgb_path"].astype(str)])
         if missing:
             raise GaitdataError(
                 f"{len(missing)} image file(s) referenced by {r.frames_path} are missing (e.g. {r.path / missing[0]}); "
                 f"re-extract them (gaitdata validate {r.path} lists them) or pass check_images=False"
             )
-
-    image_root = "images" if images != "none" else os.path.relpath(r.path, out_dir)
-    cats = categories(schema)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp_paths: dict[str, str] = {}
-    results: dict[str, Path] = {}
-    try:
-        for part, imgs, persons in plans:
-            info = {
-                "description": f"gaitdata COCO person keypoints: split {split_name or '-'}, part {part}",
-                "format": COCO_FORMAT,
-                "format_version": COCO_FORMAT_VERSION,
-                "version": __version__,
-                "image_root": image_root,
-                "keypoint_schema": schema.name,
-                "split": split_name,
-                "split_hash": split_hash,
-                "part": part,
-                "filters": filters,
-                "teacher": source["teacher"] if uniform else None,
-                "weights_hash": source["weights_hash"] if uniform else None,
-                "label_meta": meta,
-            }
-            fd, tmp = tempfile.mkstemp(prefix=f".{part}.json.", suffix=".tmp", dir=out_dir)
-            tmp_paths[part] = tmp
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600; an export is meant to be shared
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                _write_part(fh, info, cats, imgs, persons, k, not uniform)
-                fh.flush()
-                os.fsync(fh.fileno())
-            if images != "none":
-                _materialise(r, out_dir / "images", imgs["rgb_path"].astype(str), images, progress)
-        for part, tmp in tmp_paths.items():
-            final = out_dir / f"{part}.json"
-            os.replace(tmp, final)
-            results[part] = final
-        tmp_paths.clear()
-    finally:
-        for tmp in tmp_paths.values():
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-    return results
+    meta = {key: v for key, v in read_label_meta(r, labels).items() if key not in _NOT_EXPORTED}
+    command = _export_command(labels, split_name, parts, filters, exclude_frames is not None, images)
+    info = {
+        "description": "",
+        "format": COCO_FORMAT,
+        "format_version": COCO_FORMAT_VERSION,
+        "version": __version__,
+        "image_root": "images" if images != "none" else os.path.relpath(r.path, out_dir),
+        "keypoint_schema": schema.name,
+        "split": split_name,
+        "split_hash": split_hash,
+        "part": "",
+        "filters": filters,
+        "teacher": source["teacher"] if uniform else None,
+        "weights_hash": source["weights_hash"] if uniform else None,
+        "label_meta": meta,
+        "lineage": export_lineage(labels, label_set_fingerprint(r, labels), split_name, split_hash, command),
+    }
+    return _write_parts(r, out_dir, plans, info, schema, not uniform, images, progress)
 
 
 def count_entries(path: str | os.PathLike) -> tuple[int, int]:

@@ -69,6 +69,7 @@ from gaitdata.gaitnames import (
 )
 from gaitdata.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from gaitdata.labels import read_labels
+from gaitdata.staleness import require_fresh_inputs
 
 if TYPE_CHECKING:
     from gaitdata.schema import KeypointSchema
@@ -326,6 +327,7 @@ def export_gait_poses(
     lab = read_labels(r, labels)
     if lab.empty:
         raise GaitdataError(f"label set {labels!r} of {r.path} is empty; label the root first")
+    require_fresh_inputs(r, "export gait-poses", labels=[labels], split=split_name)
     split = None
     if split_name is not None:
         from splits import load_split

@@ -3,14 +3,18 @@
 ``label(root, teacher="mediapipe")`` reads ``frames.parquet``, decodes each recording's frames in
 background threads (a bounded queue of ``prefetch`` frames) while the teacher runs on batches,
 post-processes the recording as a whole (:mod:`pseudolabel.postprocess`) and writes it as a part,
-atomically: ``labels/.parts/<set>/<video_id>.parquet``. When every recording is done the parts are
-merged into ``labels/<set>.parquet`` plus ``labels/<set>.json`` (teacher, its config, weights
-hash, box source, post-processing settings and thresholds, tool version, per-recording stats).
+atomically: ``.gaitdata/labels/<set>/<video_id>.parquet`` under the root, with the fingerprint of
+the frames it was made from. When every recording is done the parts are merged into
+``labels/<set>.parquet``, whose metadata holds the teacher, its config, weights hash, box source,
+post-processing settings and thresholds, tool version, per-recording stats and the lineage (the
+frame fingerprint of each recording, see :mod:`gaitdata.lineage`).
 
 Every frame with status ``ok`` gets pose rows or one explicit no-person row. A rerun with the same
-settings skips finished recordings (their parts are kept) and writes an identical table; a rerun
-with different settings needs ``overwrite=True``. Nothing is written before the inputs (root,
-frames on disk, device, teacher and its extra) have been checked.
+settings skips finished recordings whose frames are unchanged (their parts are kept), relabels
+the recordings whose frames changed since (re-extracted, resized, ...), and writes the table; a
+rerun with different settings needs ``overwrite=True``. Temporary files a killed run left behind
+are removed when the next run starts. Nothing is written before the inputs (root, frames on
+disk, device, teacher and its extra) have been checked.
 """
 
 from __future__ import annotations
@@ -33,8 +37,18 @@ from gaitdata._version import __version__
 from gaitdata.dataset import DatasetRoot, conform, utc_now
 from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_write_json, atomic_write_parquet
-from gaitdata.labels import LABEL_COLUMNS, check_label_set_name, write_labels
+from gaitdata.labels import (
+    LABEL_COLUMNS,
+    check_label_set_name,
+    labels_table,
+    remove_stale_temporaries,
+    tmp_dir,
+    work_dir,
+    write_labels,
+)
+from gaitdata.lineage import frame_fingerprints, label_set_lineage, option
 from gaitdata.records import Pose
+from gaitdata.staleness import require_fresh_inputs
 from pseudolabel.boxes import BoxProposer, DepthProposer, make_proposer, read_depth, recording_background
 from pseudolabel.postprocess import (
     PostprocessConfig,
@@ -68,6 +82,7 @@ class LabelSummary:
     recordings: tuple[RecordingStats, ...]
     seconds: float
     frames_per_second: float  # frames labelled in this run (resumed ones excluded) per second
+    relabelled: tuple[str, ...] = ()  # recordings whose earlier part was made from other frames
 
     @property
     def n_frames(self) -> int:
@@ -98,7 +113,10 @@ class LabelSummary:
 # ---- input checks -------------------------------------------------------------------------------
 
 
-def _frames_to_label(root: DatasetRoot, videos: list[str] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _frames_to_label(
+    root: DatasetRoot, videos: list[str] | None
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """(videos to label, their ok frames, the frame fingerprint of each of those videos)."""
     root.meta()  # raises a clear error when this is not a dataset root
     vids = root.read_videos()
     frames = root.read_frames()
@@ -122,8 +140,9 @@ def _frames_to_label(root: DatasetRoot, videos: list[str] | None) -> tuple[pd.Da
             f"{len(missing)} frame files listed in {root.frames_path} are missing on disk (e.g. {missing[0]}); "
             f"re-extract the affected recordings (gaitdata extract ... --out {root.path}) or run gaitdata validate {root.path}"
         )
-    vids = vids[vids["video_id"].isin(ok["video_id"].unique())].set_index("video_id", drop=False)
-    return vids, ok
+    vids = vids[vids["video_id"].isin(ok["video_id"].unique())]
+    fps = frame_fingerprints(vids, frames)
+    return vids.set_index("video_id", drop=False), ok, fps
 
 
 # ---- decoding in background threads -------------------------------------------------------------
@@ -287,8 +306,47 @@ def label_recording(
 
 
 # ---- the run ------------------------------------------------------------------------------------
+PART_FRAMES_KEY = b"gaitdata.frames_fingerprint"  # parquet metadata of a part: the frames it was made from
+
+
 def parts_dir(root: DatasetRoot, label_set: str) -> Path:
-    return root.labels_dir / ".parts" / label_set
+    return work_dir(root) / "labels" / label_set
+
+
+def _write_part(path: Path, df: pd.DataFrame, frames_fp: str) -> None:
+    table = labels_table(df, path.stem)
+    atomic_write_parquet(path, table.replace_schema_metadata({PART_FRAMES_KEY: frames_fp.encode()}))
+
+
+def _reusable_part(path: Path, fr: pd.DataFrame, frames_fp: str) -> pd.DataFrame | None:
+    """The rows of an earlier run's part when it covers exactly these frames as they are now."""
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        return None
+    recorded = (pq.read_schema(path).metadata or {}).get(PART_FRAMES_KEY)
+    if recorded is None or recorded.decode() != frames_fp:
+        return None
+    done = conform(pd.read_parquet(path), LABEL_COLUMNS, str(path))
+    if sorted(done["frame_index"].unique().tolist()) != fr["frame_index"].astype(int).tolist():
+        return None
+    return done
+
+
+def _label_command(name: str, teacher: str, weights: Any, boxes: str | None, cfg: PostprocessConfig,
+                   videos: list[str] | None, opts: dict[str, Any]) -> list[str]:  # fmt: skip
+    """The ``gaitdata label`` command line that makes this label set again."""
+    cmd = ["gaitdata", "label", "{root}", "--teacher", teacher, "--label-set", name]
+    option(cmd, "--weights", weights)
+    option(cmd, "--boxes", boxes, "auto")
+    option(cmd, "--smooth", cfg.smooth is not None)
+    option(cmd, "--vis-thresholds", ",".join(f"{t:g}" for t in cfg.vis_thresholds), "0.2,0.5")
+    option(cmd, "--mode", opts.get("mode"))
+    option(cmd, "--no-subject", not cfg.select_subject)
+    option(cmd, "--no-qa", not cfg.qa)
+    for v in videos or []:
+        cmd += ["--video", v]
+    return cmd
 
 
 def _teacher_config(teacher: Teacher) -> dict:
@@ -343,7 +401,7 @@ def label(
     cfg = postprocess or PostprocessConfig(
         vis_thresholds=tuple(vis_thresholds), smooth=smooth, select_subject=select_subject, qa=qa
     )
-    vids, frames = _frames_to_label(root, videos)
+    vids, frames, frames_fps = _frames_to_label(root, videos)
     check_device(device)
     kwargs: dict[str, Any] = {"device": device, **opts}
     if weights is not None:
@@ -357,6 +415,8 @@ def label(
             spec = "depth" if frames.groupby("video_id")["depth_path"].apply(lambda s: s.notna().all()).all() else "detector"
         else:
             spec = "none"
+    if spec.startswith("labels:"):  # boxes taken from a label set made on other frames would be misplaced
+        require_fresh_inputs(root, "label", labels=[spec[len("labels:") :]])
     popts = dict(box_opts or {})
     if spec.startswith("json:") and videos is not None and len(videos) == 1:
         popts.setdefault("video", videos[0])  # bare image names in the file belong to that recording
@@ -377,6 +437,8 @@ def label(
     pdir = parts_dir(root, name)
     run_json = pdir / "run.json"
     final = root.label_path(name)
+    remove_stale_temporaries(pdir)  # left by a killed run (one writer at a time holds the root)
+    remove_stale_temporaries(tmp_dir(root), f".{final.name}.")
     if overwrite and pdir.exists():
         shutil.rmtree(pdir)
     elif run_json.is_file():
@@ -398,23 +460,25 @@ def label(
 
         bar = tqdm(total=len(frames), unit="frame", desc=f"label {name}", dynamic_ncols=True)
     n_new = 0
+    relabelled: list[str] = []
     try:
         for vid, fr in frames.groupby("video_id", sort=True):
             fr = fr.reset_index(drop=True)
             part = pdir / f"{vid}.parquet"
+            done = _reusable_part(part, fr, frames_fps[str(vid)])
+            if done is not None:
+                stats.append(_recording_stats(done, resumed=True))
+                if bar is not None:
+                    bar.update(len(fr))
+                continue
             if part.is_file():
-                done = conform(pd.read_parquet(part), LABEL_COLUMNS, str(part))
-                if sorted(done["frame_index"].unique().tolist()) == fr["frame_index"].astype(int).tolist():
-                    stats.append(_recording_stats(done, resumed=True))
-                    if bar is not None:
-                        bar.update(len(fr))
-                    continue
+                relabelled.append(str(vid))
             df = label_recording(
                 root, vids.loc[vid], fr, model, teacher, proposer, cfg,
                 batch_size=batch_size, workers=workers, prefetch=prefetch,
                 on_frames=bar.update if bar is not None else None,
             )  # fmt: skip
-            atomic_write_parquet(part, df)
+            _write_part(part, df, frames_fps[str(vid)])
             n_new += len(fr)
             stats.append(_recording_stats(df, resumed=False))
     finally:
@@ -432,6 +496,7 @@ def label(
     summary = LabelSummary(
         root=root.path, label_set=name, teacher=teacher, weights_hash=whash, path=final,
         recordings=tuple(stats), seconds=seconds, frames_per_second=n_new / seconds if seconds > 0 else 0.0,
+        relabelled=tuple(relabelled),
     )  # fmt: skip
     meta = _json_safe(
         {
@@ -449,5 +514,7 @@ def label(
             "recordings": {r.video_id: {k: v for k, v in r.__dict__.items() if k != "video_id"} for r in stats},
         }
     )  # fmt: skip
-    write_labels(root, name, merged, meta)
+    command = _label_command(name, teacher, weights, boxes, cfg, videos, opts)
+    lineage = label_set_lineage(root, frames_fps, command=command, frames=frames_fps)
+    write_labels(root, name, merged, meta, lineage=lineage)
     return summary

@@ -12,8 +12,11 @@ each split's weight from its target, plus, for ``stratify`` columns, the same de
 stratum value (so each view/condition is spread over the splits in the same proportions).
 
 The result is saved as ``<root>/splits/<name>.json`` (see :meth:`Split.to_dict`): member lists,
-counts, parameters, an input fingerprint and a content hash. Nothing time-dependent is written,
-so rerunning with the same inputs rewrites the file byte for byte.
+counts, parameters, an input fingerprint, the lineage (``inputs.lineage``: the frame fingerprint
+of each recording and the label set's row fingerprint, see :mod:`gaitdata.lineage`) and a content
+hash. Nothing time-dependent is written, so rerunning with the same inputs rewrites the file byte
+for byte. A split weighted by a stale label set (its frames changed since it was labelled) is
+refused.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ import pandas as pd
 from gaitdata.dataset import DatasetRoot
 from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_write_text
+from gaitdata.labels import label_set_fingerprint
+from gaitdata.lineage import option, root_frame_fingerprints, split_lineage
+from gaitdata.staleness import require_fresh_inputs
 
 SPLIT_FORMAT = "gaitdata-split"
 SPLIT_FORMAT_VERSION = 1
@@ -439,6 +445,28 @@ def _fingerprint(videos: pd.DataFrame, cols: list[str]) -> str:
     return "sha256:" + h.hexdigest()[:32]
 
 
+def _split_command(params: dict[str, Any], split_names: tuple[str, ...], name: str, kind: str) -> list[str]:
+    """The ``gaitdata split`` command line that makes this split again."""
+    cmd = ["gaitdata", "split", "{root}", "--name", name, "--by", params["by"], "--seed", str(params["seed"])]
+    if kind == "kfold":
+        option(cmd, "--folds", params["folds"])
+    else:
+        cmd += ["--fractions", ",".join(f"{x:g}" for x in params["fractions"]), "--names", ",".join(split_names)]
+    option(cmd, "--stratify", ",".join(params["stratify"]), "")
+    option(cmd, "--labels", params["labels"])
+    option(cmd, "--trials", params["trials"], DEFAULT_TRIALS)
+    return cmd
+
+
+def _lineage(
+    root: DatasetRoot, videos: pd.DataFrame, params: dict[str, Any], split_names: tuple[str, ...], name: str, kind: str
+) -> dict[str, Any]:
+    labels = params["labels"]
+    frames = root_frame_fingerprints(root, videos["video_id"].astype(str).tolist())
+    fp = label_set_fingerprint(root, labels) if labels is not None else None
+    return split_lineage(frames, labels, fp, _split_command(params, split_names, name, kind))
+
+
 def build_split(
     root: DatasetRoot | str | os.PathLike,
     by: str | None = None,
@@ -454,6 +482,8 @@ def build_split(
     """Compute a split (nothing is written). See :func:`make_split`."""
     r = _as_root(root)
     check_split_name(name)
+    if labels is not None:
+        require_fresh_inputs(r, "split", labels=[labels])
     if isinstance(stratify, str):
         stratify = [s for s in stratify.split(",") if s]
     stratify = tuple(stratify)
@@ -540,7 +570,12 @@ def build_split(
         "folds": folds,
         "trials": int(trials),
     }
-    inputs = {"videos": len(videos), "groups": len(groups), "fingerprint": inputs_fingerprint(videos, labels)}
+    inputs = {
+        "videos": len(videos),
+        "groups": len(groups),
+        "fingerprint": inputs_fingerprint(videos, labels),
+        "lineage": _lineage(r, videos, params, split_names, name, kind),
+    }
     sp = Split(
         name=name, kind=kind, unit=unit, weight=weight_col, split_names=split_names, members=members,
         params=params, counts=counts, inputs=inputs, content_hash="",

@@ -27,7 +27,8 @@ import pandas as pd
 
 from gaitdata.dataset import DatasetRoot, utc_now
 from gaitdata.errors import GaitdataError
-from gaitdata.labels import LABEL_COLUMNS, read_label_meta, read_labels, write_labels
+from gaitdata.labels import LABEL_COLUMNS, label_set_fingerprint, read_label_meta, read_labels, write_labels
+from gaitdata.lineage import label_set_lineage
 
 REJECT_TAGS = frozenset({"reject", "rejected"})
 REVIEWED_TAG = "reviewed"
@@ -118,6 +119,16 @@ def _new_person(kp: Any, det: Any, w: int, h: int, k: int, vid: str, fi: int, id
         "track_id": None, "is_subject": bool(getattr(kp, "is_subject", None) or False), "teacher": teacher,
         "weights_hash": None, "qa_flags": ["added", REVIEWED_TAG],
     }  # fmt: skip
+
+
+def _pulled_lineage(r: DatasetRoot, source: str, reviewed: str, out_name: str, out: pd.DataFrame) -> dict:
+    """A reviewed copy is made from the frames its source was labelled on, and from the source."""
+    recorded = (read_label_meta(r, source).get("lineage") or {}).get("frames")
+    cmd = ["gaitdata", "browse", "{root}", "--pull", "--label-set", reviewed, "--name", out_name]
+    return label_set_lineage(
+        r, out["video_id"].astype(str).unique(), command=cmd, frames=recorded,
+        sources={source: label_set_fingerprint(r, source)},
+    )  # fmt: skip
 
 
 def pull(
@@ -249,7 +260,7 @@ def pull(
         reviewed_at=utc_now(),
         review=counts,
     )
-    path = write_labels(r, out_name, out, meta)
+    path = write_labels(r, out_name, out, meta, lineage=_pulled_lineage(r, source, label_set, out_name, out))
     if progress:
         print(f"browse: pulled {counts['frames_reviewed']} reviewed frames into {out_name} ({counts})", flush=True)
     return path

@@ -75,17 +75,23 @@ def coco(root: str, labels: str, split_name: str, parts: tuple[str, ...], out: s
       gaitdata export coco data/root --labels mediapipe --split cv5 --out coco_cv5 --min-score 0.5 --min-visible 8
       gaitdata export coco data/root --labels reviewed --split none --subject-only --exclude-flag jitter --copy-images
     """
+    import warnings
+
     from rich.console import Console
 
-    from gaitdata.coco import count_entries, export_coco
+    from gaitdata.coco import EmptyPartWarning, count_entries, export_coco
 
     console = Console()
-    files = export_coco(
-        root, labels, None if split_name.lower() == "none" else split_name, out=out, min_score=min_score,
-        min_visible=min_visible, exclude_flags=exclude_flags, subject_only=subject_only,
-        exclude_frames=_read_exclude(exclude_frames), progress=console.is_terminal, parts=parts or None,
-        images=images or "none",
-    )  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EmptyPartWarning)
+        files = export_coco(
+            root, labels, None if split_name.lower() == "none" else split_name, out=out, min_score=min_score,
+            min_visible=min_visible, exclude_flags=exclude_flags, subject_only=subject_only,
+            exclude_frames=_read_exclude(exclude_frames), progress=console.is_terminal, parts=parts or None,
+            images=images or "none",
+        )  # fmt: skip
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
     for part, path in files.items():
         n_img, n_ann = count_entries(path)
         console.print(f"{part}: {n_img} images, {n_ann} person annotations -> {path}", highlight=False)

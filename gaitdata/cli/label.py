@@ -45,8 +45,9 @@ def command(
 ) -> None:  # fmt: skip
     """Pseudo-label every extracted frame of ROOT with a teacher pose model.
 
-    Writes ROOT/labels/<label-set>.parquet (+ .json metadata). Interrupted runs resume: rerun the
-    same command. Every frame gets pose rows or an explicit no-person row.
+    Writes ROOT/labels/<label-set>.parquet (metadata inside). Interrupted runs resume: rerun the
+    same command; it also relabels the recordings whose frames changed since (re-extracted).
+    Every frame gets pose rows or an explicit no-person row.
 
     \b
     Examples:

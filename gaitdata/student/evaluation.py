@@ -39,6 +39,7 @@ import pandas as pd
 from gaitdata.errors import GaitdataError, require
 from gaitdata.io import atomic_write_json
 from gaitdata.schema import COCO17, KeypointSchema
+from gaitdata.staleness import check_evaluate_inputs
 
 PCK_ALPHAS = (0.05, 0.1, 0.2)
 VARIANT_FILES = (
@@ -575,6 +576,7 @@ def evaluate(
     slimming with two fine-tuning epochs, ``int8.pt``) so that the cost table is complete.
     ``flip_test``: average each prediction with that of the mirrored crop (twice the inference).
     """
+    lineage = check_evaluate_inputs(root, model_path, split=split, export=export, labels=labels, gt=gt)
     torch = require("torch", "train")
     from gaitdata.dataset import DatasetRoot
     from gaitdata.labels import read_labels
@@ -645,6 +647,7 @@ def evaluate(
         "frames": int(len(frames)),
         "persons": int(len(ref)),
         "variants": {},
+        "lineage": lineage,
     }
     preds: dict[str, Persons] = {}
     cost: list[dict[str, Any]] = []

@@ -39,6 +39,7 @@ import numpy as np
 from gaitdata.errors import GaitdataError, require
 from gaitdata.io import atomic_write_json, atomic_write_text, sha256_file
 from gaitdata.schema import COCO17, KeypointSchema
+from gaitdata.staleness import check_train_inputs
 
 # keys allowed to differ between a run and its resumption
 RESUME_FREE_KEYS = frozenset({"epochs", "device", "num_workers", "progress", "log_every"})
@@ -346,6 +347,9 @@ def train(
     checkpoint whose architecture and weights start the run (fine-tuning, e.g. after pruning).
     Returns the run directory.
     """
+    lineage = check_train_inputs(
+        root, export_dir, model=model, out=out, overwrite=overwrite, train_split=train_split, val_split=val_split
+    )
     torch = require("torch", "train")
     from gaitdata.student.checkpoint import load_checkpoint, save_checkpoint
     from gaitdata.student.data import AugmentConfig, CropDataset, load_coco_instances
@@ -534,6 +538,7 @@ def train(
                 "teacher_sha256": sha256_file(config.teacher_weights) if config.teacher_weights else None,
                 "params": count_parameters(net),
                 "macs": count_flops(net),
+                "lineage": lineage,
             },
         )
     best = float(state.get("metrics", {}).get("best_val_oks", -1.0)) if state else -1.0

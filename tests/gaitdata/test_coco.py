@@ -9,10 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 import splits
-from gaitdata.coco import count_entries, export_coco, import_coco
+from gaitdata.cli import cli as cli_main
+from gaitdata.coco import EmptyPartWarning, count_entries, export_coco, import_coco
 from gaitdata.dataset import DatasetRoot
 from gaitdata.errors import GaitdataError
-from gaitdata.labels import read_labels, write_labels
+from gaitdata.labels import read_label_meta, read_labels, write_labels
 from gaitdata.schema import COCO17
 from splits.toy import toy_root
 
@@ -107,7 +108,8 @@ def test_annotation_fields(root, exported):
     for path in exported.values():
         d = _load(path)
         images = {im["id"]: im for im in d["images"]}
-        assert [a["id"] for a in d["annotations"]] == list(range(1, len(d["annotations"]) + 1))
+        ids = [a["id"] for a in d["annotations"]]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids) and min(ids) >= 1
         for a in d["annotations"]:
             im = images[a["image_id"]]
             row = labels[(im["video_id"], im["frame_index"], a["person_index"])]
@@ -135,6 +137,38 @@ def test_categories_carry_names_and_the_1_indexed_skeleton(exported):
     assert cat["keypoints"] == list(COCO17.keypoints)
     assert cat["skeleton"] == [[a + 1, b + 1] for a, b in COCO17.skeleton]
     assert min(min(e) for e in cat["skeleton"]) == 1 and max(max(e) for e in cat["skeleton"]) == 17
+
+
+def test_annotation_ids_are_unique_across_parts_so_merged_parts_evaluate(root, exported, tmp_path):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    parts = [_load(p) for p in exported.values()]
+    merged = {
+        "info": {}, "categories": parts[0]["categories"],
+        "images": [im for d in parts for im in d["images"]],
+        "annotations": [a for d in parts for a in d["annotations"]],
+    }  # fmt: skip
+    ids = [a["id"] for a in merged["annotations"]]
+    assert len(ids) == len(set(ids)) == len(read_labels(root, "toy").query("has_person"))
+    path = tmp_path / "merged.json"
+    path.write_text(json.dumps(merged))
+    gt = _quiet(COCO, str(path))
+    for a in merged["annotations"]:
+        got = gt.loadAnns(a["id"])[0]
+        assert got["image_id"] == a["image_id"] and got["keypoints"] == a["keypoints"]
+    for im in merged["images"]:
+        want = sorted(a["id"] for a in merged["annotations"] if a["image_id"] == im["id"])
+        assert sorted(x["id"] for x in gt.loadAnns(gt.getAnnIds(imgIds=[im["id"]]))) == want
+    dets = json.loads(path.read_text())["annotations"]  # loadRes renumbers the detections it is given
+    ev = COCOeval(gt, _quiet(gt.loadRes, dets), iouType="keypoints")
+    for step in (ev.evaluate, ev.accumulate, ev.summarize):
+        _quiet(step)
+    assert ev.stats[0] == pytest.approx(1.0)
+    # stable: another export of one part, with a filter, gives each person the same id
+    again = _load(export_coco(root, "toy", "default", out=tmp_path / "val", parts=["val"], min_score=0.5)["val"])
+    by_person = {(a["image_id"], a["person_index"]): a["id"] for a in merged["annotations"]}
+    assert again["annotations"] and all(by_person[a["image_id"], a["person_index"]] == a["id"] for a in again["annotations"])
 
 
 def test_frames_without_a_person_are_images_without_annotations(root, exported):
@@ -215,11 +249,19 @@ def test_export_import_export_is_lossless(root, exported, tmp_path):
     first = {k: p.read_bytes() for k, p in exported.items()}
     import_coco(list(exported.values()), root, "roundtrip")
     again = export_coco(root, "roundtrip", "default", out=exported["train"].parent)
-    assert {k: p.read_bytes() for k, p in again.items()} == first
+    for part, path in again.items():  # the same file, but for the label set named in info.lineage
+        a, b = json.loads(first[part]), _load(path)
+        assert a["info"].pop("lineage")["label_set"]["name"] == "toy"
+        assert b["info"].pop("lineage")["label_set"]["name"] == "roundtrip"
+        assert a == b
+        head_a, _, body_a = first[part].partition(b"\n")
+        head_b, _, body_b = path.read_bytes().partition(b"\n")
+        assert body_a == body_b  # images and annotations byte for byte
+    export_coco(root, "toy", "default", out=exported["train"].parent)  # restore the module's export
     a = read_labels(root, "toy")
     b = read_labels(root, "roundtrip")
     pd.testing.assert_frame_equal(a, b)
-    meta = json.loads((root.labels_dir / "roundtrip.json").read_text())
+    meta = read_label_meta(root, "roundtrip")
     assert meta["imported_from"] and meta["teacher"] == "toy"
     with pytest.raises(GaitdataError, match="already exists"):
         import_coco(list(exported.values()), root, "roundtrip")
@@ -304,9 +346,13 @@ def test_split_part_without_labelled_frames_and_missing_images(tmp_path):
     part = lab[~lab["video_id"].isin(sp.videos("test"))]
     write_labels(r, "partial", part, {})
     out = tmp_path / "out"
-    with pytest.raises(GaitdataError, match="part 'test'.*no frames labelled in 'partial'"):
-        export_coco(r, "partial", "default", out=out)
-    assert _no_partial(out)
+    with pytest.warns(EmptyPartWarning, match="part 'test'.*label set 'partial'.*no labelled frame"):
+        files = export_coco(r, "partial", "default", out=tmp_path / "partial")
+    assert set(files) == {"train", "val", "test"} and count_entries(files["test"]) == (0, 0)
+    assert count_entries(files["train"])[1] > 0
+    res = CliRunner().invoke(cli_main, ["export", "coco", str(r.path), "--labels", "partial", "--out", str(tmp_path / "c")])
+    assert res.exit_code == 0 and "warning: part 'test' of split 'default'" in res.output
+    assert "test: 0 images, 0 person annotations" in res.output
     gone = r.path / DatasetRoot.rgb_relpath(sp.videos("val")[0], 1)
     gone.unlink()
     with pytest.raises(GaitdataError, match="1 image file.*missing.*000001.jpg"):

@@ -57,7 +57,7 @@ def test_every_ok_frame_gets_rows_and_metadata(tmp_path) -> None:
     assert meta["vis_thresholds"] == [0.2, 0.5] and meta["postprocess"]["smooth"] is None
     assert meta["tool_version"] and meta["teacher_config"]["license"] == "Apache-2.0"
     assert meta["summary"]["frames_without_person"] == 1
-    assert (root.labels_dir / ".parts" / "test_blob" / "s1_walk.parquet").is_file()
+    assert (runner.parts_dir(root, "test_blob") / "s1_walk.parquet").is_file()
 
 
 def test_resume_after_a_crash_gives_the_same_table(tmp_path, monkeypatch) -> None:
@@ -78,7 +78,7 @@ def test_resume_after_a_crash_gives_the_same_table(tmp_path, monkeypatch) -> Non
     monkeypatch.setattr(runner, "label_recording", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
         runner.label(root.path, teacher="test_blob", progress=False)
-    parts = root.labels_dir / ".parts" / "test_blob"
+    parts = runner.parts_dir(root, "test_blob")
     assert sorted(p.name for p in parts.glob("*.parquet")) == ["s1_walk.parquet"]
     assert not root.label_path("test_blob").exists()  # nothing half-way
 
