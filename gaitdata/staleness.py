@@ -3,7 +3,7 @@
 An artefact is **stale** when something it was made from changed since (frames re-extracted,
 a label set relabelled, a split or export made again, an input deleted) or when one of its
 inputs is itself stale; **unknown** when it records no lineage (written before lineage was
-tracked); **fresh** otherwise. :class:`LineageChecker` answers for one root (reading each table
+tracked); **damaged** when its file cannot be read; **fresh** otherwise. :class:`LineageChecker` answers for one root (reading each table
 once); :func:`check_root` lists every label set, split, export (under ``exports/``) and model run
 (under ``models/``). The ``require_*`` functions are the one-line refusals of ``split``,
 ``export``, ``train`` and ``evaluate``.
@@ -24,7 +24,7 @@ from gaitdata.io import sha256_file
 from gaitdata.labels import label_set_fingerprint, read_label_meta
 from gaitdata.lineage import command_line, model_lineage, root_frame_fingerprints
 
-FRESH, STALE, UNKNOWN = "fresh", "stale", "unknown"
+FRESH, STALE, UNKNOWN, DAMAGED = "fresh", "stale", "unknown", "damaged"
 COCO_FORMAT = "gaitdata-coco"
 _LISTED = 3  # recordings named in a message before "and N more"
 
@@ -40,7 +40,7 @@ class ArtefactState:
     kind: str  # label set | split | export | model
     name: str
     path: Path
-    state: str  # fresh | stale | unknown
+    state: str  # fresh | stale | unknown | damaged
     changes: tuple[str, ...] = ()  # what changed under it (or why its lineage is unknown)
     refresh: str | None = None  # the command that makes it again
     inputs: tuple[ArtefactState, ...] = field(default=(), repr=False)
@@ -66,6 +66,8 @@ class ArtefactState:
             return f"{self.label()}: unknown lineage ({what}); to record it, make it again: {self.refresh or '-'}"
         if self.state == FRESH:
             return f"{self.label()}: up to date"
+        if self.state == DAMAGED:
+            return f"{self.label()}: {'; '.join(self.changes)}; make it again: {self.refresh or '-'}"
         cause = self.cause()
         what = [*self.changes, *([f"its input {cause.label()} is stale"] if cause is not self else [])]
         return f"{self.label()} is stale: {'; '.join(what)}; refresh: {self.refresh or 'make it again'}"
@@ -150,7 +152,13 @@ class LineageChecker:
         path = self.root.label_path(name)
         if not path.is_file():
             return None
-        meta = read_label_meta(self.root, name)
+        try:
+            meta = read_label_meta(self.root, name)
+        except Exception as exc:  # a damaged file: report it, do not stop the check of the others
+            st = ArtefactState("label set", name, path, DAMAGED, (f"{path} is unreadable: {exc}",),
+                               f"gaitdata label {self.root.path} --label-set {name} --overwrite")  # fmt: skip
+            self._cache[key] = st
+            return st
         rec = meta.get("lineage")
         if not isinstance(rec, dict):
             teacher = meta.get("teacher")
@@ -177,10 +185,14 @@ class LineageChecker:
         if path.is_file():
             try:
                 d = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                d = {}
+            except (OSError, ValueError) as exc:
+                d = exc
             rec = (d.get("inputs") or {}).get("lineage") if isinstance(d, dict) else None
-            if not isinstance(rec, dict):
+            if not isinstance(d, dict):
+                st = ArtefactState(
+                    "split", name, path, DAMAGED, (f"{path} is unreadable: {d}",), f"gaitdata split {self.root.path} --name {name}"
+                )
+            elif not isinstance(rec, dict):
                 st = ArtefactState(
                     "split", name, path, UNKNOWN, ("no lineage recorded",), f"gaitdata split {self.root.path} --name {name}"
                 )
@@ -240,11 +252,16 @@ class LineageChecker:
         if cfg_path.is_file():
             try:
                 cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                cfg = {}
+            except (OSError, ValueError) as exc:
+                cfg = exc
             rec = cfg.get("lineage") if isinstance(cfg, dict) else None
             name = self._rel(run_dir)
-            if not isinstance(rec, dict):
+            if not isinstance(cfg, dict):
+                st = ArtefactState(
+                    "model", name, run_dir, DAMAGED, (f"{cfg_path} is unreadable: {cfg}",),
+                    f"gaitdata train {self.root.path} --out {run_dir} --overwrite",
+                )  # fmt: skip
+            elif not isinstance(rec, dict):
                 st = ArtefactState(
                     "model", name, run_dir, UNKNOWN, ("no lineage recorded",),
                     f"gaitdata train {self.root.path} --out {run_dir} --overwrite",

@@ -333,6 +333,29 @@ def _reusable_part(path: Path, fr: pd.DataFrame, frames_fp: str) -> pd.DataFrame
     return done
 
 
+def _start_parts(root: DatasetRoot, name: str, run_cfg: dict, overwrite: bool) -> Path:
+    """The parts folder of this run: an earlier run's with the same settings, or a new one."""
+    pdir = parts_dir(root, name)
+    run_json = pdir / "run.json"
+    final = root.label_path(name)
+    remove_stale_temporaries(pdir)  # left by a killed run (one writer at a time holds the root)
+    remove_stale_temporaries(tmp_dir(root), f".{final.name}.")
+    if overwrite and pdir.exists():
+        shutil.rmtree(pdir)
+    elif run_json.is_file():
+        before = json.loads(run_json.read_text())
+        if before != run_cfg:
+            changed = sorted(k for k in set(before) | set(run_cfg) if before.get(k) != run_cfg.get(k))
+            raise GaitdataError(
+                f"label set {name!r} was started with other settings ({', '.join(changed)} differ; see {run_json}); "
+                f"rerun with the same settings to resume, or pass --overwrite to relabel"
+            )
+    elif final.is_file() and not overwrite:
+        raise GaitdataError(f"label set {name!r} already exists ({final}); pass --overwrite to relabel, or choose --label-set")
+    atomic_write_json(run_json, run_cfg)
+    return pdir
+
+
 def _label_command(name: str, teacher: str, weights: Any, boxes: str | None, cfg: PostprocessConfig,
                    videos: list[str] | None, opts: dict[str, Any]) -> list[str]:  # fmt: skip
     """The ``gaitdata label`` command line that makes this label set again."""
@@ -434,24 +457,8 @@ def label(
             "schema": model.cfg.schema.name,
         }
     )  # fmt: skip
-    pdir = parts_dir(root, name)
-    run_json = pdir / "run.json"
+    pdir = _start_parts(root, name, run_cfg, overwrite)
     final = root.label_path(name)
-    remove_stale_temporaries(pdir)  # left by a killed run (one writer at a time holds the root)
-    remove_stale_temporaries(tmp_dir(root), f".{final.name}.")
-    if overwrite and pdir.exists():
-        shutil.rmtree(pdir)
-    elif run_json.is_file():
-        before = json.loads(run_json.read_text())
-        if before != run_cfg:
-            changed = sorted(k for k in set(before) | set(run_cfg) if before.get(k) != run_cfg.get(k))
-            raise GaitdataError(
-                f"label set {name!r} was started with other settings ({', '.join(changed)} differ; see {run_json}); "
-                f"rerun with the same settings to resume, or pass --overwrite to relabel"
-            )
-    elif final.is_file() and not overwrite:
-        raise GaitdataError(f"label set {name!r} already exists ({final}); pass --overwrite to relabel, or choose --label-set")
-    atomic_write_json(run_json, run_cfg)
 
     stats: list[RecordingStats] = []
     bar = None

@@ -21,7 +21,7 @@ def command(root: str, no_files: bool) -> None:
       gaitdata validate data/root
     """
     from gaitdata.dataset import validate
-    from gaitdata.staleness import STALE, UNKNOWN, check_root
+    from gaitdata.staleness import DAMAGED, STALE, UNKNOWN, check_root
 
     report = validate(root, check_files=not no_files)
     for w in report.warnings:
@@ -32,6 +32,9 @@ def command(root: str, no_files: bool) -> None:
     for s in states:
         if s.state == UNKNOWN:
             click.echo(f"warning: {s.describe()}", err=True)
+    damaged = [s for s in states if s.state == DAMAGED]
+    for s in damaged:
+        click.echo(f"error: {s.describe()}", err=True)
     stale = [s for s in states if s.state == STALE]
     for s in stale:
         click.echo(f"stale: {s.describe()}", err=True)
@@ -43,6 +46,6 @@ def command(root: str, no_files: bool) -> None:
         )
     if stale:
         click.echo(f"{len(stale)} stale artefact(s): refresh them in the order listed", err=True)
-    if not report.ok or stale:
+    if not report.ok or stale or damaged:
         raise click.exceptions.Exit(1)
     click.echo("valid")

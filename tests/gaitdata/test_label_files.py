@@ -92,6 +92,13 @@ def test_metadata_lives_in_the_file_and_the_fingerprint_follows_the_rows(root):
     assert not root.label_path("bad").exists()
 
 
+def test_a_damaged_label_file_fails_validate(root):
+    path = root.label_path("plain")
+    path.write_bytes(path.read_bytes()[:200])
+    res = CliRunner().invoke(cli, ["validate", str(root.path)])
+    assert res.exit_code == 1 and f"error: label set 'plain': {path} is unreadable" in res.output
+
+
 def _old_root(path) -> DatasetRoot:
     """A root as gaitdata wrote it before: sidecar metadata, parts and a temporary in labels/."""
     r = DatasetRoot(path)
