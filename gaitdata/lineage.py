@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from gaitdata.dataset import DatasetRoot
@@ -40,14 +41,27 @@ FRAME_FINGERPRINT_COLUMNS = ("frame_index", "status", "rgb_path", "depth_path", 
 ROOT_TOKEN = "{root}"
 
 
-def _digest(obj: Any) -> str:
-    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+class _Column:
+    """One ``frames.parquet`` column as bytes that slice per recording (NA and NaN made canonical)."""
 
+    def __init__(self, values: pd.Series):
+        self.missing = values.isna().to_numpy(dtype=bool)
+        if pd.api.types.is_float_dtype(values.dtype):
+            self.kind = "f"
+            self.data = np.where(self.missing, 0.0, values.to_numpy(dtype=np.float64, na_value=0.0)).astype("<f8")
+        elif pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+            self.kind = "i"
+            self.data = values.to_numpy(dtype=np.int64, na_value=0).astype("<i8")
+        else:
+            self.kind = "s"
+            self.data = ["" if m else str(v) for v, m in zip(values.tolist(), self.missing.tolist(), strict=True)]
 
-def _plain(values: pd.Series) -> list[Any]:
-    """JSON-ready values of a column: NA becomes None, numpy scalars become Python ones."""
-    return values.astype(object).where(values.notna(), None).tolist()
+    def feed(self, h: Any, a: int, b: int) -> None:
+        h.update(self.kind.encode() + self.missing[a:b].tobytes())
+        if self.kind == "s":
+            h.update("\x1f".join(self.data[a:b]).encode("utf-8", "surrogatepass"))
+        else:
+            h.update(self.data[a:b].tobytes())
 
 
 def _options(text: Any) -> Any:
@@ -70,15 +84,22 @@ def frame_fingerprints(
     vids = videos if wanted is None else videos[videos["video_id"].astype(str).isin(wanted)]
     fr = frames[frames["video_id"].astype(str).isin(set(vids["video_id"].astype(str)))]
     fr = fr.sort_values(["video_id", "frame_index"], kind="stable")
-    groups = {str(k): g for k, g in fr.groupby("video_id", sort=False)}
+    keys = fr["video_id"].astype(str).to_numpy()
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, np.int64)
+    ends = [*starts[1:].tolist(), len(keys)] if len(keys) else []
+    bounds = dict(zip(keys[starts].tolist(), zip(starts.tolist(), ends, strict=True), strict=True))
+    columns = [_Column(fr[c]) for c in FRAME_FINGERPRINT_COLUMNS]  # converted once, sliced per video
     out: dict[str, str] = {}
     for vid, source, options in zip(
         vids["video_id"].astype(str), vids["fingerprint"], vids["options"], strict=True
     ):
-        g = groups.get(vid)
-        rows = {c: ([] if g is None else _plain(g[c])) for c in FRAME_FINGERPRINT_COLUMNS}
+        a, b = bounds.get(vid, (0, 0))
         src = None if source is None or source is pd.NA or (isinstance(source, float) and pd.isna(source)) else str(source)
-        out[vid] = _digest({"source": src, "options": _options(options), "frames": rows})
+        head = {"source": src, "options": _options(options), "rows": b - a, "columns": FRAME_FINGERPRINT_COLUMNS}
+        h = hashlib.sha256(json.dumps(head, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
+        for col in columns:
+            col.feed(h, a, b)
+        out[vid] = "sha256:" + h.hexdigest()[:32]
     return out
 
 

@@ -223,3 +223,27 @@ def test_artefacts_without_lineage_are_unknown_not_fatal(tmp_path):
     assert "label set 'test_blob': unknown lineage" in res.output
     export_coco(root, "test_blob", "default", out=tmp_path / "again")  # unknown is not refused
     assert not [s for s in check_root(root) if s.state == STALE]
+
+
+def test_frame_fingerprint_follows_exactly_what_the_frames_were_made_from():
+    from gaitdata.lineage import frame_fingerprints
+
+    frames = pd.DataFrame({
+        "video_id": ["a"] * 3 + ["b"] * 2, "frame_index": [0, 1, 2, 0, 1],
+        "status": ["ok", "sampled_out", "ok", "ok", "ok"],
+        "rgb_path": ["a/0.jpg", None, "a/2.jpg", "b/0.jpg", "b/1.jpg"], "depth_path": [None] * 5,
+        "colour_ts_ms": [0.0, 33.3, 66.7, 0.0, 33.3], "depth_ts_ms": [np.nan] * 5,
+    }).astype({"frame_index": "Int64", "status": "string", "rgb_path": "string", "depth_path": "string"})  # fmt: skip
+    videos = pd.DataFrame({"video_id": ["a", "b"], "fingerprint": ["10-x", "20-y"], "options": ['{"resize": null}'] * 2})
+    fp = frame_fingerprints(videos, frames)
+    assert fp == frame_fingerprints(videos, frames.iloc[::-1])  # row order of the table does not matter
+    assert frame_fingerprints(videos, frames, ["b"]) == {"b": fp["b"]}
+    for col, value in (("status", "decode_error"), ("colour_ts_ms", 33.4), ("rgb_path", "a/1.jpg")):
+        changed = frames.copy()
+        changed.loc[1, col] = value
+        new = frame_fingerprints(videos, changed)
+        assert new["a"] != fp["a"] and new["b"] == fp["b"], col
+    resized = videos.assign(options=['{"resize": [160, -1]}', '{"resize": null}'])
+    assert frame_fingerprints(resized, frames)["a"] != fp["a"]
+    other_source = videos.assign(fingerprint=["10-x", "21-z"])
+    assert frame_fingerprints(other_source, frames)["b"] != fp["b"]
