@@ -69,6 +69,7 @@ def label_schema() -> Any:
             ("keypoints", pa.list_(pa.float64())), ("visibility", pa.list_(pa.int64())),
             ("num_visible", pa.int64()), ("track_id", pa.int64()), ("is_subject", pa.bool_()),
             ("teacher", pa.string()), ("weights_hash", pa.string()), ("qa_flags", pa.list_(pa.string())),
+            ("raw_score", pa.float64()),
         ]
     )  # fmt: skip
 

@@ -124,7 +124,7 @@ def alphapose(
 def labels(src: str, root: str, label_set: str | None, overwrite: bool) -> None:
     """Add a label set written by gaitdata label in another copy of the root (e.g. on a GPU machine).
 
-    SRC is that root's labels/<name>.parquet (its .json metadata is read beside it). It must have
+    SRC is that root's labels/<name>.parquet (metadata inside; an older root's .json beside it). It must have
     been made over the same extraction: every row a written frame of ROOT, every recording it
     covers complete.
 

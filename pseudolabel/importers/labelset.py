@@ -1,11 +1,13 @@
 """A label set written on another machine (e.g. ``gaitdata label --teacher centernet`` on a GPU
 machine over a copy of the root) brought into this root.
 
-The label set is ``labels/<name>.parquet`` plus its metadata ``labels/<name>.json``. It fits this
-root when it was made over the same extraction: every row names a written frame of this root, and
-every recording it covers has rows for all of its written frames. Both are checked, as are the
-columns, keys and keypoint lengths; then the table is written with the label-set writer
-(atomically) and the metadata gains ``copied_from`` (path and SHA-256 of the file read).
+The label set is ``labels/<name>.parquet``, its metadata inside (or, from a gaitdata before
+dataset schema 2, beside it in ``labels/<name>.json``). It fits this root when it was made over the
+same extraction: every row names a written frame of this root, and every recording it covers has
+rows for all of its written frames. Both are checked, as are the columns, keys and keypoint
+lengths; then the table is written with the label-set writer (atomically) and the metadata gains
+``copied_from`` (path and SHA-256 of the file read). Its lineage keeps the frame fingerprints it
+was made from on the other machine, so ``gaitdata validate`` says whether they are this root's.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import pandas as pd
 
 from gaitdata.dataset import DatasetRoot, conform
 from gaitdata.errors import GaitdataError
-from gaitdata.labels import LABEL_COLUMNS, check_label_set_name, write_labels
+from gaitdata.labels import LABEL_COLUMNS, check_label_set_name, meta_from_schema, write_labels
+from gaitdata.lineage import label_set_lineage
 
 
 def _frame_list(keys: list[tuple[str, int]], n: int = 3) -> str:
@@ -57,8 +60,12 @@ def import_label_set(
         df = conform(df, LABEL_COLUMNS, str(src))
     except (ValueError, TypeError) as exc:
         raise GaitdataError(f"{src} is not a gaitdata label set: {exc}") from exc
+    import pyarrow.parquet as pq
+
+    meta = meta_from_schema(pq.read_schema(src))
     meta_path = src.with_suffix(".json")
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if not meta and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
 
     schema = r.keypoint_schema()
     k = schema.num_keypoints
@@ -93,4 +100,7 @@ def import_label_set(
                 f"(missing e.g. {_frame_list(missing)}); the other root's frames differ or its run did not finish"
             )
     meta["copied_from"] = {"path": str(src.resolve()), "sha256": hashlib.sha256(raw).hexdigest()}
-    return write_labels(r, name, df, meta)
+    made_on = (meta.get("lineage") or {}).get("frames")
+    command = ["gaitdata", "import", "labels", str(src.resolve()), "--root", "{root}", "--label-set", name, "--overwrite"]
+    lineage = label_set_lineage(r, df["video_id"].astype(str).unique(), command=command, frames=made_on)
+    return write_labels(r, name, df, meta, lineage=lineage)

@@ -297,7 +297,7 @@ def test_boxes_from_alphapose_results(tmp_path) -> None:
     shutil.copy(out / "s02_walk" / "alphapose-results.json", tmp_path / "copy.json")
     with pytest.raises(GaitdataError, match="pass --video VIDEO_ID"):
         runner.label(root.path, teacher="test_boxed", label_set="x", boxes=f"json:{tmp_path / 'copy.json'}", progress=False)
-    assert "x" not in root.label_sets() and not (root.labels_dir / ".parts" / "x").exists()
+    assert "x" not in root.label_sets() and not runner.parts_dir(root, "x").exists()
     s = runner.label(root.path, teacher="test_boxed", label_set="s02", boxes=f"json:{tmp_path / 'copy.json'}",
                      videos=["s02_walk"], progress=False)  # fmt: skip
     assert s.n_persons == sum(len(p) for p in truth["s02_walk"].values())

@@ -247,3 +247,25 @@ def test_frame_fingerprint_follows_exactly_what_the_frames_were_made_from():
     assert frame_fingerprints(resized, frames)["a"] != fp["a"]
     other_source = videos.assign(fingerprint=["10-x", "21-z"])
     assert frame_fingerprints(other_source, frames)["b"] != fp["b"]
+
+
+def test_a_label_set_from_another_copy_keeps_the_frames_it_was_made_from(tmp_path):
+    import shutil
+
+    from pseudolabel.importers.labelset import import_label_set
+
+    rgb, dep = blob_frames(4, lambda i: [(40 + 5 * i, 30, 50, 160)])
+    root = make_root(tmp_path / "r", {"a_walk": (rgb, dep), "b_walk": (rgb, dep)})
+    same, other = tmp_path / "same", tmp_path / "other"
+    shutil.copytree(root.path, same)
+    shutil.copytree(root.path, other)
+    o = DatasetRoot(other)  # extracted there with other options: the same frame keys, other frames
+    o.write_videos(o.read_videos().assign(options=['{"resize": [160, -1]}', None]))
+    for src, name in ((same, "same"), (other, "other")):
+        runner.label(src, teacher="test_blob", label_set=name, progress=False)
+        import_label_set(Path(src) / "labels" / f"{name}.parquet", root.path)
+    checker = LineageChecker(root)
+    assert checker.label_set("same").state == "fresh"
+    st = checker.label_set("other")
+    assert st.stale and st.changes == ("frames of 1 recording(s) changed since it was labelled (a_walk)",)
+    assert st.refresh.startswith("gaitdata import labels ") and st.refresh.endswith("--label-set other --overwrite")
