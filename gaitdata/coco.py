@@ -63,6 +63,7 @@ import pandas as pd
 from gaitdata._version import __version__
 from gaitdata.dataset import DatasetRoot
 from gaitdata.errors import GaitdataError
+from gaitdata.io import apply_umask_mode
 from gaitdata.labels import (
     LABEL_COLUMNS,
     check_label_set_name,
@@ -72,6 +73,7 @@ from gaitdata.labels import (
     write_labels,
 )
 from gaitdata.lineage import export_lineage, option
+from gaitdata.lock import writes_root
 from gaitdata.schema import KeypointSchema
 from gaitdata.staleness import require_fresh_inputs
 
@@ -510,7 +512,7 @@ def _write_parts(
             }
             fd, tmp = tempfile.mkstemp(prefix=f".{plan.part}.json.", suffix=".tmp", dir=out_dir)
             tmp_paths[plan.part] = tmp
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600; an export is meant to be shared
+            apply_umask_mode(fd)  # mkstemp creates 0600; the file gets the umask's mode like any other
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 _write_part(fh, part_info, cats, plan.images, plan.persons, schema.num_keypoints, per_row_source)
                 fh.flush()
@@ -529,6 +531,7 @@ def _write_parts(
     return results
 
 
+@writes_root("export", out="out", out_elsewhere_reads_only=True)
 def export_coco(
     root: DatasetRoot | str | os.PathLike,
     labels: str,
@@ -721,6 +724,7 @@ def _person_category(d: dict[str, Any], path: Path, schema: KeypointSchema) -> t
     return cat_id, [f"{path.name}: {label} lists no keypoint names; its {k}-point annotations are read as {schema.name} ({names})"]
 
 
+@writes_root("import")
 def import_coco(
     file: str | os.PathLike | Sequence[str | os.PathLike],
     root: DatasetRoot | str | os.PathLike,

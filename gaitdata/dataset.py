@@ -30,6 +30,7 @@ import pandas as pd
 from gaitdata._version import __version__
 from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_write_json, atomic_write_parquet
+from gaitdata.lock import tables_lock
 from gaitdata.schema import COCO17, KeypointSchema
 
 # 1: label-set metadata in labels/<set>.json sidecars, parts in labels/.parts
@@ -277,8 +278,9 @@ def validate(root: DatasetRoot | str | os.PathLike, check_files: bool = True) ->
     except GaitdataError as exc:
         return ValidationReport(root.path, errors=(str(exc),))
     try:
-        videos = root.read_videos()
-        frames = root.read_frames()
+        with tables_lock(root.path, exclusive=False):  # both tables of one moment, even during an extract
+            videos = root.read_videos()
+            frames = root.read_frames()
     except Exception as exc:  # a corrupt parquet: report, do not crash
         return ValidationReport(root.path, errors=(f"cannot read tables: {exc}",))
 

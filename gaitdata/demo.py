@@ -13,6 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from gaitdata.lock import writes_root
+
 
 @dataclass(frozen=True)
 class DemoOptions:
@@ -45,12 +47,22 @@ def _stage(console: Console, result: DemoResult, name: str, fn: Callable[[], tup
 
 
 def run_demo(opts: DemoOptions = DemoOptions(), console: Console | None = None) -> DemoResult:
+    """Run every stage (holding the dataset root's lock), then open the App when asked (without it)."""
+    result = _run_stages(opts, console or Console())
+    if opts.browse:
+        from gaitdata import browse
+
+        browse.launch(result.root, labels=None, split="demo", port=opts.port)
+    return result
+
+
+@writes_root("demo", lambda a: [Path(a["opts"].out).resolve() / "dataset"], create=True)
+def _run_stages(opts: DemoOptions, console: Console) -> DemoResult:
     from gaitdata import synth
     from gaitdata.dataset import validate
     from gaitdata.errors import GaitdataError
     from gaitdata.extract import ExtractOptions, extract
 
-    console = console or Console()
     out = Path(opts.out).resolve()
     rec_dir = out / "recordings"
     root = out / "dataset"
@@ -152,10 +164,6 @@ def run_demo(opts: DemoOptions = DemoOptions(), console: Console | None = None) 
         result.report = Path(ev.report)
 
     _print_summary(console, result)
-    if opts.browse:
-        from gaitdata import browse
-
-        browse.launch(root, labels=None, split="demo", port=opts.port)
     return result
 
 

@@ -13,8 +13,20 @@ class GaitdataError(Exception):
     """A user-facing error: the message names the file (when there is one) and the fix."""
 
 
+class GaitdataNotFoundError(GaitdataError, FileNotFoundError):
+    """A file or folder the user named (or that a stage needs) does not exist; the message says how to make it."""
+
+
 class MissingDependencyError(GaitdataError, ImportError):
     """An optional dependency is not installed; the message gives the install command."""
+
+
+class CheckpointError(GaitdataError):
+    """A checkpoint file is missing, unreadable, or does not match the model."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint holds pickled Python objects beyond plain weights; it is refused, not run."""
 
 
 def require(module: str, extra: str, *, package: str | None = None) -> ModuleType:

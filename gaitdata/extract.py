@@ -54,6 +54,7 @@ from gaitdata.dataset import FRAME_COLUMNS, VIDEO_COLUMNS, DatasetRoot, conform,
 from gaitdata.discover import META_FIELDS, Source, discover, distinguishing_pattern
 from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_write_parquet, file_fingerprint
+from gaitdata.lock import tables_lock, writes_root
 
 PARTS_DIR = ".gaitdata/parts"
 STAGING_DIR = "frames/.staging"
@@ -762,8 +763,9 @@ class _Manifest:
         vdf = pd.concat(videos, ignore_index=True) if videos else pd.DataFrame(columns=list(VIDEO_COLUMNS))
         fparts = [cache[v][1] for v in vids if cache[v][1] is not None]
         fdf = pd.concat(fparts, ignore_index=True) if fparts else pd.DataFrame(columns=list(FRAME_COLUMNS))
-        self.root.write_frames(fdf)
-        self.root.write_videos(vdf)
+        with tables_lock(self.root.path, exclusive=True):  # readers see both old tables or both new
+            self.root.write_frames(fdf)
+            self.root.write_videos(vdf)
         self._last_write = time.monotonic()
 
 
@@ -860,6 +862,7 @@ def _refused(d: _Decision) -> RecordingResult:
 
 
 # ---- the run ---------------------------------------------------------------------------------------
+@writes_root("extract", lambda a: [] if a["options"].dry_run else [a["out"]], create=True)
 def extract(sources: Sequence[str | os.PathLike] | str | os.PathLike, out: str | os.PathLike,
             options: ExtractOptions = ExtractOptions(), progress: bool = True,
             on_result: Callable[[RecordingResult], None] | None = None) -> ExtractSummary:  # fmt: skip

@@ -69,6 +69,7 @@ from gaitdata.gaitnames import (
 )
 from gaitdata.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from gaitdata.labels import read_labels
+from gaitdata.lock import writes_root
 from gaitdata.staleness import require_fresh_inputs
 
 if TYPE_CHECKING:
@@ -296,6 +297,7 @@ def _remove_stale(out_dir: Path, keep: set[str]) -> None:
             parent.rmdir()
 
 
+@writes_root("export", out="out", out_elsewhere_reads_only=True)
 def export_gait_poses(
     root: DatasetRoot | str | os.PathLike,
     labels: str,

@@ -1,8 +1,12 @@
-"""Atomic writes and file fingerprints.
+"""Atomic writes, file modes, file fingerprints and safe checkpoint reads.
 
 Every file the toolkit writes goes through these helpers: data lands in a temporary file in the
 same directory and is renamed into place, so a crash never leaves a half-written file under the
-final name.
+final name. The file gets the mode the process umask gives a new file (0644 under umask 022,
+0640 under 027), like any other tool, although the temporary file starts private.
+
+:func:`load_torch_file` is the one place PyTorch files are read: ``weights_only=True``, and every
+failure becomes a one-line :class:`~gaitdata.errors.CheckpointError` naming the file.
 """
 
 from __future__ import annotations
@@ -11,14 +15,50 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
+import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from gaitdata.errors import CheckpointError, GaitdataNotFoundError, UnsafeCheckpointError
+
 _FINGERPRINT_CHUNK = 4 << 20  # bytes hashed at the head, middle and tail of a file
+
+
+_UMASK_GUARD = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux ``/proc``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_GUARD:  # elsewhere: set and restore (another thread creating a file just then is unaffected
+        old = os.umask(0o077)  # in mode bits only by a stricter mask)
+        os.umask(old)
+    return old
+
+
+def file_mode() -> int:
+    """The mode a new regular file gets under the current umask (``0o666 & ~umask``)."""
+    return 0o666 & ~current_umask()
+
+
+def apply_umask_mode(fd_or_path: int | str | os.PathLike) -> None:
+    """Give a file made private by ``mkstemp`` the mode the umask gives new files."""
+    if isinstance(fd_or_path, int):
+        os.fchmod(fd_or_path, file_mode())
+    else:
+        os.chmod(fd_or_path, file_mode())
 
 
 @contextlib.contextmanager
@@ -28,7 +68,8 @@ def atomic_open(
     """Open a temporary sibling of ``path`` for writing; rename onto ``path`` on success.
 
     ``tmp_dir`` puts the temporary file elsewhere on the same filesystem (for folders that must
-    hold nothing but finished files).
+    hold nothing but finished files). The final file has the umask's mode (mkstemp's temporary
+    file starts 0600).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,6 +81,7 @@ def atomic_open(
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+            apply_umask_mode(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -109,3 +151,93 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+# ---- PyTorch files --------------------------------------------------------------------------------------
+_UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def load_torch_file(path: str | os.PathLike, *, expected: str | None = None,
+                    fix: str = "copy or download it again") -> Any:  # fmt: skip
+    """``torch.load(path, map_location="cpu", weights_only=True)`` with one-line errors.
+
+    A missing file raises :class:`~gaitdata.errors.GaitdataNotFoundError` (a ``CheckpointError``
+    too); a file whose pickle holds Python objects other than plain weights is refused as such
+    (:class:`~gaitdata.errors.UnsafeCheckpointError`: loading it could run code); a truncated,
+    corrupt or foreign file raises :class:`~gaitdata.errors.CheckpointError`. ``expected`` says
+    which file the caller wanted; ``fix`` what to do about a damaged one.
+    """
+    import pickle
+    import struct
+    import zipfile
+
+    from gaitdata.errors import require
+
+    torch = require("torch", "train")
+    path = Path(path)
+    want = f" (expected {expected})" if expected else ""
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "not found"
+        raise _CheckpointNotFound(f"checkpoint {what}: {path}{want}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes){want}; {fix}")
+    try:
+        with warnings.catch_warnings():  # quantised tensors (TypedStorage), pickle-protocol notes
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        m = _UNSAFE_GLOBAL.search(str(exc))
+        name = m.group(1) if m else _pickled_object(path)
+        if name is not None:
+            found = f" (it references {name})" if name else ""
+            raise UnsafeCheckpointError(
+                f"{path} contains Python objects that are not plain weights{found}; refusing to load it: "
+                f"only load checkpoints you trust, and use a plain weights file (a state_dict of tensors){want}"
+            ) from None
+        raise _unreadable(path, exc, want, fix) from exc
+    except (OSError, RuntimeError, EOFError, KeyError, IndexError, ValueError, TypeError, AttributeError,
+            UnicodeDecodeError, zipfile.BadZipFile, struct.error) as exc:  # fmt: skip
+        raise _unreadable(path, exc, want, fix) from exc
+
+
+def _pickled_object(path: Path) -> str | None:
+    """The first Python global a pickle stream ``path`` would import ("" when unnamed), or ``None``
+    when it builds no objects or is no pickle at all. The stream is scanned, never executed."""
+    import pickletools
+
+    makers = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"}
+    strings: list[str] = []
+    try:
+        with path.open("rb") as fh:
+            for op, arg, _ in pickletools.genops(fh):
+                if isinstance(arg, str):
+                    strings = [*strings[-1:], arg]
+                if op.name in makers:
+                    if op.name in ("GLOBAL", "INST") and isinstance(arg, str):
+                        return arg.replace(" ", ".")
+                    return ".".join(strings) if op.name == "STACK_GLOBAL" and len(strings) == 2 else ""
+    except Exception:  # not a pickle stream at all (or a damaged one)
+        return None
+    return None
+
+
+def _torch_reason(exc: BaseException) -> str:
+    """The cause in torch's error text, without its advice (which includes retrying unsafely)."""
+    advice = ("weights only load failed", "weights_only", "check the documentation", "please file an issue")
+    for line in str(exc).splitlines():
+        line = line.strip()
+        if line and not any(a in line.lower() for a in advice):
+            return line[:200]
+    return ""
+
+
+class _CheckpointNotFound(CheckpointError, GaitdataNotFoundError):
+    pass
+
+
+def _unreadable(path: Path, exc: BaseException, want: str, fix: str) -> CheckpointError:
+    reason = _torch_reason(exc)
+    return CheckpointError(
+        f"{path} is not a readable PyTorch checkpoint: it is truncated, corrupt or not a PyTorch weights file "
+        f"({type(exc).__name__}{': ' + reason if reason else ''}){want}; {fix}"
+    )

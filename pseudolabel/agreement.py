@@ -46,6 +46,7 @@ from gaitdata.labels import (
     visibility_array,
     write_labels,
 )
+from gaitdata.lock import writes_root
 from gaitdata.schema import COCO17, KeypointSchema
 
 DISAGREE_FLAG = "disagree"
@@ -270,6 +271,7 @@ def summarize(table: pd.DataFrame, threshold: float = 0.8, schema: KeypointSchem
     }
 
 
+@writes_root("compare-labels", lambda a: [a["root"]] if a["write"] else [])
 def compare_label_sets(
     root: DatasetRoot | str,
     a: str,
@@ -341,6 +343,7 @@ def _average_keypoints(kpa: np.ndarray, va: np.ndarray, kpb: np.ndarray, vb: np.
     return [float(v) for v in out.reshape(-1)], [int(v) for v in vis]
 
 
+@writes_root("compare-labels")
 def merge_label_sets(
     root: DatasetRoot | str, a: str, b: str, name: str, threshold: float = 0.8, *, keypoints: str = "a",
     keep_disagreeing: bool = True, progress: bool = False,

@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import re
-import struct
-import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gaitdata.errors import GaitdataError, require
+from gaitdata.errors import CheckpointError, require
+from gaitdata.io import load_torch_file
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -42,17 +40,10 @@ FilterFn = Callable[[StateDict, "torch.nn.Module"], StateDict]
 _WRAPPER_KEYS = ("state_dict", "model")  # tried in this order
 _MAX_LISTED = 12  # keys listed per category in a mismatch message
 
-# What torch.load raises on files that are not (complete) PyTorch checkpoints, measured with
-# torch 2.x: truncated zip -> RuntimeError, empty/truncated legacy -> EOFError, plain text ->
-# KeyError, foreign pickles -> UnpicklingError, zip cut inside the directory -> OSError.
-_UNREADABLE = (
-    OSError, RuntimeError, EOFError, KeyError, IndexError, ValueError, TypeError, AttributeError,
-    UnicodeDecodeError, pickle.UnpicklingError, zipfile.BadZipFile, struct.error,
-)  # fmt: skip
-
-
-class CheckpointError(GaitdataError):
-    """A checkpoint file is missing, unreadable, or does not match the model."""
+__all__ = [
+    "CheckpointError", "check_state_dict", "clean_state_dict", "load_checkpoint", "make_filter_fn", "read_checkpoint",
+    "sha256_file",
+]  # fmt: skip
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -68,23 +59,11 @@ def read_checkpoint(path: str | os.PathLike, *, expected: str | None = None) -> 
     """``torch.load(path, map_location="cpu", weights_only=True)`` with clear errors.
 
     ``expected`` describes the checkpoint the caller wants (e.g. "AlphaPose fast_res50_256x192.pth");
-    it is repeated in error messages so that the user knows what to put where.
+    it is repeated in error messages so that the user knows what to put where. A file holding
+    pickled Python objects beyond weights is refused (:class:`gaitdata.errors.UnsafeCheckpointError`).
     """
-    torch = require("torch", "teachers")
-    path = Path(path)
-    want = f" (expected {expected})" if expected else ""
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}{want}")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"checkpoint {path} is empty (0 bytes){want}; download it again")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except _UNREADABLE as exc:
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"cannot read checkpoint {path}: it is truncated, corrupt or not a PyTorch weights file "
-            f"({type(exc).__name__}: {reason}){want}; download it again"
-        ) from exc
+    require("torch", "teachers")
+    return load_torch_file(path, expected=expected, fix="download it again")
 
 
 def clean_state_dict(obj: Any, *, source: str = "checkpoint") -> StateDict:

@@ -47,6 +47,7 @@ from gaitdata.labels import (
     write_labels,
 )
 from gaitdata.lineage import frame_fingerprints, label_set_lineage, option
+from gaitdata.lock import writes_root
 from gaitdata.records import Pose
 from gaitdata.staleness import require_fresh_inputs
 from pseudolabel.boxes import BoxProposer, DepthProposer, make_proposer, read_depth, recording_background
@@ -386,6 +387,7 @@ def _json_safe(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
 
+@writes_root("label")
 def label(
     root: str | os.PathLike | DatasetRoot,
     teacher: str = "mediapipe",

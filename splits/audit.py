@@ -36,6 +36,7 @@ import pandas as pd
 
 from gaitdata.dataset import DatasetRoot
 from gaitdata.errors import GaitdataError, require
+from gaitdata.lock import tables_lock
 from splits.core import Split, inputs_fingerprint, load_split, video_table
 
 PHASH_THRESHOLD = 4
@@ -394,8 +395,9 @@ def audit_split(
         ex = ", ".join(f"{v} in {'+'.join(ss)}" for v, ss in list(video_overlap.items())[:5])
         errors.append(f"{len(video_overlap)} video(s) in more than one split ({ex})")
 
-    videos = r.read_videos()
-    frames = r.read_frames()
+    with tables_lock(r.path, exclusive=False):  # both tables of one moment, even during an extract
+        videos = r.read_videos()
+        frames = r.read_frames()
     subj_of = {
         str(v): (None if pd.isna(s) else str(s))
         for v, s in zip(videos["video_id"], videos["subject"], strict=True)

@@ -38,6 +38,7 @@ from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_write_text
 from gaitdata.labels import label_set_fingerprint
 from gaitdata.lineage import option, root_frame_fingerprints, split_lineage
+from gaitdata.lock import writes_root
 from gaitdata.staleness import require_fresh_inputs
 
 SPLIT_FORMAT = "gaitdata-split"
@@ -583,6 +584,7 @@ def build_split(
     return replace(sp, content_hash=content_hash(sp.content()))
 
 
+@writes_root("split")
 def make_split(
     root: DatasetRoot | str | os.PathLike,
     by: str | None = None,

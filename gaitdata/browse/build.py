@@ -51,6 +51,7 @@ from gaitdata.dataset import DatasetRoot
 from gaitdata.errors import GaitdataError
 from gaitdata.io import file_fingerprint
 from gaitdata.labels import read_labels
+from gaitdata.lock import tables_lock
 from gaitdata.schema import KeypointSchema
 
 __all__ = [
@@ -160,8 +161,9 @@ def rgb_view(ds: Any) -> Any:
 # ---- frames ------------------------------------------------------------------------------------
 def _written_frames(root: DatasetRoot) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(videos indexed by id, the frames written with a colour image of a known video)."""
-    videos = root.read_videos().set_index("video_id", drop=False)
-    frames = root.read_frames()
+    with tables_lock(root.path, exclusive=False):  # both tables of one moment, even during an extract
+        videos = root.read_videos().set_index("video_id", drop=False)
+        frames = root.read_frames()
     frames = frames[(frames["status"] == "ok") & frames["rgb_path"].notna()]
     return videos, frames[frames["video_id"].isin(videos.index)].reset_index(drop=True)
 

@@ -29,6 +29,7 @@ from gaitdata.dataset import DatasetRoot, utc_now
 from gaitdata.errors import GaitdataError
 from gaitdata.labels import LABEL_COLUMNS, label_set_fingerprint, read_label_meta, read_labels, write_labels
 from gaitdata.lineage import label_set_lineage
+from gaitdata.lock import writes_root
 
 REJECT_TAGS = frozenset({"reject", "rejected"})
 REVIEWED_TAG = "reviewed"
@@ -131,6 +132,7 @@ def _pulled_lineage(r: DatasetRoot, source: str, reviewed: str, out_name: str, o
     )  # fmt: skip
 
 
+@writes_root("browse --pull")
 def pull(
     root: str | os.PathLike | DatasetRoot,
     label_set: str,

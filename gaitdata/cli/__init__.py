@@ -6,7 +6,9 @@ Each verb lives in its own module under ``gaitdata/cli/`` and is imported only w
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import sys
 
 import click
@@ -75,14 +77,25 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user-facing errors become one line on stderr and exit status 2."""
+    """Entry point: user errors become one line on stderr (exit status 2), never a traceback.
+
+    A :class:`~gaitdata.errors.GaitdataError` prints its message (it names the file and the fix);
+    an ``OSError`` about a path (missing, not readable or writable, disk full, ...) prints the path,
+    the reason and what to do. Set ``GAITDATA_DEBUG=1`` to see the traceback instead.
+    """
     try:
-        rc = cli.main(args=argv, prog_name="gaitdata", standalone_mode=False)
+        try:
+            rc = cli.main(args=argv, prog_name="gaitdata", standalone_mode=False)
+        except (GaitdataError, OSError) as exc:
+            if os.environ.get("GAITDATA_DEBUG"):
+                raise
+            if isinstance(exc, BrokenPipeError):  # output piped into `head` and the like
+                sys.stderr = open(os.devnull, "w")  # noqa: SIM115  (nothing more can be written)
+                sys.exit(0)
+            click.echo(f"error: {user_error_line(exc)}", err=True)
+            sys.exit(2)
         if isinstance(rc, int) and rc:  # click returns (not raises) a command's Exit code here
             sys.exit(rc)
-    except GaitdataError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -94,6 +107,35 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted; rerun the same command to resume", err=True)
         sys.exit(130)
+
+
+_OS_FIXES = {
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: check the path",
+    errno.EISDIR: "it is a folder: give a file",
+    errno.EACCES: "you lack permission: ask its owner for access, or choose a location you can use",
+    errno.EPERM: "the operation is not permitted: ask its owner for access, or choose another location",
+    errno.EROFS: "the filesystem is read-only: choose a writable location",
+    errno.ENOSPC: "the disk is full: free some space, then rerun the same command (finished work is kept)",
+    errno.EDQUOT: "your disk quota is used up: free some space, then rerun the same command",
+    errno.EEXIST: "it already exists: remove it or choose another name",
+    errno.ENAMETOOLONG: "the name is too long: choose a shorter path",
+    errno.EMFILE: "too many open files: raise the limit (ulimit -n) or use fewer --workers",
+}
+
+
+def user_error_line(exc: BaseException) -> str:
+    """One line for a user error: the message of a GaitdataError, or path + reason + fix of an OSError."""
+    if isinstance(exc, GaitdataError) or not isinstance(exc, OSError):
+        text = str(exc)
+    elif exc.errno is None:  # raised with a message of its own
+        text = str(exc) or type(exc).__name__
+    else:
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        reason = exc.strerror or str(exc)
+        fix = _OS_FIXES.get(exc.errno)
+        text = f"{where + ': ' if where else ''}{reason}{'; ' + fix if fix else ''}"
+    return " ".join(text.split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import click
 
+from gaitdata.cli.common import no_wait_option
+
 
 @click.command()
+@no_wait_option
 @click.argument("root", type=click.Path(file_okay=False, path_type=str))
 @click.option("--labels", "labels", multiple=True, metavar="SET",
               help="Label set to show (repeatable; default: every label set of the root).")  # fmt: skip

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import click
 
+from gaitdata.cli.common import no_wait_option
+
 
 @click.command()
+@no_wait_option
 @click.argument("root", type=click.Path(file_okay=False, exists=True, path_type=str))
 @click.option(
     "--model",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from gaitdata.cli.common import no_wait_option
+
 
 @click.group()
 def command() -> None:
@@ -28,6 +30,7 @@ def _read_exclude(path: str | None) -> set[tuple[str, int]] | None:
 
 
 @command.command("coco")
+@no_wait_option
 @click.argument("root", type=click.Path(file_okay=False, path_type=str))
 @click.option("--labels", required=True, help="Label set to export (ROOT/labels/NAME.parquet).")
 @click.option(
@@ -98,6 +101,7 @@ def coco(root: str, labels: str, split_name: str, parts: tuple[str, ...], out: s
 
 
 @command.command("gait-poses")
+@no_wait_option
 @click.argument("root", type=click.Path(file_okay=False, path_type=str))
 @click.option("--labels", required=True, help="Label set to export.")
 @click.option(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from gaitdata.cli.common import no_wait_option
+
 
 def _resize(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
     if not value:
@@ -16,6 +18,7 @@ def _resize(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
 
 
 @click.command()
+@no_wait_option
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option(
     "--out",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from gaitdata.cli.common import no_wait_option
 from gaitdata.cli.label import _thresholds
 
 
@@ -20,6 +21,7 @@ def command() -> None:
 
 
 @command.command("coco")
+@no_wait_option
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=str))
 @click.option("--root", required=True, type=click.Path(file_okay=False, path_type=str), help="Dataset root.")
 @click.option("--label-set", required=True, help="Name of the label set to create.")
@@ -55,6 +57,7 @@ def coco(
 
 
 @command.command("alphapose")
+@no_wait_option
 @click.argument("path", type=click.Path(exists=True, path_type=str))
 @click.option("--root", required=True, type=click.Path(file_okay=False, path_type=str), help="Dataset root.")
 @click.option("--video", default=None, help="Recording of a results file with bare image names (or the one to take from a folder).")
@@ -117,6 +120,7 @@ def alphapose(
 
 
 @command.command("labels")
+@no_wait_option
 @click.argument("src", type=click.Path(dir_okay=False, exists=True, path_type=str))
 @click.option("--root", required=True, type=click.Path(file_okay=False, path_type=str), help="Dataset root.")
 @click.option("--label-set", default=None, help="Name in this root (default: the file's own name).")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from gaitdata.cli.common import no_wait_option
+
 
 def _thresholds(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
     try:
@@ -16,6 +18,7 @@ def _thresholds(ctx: click.Context, param: click.Parameter, value: str) -> tuple
 
 
 @click.command()
+@no_wait_option
 @click.argument("root", required=False, type=click.Path(file_okay=False, path_type=str))
 @click.option("--teacher", "-t", default="mediapipe", show_default=True, help="Teacher name; 'list' prints them.")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=str), help="Checkpoint of a teacher that needs one.")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from gaitdata.cli.common import no_wait_option
+
 
 def _fractions(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, ...]:
     try:
@@ -15,6 +17,7 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
 
 
 @click.command()
+@no_wait_option
 @click.argument("root", type=click.Path(file_okay=False, path_type=str))
 @click.option(
     "--by",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from gaitdata.cli.common import no_wait_option
+
 
 def _hw(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
     if value is None:
@@ -16,6 +18,7 @@ def _hw(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[
 
 
 @click.command()
+@no_wait_option
 @click.argument("root", required=False, type=click.Path(file_okay=False, path_type=str))
 @click.option(
     "--export",

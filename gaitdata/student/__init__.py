@@ -18,10 +18,10 @@ augmentation, heatmaps), ``trainer``, ``slim`` (network slimming), ``quant`` (in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
-if TYPE_CHECKING:
-    from pathlib import Path
+from gaitdata.lock import find_root, writes_root
 
 DEFAULT_STUDENT = "fastpose_res18_w050"
 
@@ -70,6 +70,7 @@ def load_student(path: Any):
     return model_from_checkpoint(path)
 
 
+@writes_root("train", lambda a: [find_root(a["out"] or Path(a["root"]) / "models" / a["model"])], out="out")
 def train(
     root: Any,
     export_dir: Any = None,
@@ -86,6 +87,8 @@ def train(
     return _train(root, export_dir, model=model, epochs=epochs, out=out, seed=seed, progress=progress, **cfg)
 
 
+@writes_root("compress", lambda a: {find_root(a["kw"].get("out") or a["model_path"]), find_root(a["model_path"])},
+             out=lambda a: a["kw"].get("out"))
 def compress(model_path: Any, method: str, **kw: Any) -> Path:
     """slim | int8 | onnx; returns the written file. See :func:`gaitdata.student.compression.compress`."""
     from gaitdata.student.compression import compress as _compress
@@ -93,6 +96,7 @@ def compress(model_path: Any, method: str, **kw: Any) -> Path:
     return _compress(model_path, method, **kw)
 
 
+@writes_root("evaluate", lambda a: {find_root(a["out"] or a["model_path"]), find_root(a["model_path"])}, out="out")
 def evaluate(
     root: Any,
     model_path: Any,

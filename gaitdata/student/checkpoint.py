@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
-from gaitdata.errors import GaitdataError
-from gaitdata.io import atomic_write_bytes
+from gaitdata.errors import GaitdataError, GaitdataNotFoundError
+from gaitdata.io import atomic_write_bytes, load_torch_file
 from gaitdata.schema import COCO17, KeypointSchema
 
 FORMAT = "gaitdata-student"
@@ -36,22 +35,12 @@ def save_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load and check a student checkpoint; corrupt or foreign files raise a clear error."""
-    import torch
-
     path = Path(path)
     if path.is_dir():
         path = find_checkpoint(path)
     if not path.is_file():
-        raise FileNotFoundError(f"student checkpoint {path} not found; train one with: gaitdata train ROOT")
-    try:
-        with warnings.catch_warnings():  # quantised tensors still go through TypedStorage
-            warnings.simplefilter("ignore", UserWarning)
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, pickle with foreign classes, not a torch file at all
-        raise GaitdataError(
-            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-            f"the file may be corrupt or truncated: retrain or copy it again"
-        ) from exc
+        raise GaitdataNotFoundError(f"student checkpoint {path} not found; train one with: gaitdata train ROOT")
+    ckpt = load_torch_file(path, fix="retrain or copy it again")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         keys = list(ckpt)[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise GaitdataError(
@@ -73,7 +62,7 @@ def find_checkpoint(run_dir: Path) -> Path:
     for name in ("best.pt", "last.pt"):
         if (run_dir / name).is_file():
             return run_dir / name
-    raise FileNotFoundError(
+    raise GaitdataNotFoundError(
         f"no best.pt or last.pt in {run_dir}; train first with: gaitdata train ROOT --out {run_dir}"
     )
 

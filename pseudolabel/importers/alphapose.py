@@ -69,6 +69,7 @@ from gaitdata.dataset import DatasetRoot, conform, utc_now
 from gaitdata.errors import GaitdataError
 from gaitdata.imagenames import FrameMap
 from gaitdata.labels import LABEL_COLUMNS, check_label_set_name, write_labels
+from gaitdata.lock import writes_root
 from gaitdata.schema import COCO17
 
 RESULTS_NAME = "alphapose-results.json"
@@ -534,6 +535,7 @@ def _depth_features(
     return depth_m, bg
 
 
+@writes_root("import")
 def import_alphapose(
     path: str | os.PathLike,
     root: str | os.PathLike | DatasetRoot,

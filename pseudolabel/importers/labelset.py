@@ -23,12 +23,14 @@ from gaitdata.dataset import DatasetRoot, conform
 from gaitdata.errors import GaitdataError
 from gaitdata.labels import LABEL_COLUMNS, check_label_set_name, meta_from_schema, write_labels
 from gaitdata.lineage import label_set_lineage
+from gaitdata.lock import writes_root
 
 
 def _frame_list(keys: list[tuple[str, int]], n: int = 3) -> str:
     return ", ".join(f"{v}#{f}" for v, f in keys[:n]) + (" ..." if len(keys) > n else "")
 
 
+@writes_root("import")
 def import_label_set(
     src: str | os.PathLike,
     root: str | os.PathLike | DatasetRoot,
