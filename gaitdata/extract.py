@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import threading
@@ -86,8 +87,10 @@ class ExtractOptions:
     def __post_init__(self) -> None:
         if self.stride < 1:
             raise ValueError(f"stride must be >= 1, got {self.stride}")
-        if self.target_fps is not None and self.target_fps <= 0:
-            raise ValueError(f"target fps must be positive, got {self.target_fps}")
+        for name, value, low in (("target fps", self.target_fps, "positive"), ("image folder fps", self.images_fps, "positive"),
+                                 ("start time", self.start_s, "non-negative"), ("end time", self.end_s, "positive")):  # fmt: skip
+            if value is not None and not (math.isfinite(value) and (value > 0 or (value == 0 and low == "non-negative"))):
+                raise ValueError(f"{name} must be a finite, {low} number, got {value}")
         if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
             raise ValueError(f"time range is empty: start {self.start_s} s >= end {self.end_s} s")
         if self.max_frames is not None and self.max_frames < 1:

@@ -75,7 +75,10 @@ def atomic_open(
     path.parent.mkdir(parents=True, exist_ok=True)
     where = Path(tmp_dir) if tmp_dir is not None else path.parent
     where.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=where)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=where)
+    except OSError as exc:  # name the file the caller asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
     try:
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
@@ -191,8 +194,8 @@ def load_torch_file(path: str | os.PathLike, *, expected: str | None = None,
         if name is not None:
             found = f" (it references {name})" if name else ""
             raise UnsafeCheckpointError(
-                f"{path} contains Python objects that are not plain weights{found}; refusing to load it: "
-                f"only load checkpoints you trust, and use a plain weights file (a state_dict of tensors){want}"
+                f"{path}{want} contains Python objects that are not plain weights{found}; refusing to load it: "
+                f"only load checkpoints you trust, and use a plain weights file (a state_dict of tensors)"
             ) from None
         raise _unreadable(path, exc, want, fix) from exc
     except (OSError, RuntimeError, EOFError, KeyError, IndexError, ValueError, TypeError, AttributeError,

@@ -215,11 +215,6 @@ def read_holder(root: str | os.PathLike) -> Holder | None:
         return None
 
 
-def _describe_holder(root: Path) -> str:
-    h = read_holder(root)
-    return h.describe() if h is not None else "another gaitdata process"
-
-
 def _write_holder(path: Path, verb: str) -> bool:
     from gaitdata.io import atomic_write_json
 
@@ -267,7 +262,7 @@ def _acquire_os_lock(root: Path, verb: str, create: bool, policy: LockPolicy) ->
         os.close(fd)
         raise _not_writable(root, verb, PermissionError(errno.EACCES, "permission denied"))
     t0 = time.monotonic()
-    told = ""
+    told: tuple | None = None
     try:
         while True:
             try:
@@ -278,7 +273,8 @@ def _acquire_os_lock(root: Path, verb: str, create: bool, policy: LockPolicy) ->
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     raise _flock_error(root, exc) from exc
-            who = _describe_holder(root)
+            holder = read_holder(root)
+            who = holder.describe() if holder is not None else "another gaitdata process"
             if not policy.wait:
                 raise RootLockedError(
                     f"dataset root {root} is locked by {who}; wait for it to finish, or run without --no-wait to queue behind it"
@@ -287,11 +283,12 @@ def _acquire_os_lock(root: Path, verb: str, create: bool, policy: LockPolicy) ->
                 raise RootLockedError(
                     f"dataset root {root} is still locked by {who} after {_duration(policy.timeout_s)}; try again later"
                 )
-            if who != told:
+            ident = (holder.pid, holder.host, holder.since) if holder is not None else ()
+            if ident != told and (holder is not None or time.monotonic() - t0 > 1.0):  # once per holder
                 msg = (f"waiting for dataset root {root}: locked by {who}; this run starts when that one ends "
                        f"(Ctrl-C to stop; --no-wait refuses at once)")  # fmt: skip
                 (policy.on_wait or _print_stderr)(msg)
-                told = who
+                told = ident
             time.sleep(policy.poll_s)
     except BaseException:
         os.close(fd)
@@ -328,12 +325,17 @@ def root_lock(root: str | os.PathLike, verb: str, *, create: bool = False,
     policy = policy or current_policy()
     held = _REGISTRY.get(key)
     if not held.thread_lock.acquire(blocking=False):
+        holder = read_holder(key)
+        who = f"another thread of this process{': ' + holder.describe() if holder is not None else ''}"
         if not policy.wait:
             raise RootLockedError(
-                f"dataset root {key} is locked by another thread of this process; wait for it to finish, "
-                f"or run without --no-wait to queue behind it"
+                f"dataset root {key} is locked by {who}; wait for it to finish, or run without --no-wait to queue behind it"
             )
-        held.thread_lock.acquire()
+        (policy.on_wait or _print_stderr)(f"waiting for dataset root {key}: locked by {who}")
+        if not held.thread_lock.acquire(timeout=-1 if policy.timeout_s is None else policy.timeout_s):
+            raise RootLockedError(
+                f"dataset root {key} is still locked by {who} after {_duration(policy.timeout_s or 0)}; try again later"
+            )
     try:
         if held.depth == 0:
             held.fd, held.holder_path = _acquire_os_lock(key, verb, create, policy)

@@ -99,6 +99,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # a bad option or argument: one line, and where the help is
+        where = exc.ctx.command_path if exc.ctx is not None else "gaitdata"
+        click.echo(f"error: {' '.join(exc.format_message().split())} (see: {where} --help)", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

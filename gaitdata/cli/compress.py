@@ -75,7 +75,8 @@ def command(model: str, methods: tuple[str, ...], ratio: float, finetune_epochs:
             out=out,
             progress=not quiet,
         )
-        info = json.loads((Path(path).parent / "compress.json").read_text()).get(Path(path).name, {})
+        run_dir = Path(model) if Path(model).is_dir() else Path(model).parent  # compress.json sits beside the source
+        info = json.loads((run_dir / "compress.json").read_text()).get(Path(path).name, {})
         extra = ""
         if method == "slim":
             extra = (

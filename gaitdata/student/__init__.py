@@ -96,7 +96,8 @@ def compress(model_path: Any, method: str, **kw: Any) -> Path:
     return _compress(model_path, method, **kw)
 
 
-@writes_root("evaluate", lambda a: {find_root(a["out"] or a["model_path"]), find_root(a["model_path"])}, out="out")
+@writes_root("evaluate", lambda a: {find_root(a["out"] or a["model_path"]),
+                                    find_root(a["model_path"]) if a["kw"].get("make_variants", True) else None}, out="out")
 def evaluate(
     root: Any,
     model_path: Any,
