@@ -243,14 +243,15 @@ def _acquire_os_lock(root: Path, verb: str, create: bool, policy: LockPolicy) ->
             root.mkdir(parents=True, exist_ok=True)
         lock_dir.mkdir(exist_ok=True)
         fd = _open_lock_file(lock_dir / ROOT_LOCK, create=True)
-    except FileExistsError as exc:
+    except (FileExistsError, NotADirectoryError) as exc:
+        if create and not root.is_dir():
+            raise GaitdataError(
+                f"cannot create dataset root {root}: a part of that path is a file, not a folder. "
+                f"Choose another --out directory."
+            ) from exc
         raise GaitdataError(
-            f"cannot create dataset root {root}: {exc.filename} is a file, not a folder. Choose another --out directory."
-        ) from exc
-    except NotADirectoryError as exc:
-        raise GaitdataError(
-            f"cannot create dataset root {root}: a part of that path is a file, not a folder ({exc.strerror}). "
-            f"Choose a writable --out directory."
+            f"{lock_dir} is not a folder: gaitdata keeps its bookkeeping there; move that file out of the "
+            f"dataset root {root} and rerun"
         ) from exc
     except OSError as exc:
         if create and not root.is_dir():

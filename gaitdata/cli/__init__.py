@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         try:
             rc = cli.main(args=argv, prog_name="gaitdata", standalone_mode=False)
-        except (GaitdataError, OSError) as exc:
-            if os.environ.get("GAITDATA_DEBUG"):
+        except Exception as exc:
+            if os.environ.get("GAITDATA_DEBUG") or not _is_user_error(exc):
                 raise
             if isinstance(exc, BrokenPipeError):  # output piped into `head` and the like
                 sys.stderr = open(os.devnull, "w")  # noqa: SIM115  (nothing more can be written)
@@ -128,9 +128,22 @@ _OS_FIXES = {
 }
 
 
+def _damaged_table(exc: BaseException) -> bool:
+    """pyarrow's error for a file that is no parquet table (truncated, overwritten, not one at all)."""
+    return type(exc).__module__.startswith("pyarrow") and "Parquet" in str(exc)
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    return isinstance(exc, GaitdataError | OSError) or _damaged_table(exc)
+
+
 def user_error_line(exc: BaseException) -> str:
     """One line for a user error: the message of a GaitdataError, or path + reason + fix of an OSError."""
-    if isinstance(exc, GaitdataError) or not isinstance(exc, OSError):
+    if _damaged_table(exc):
+        first = str(exc).strip().split(". ")[0]
+        text = (f"{first}: the table is damaged; restore it from a backup, or rerun the command that wrote it "
+                f"(gaitdata validate ROOT checks a root)")  # fmt: skip
+    elif isinstance(exc, GaitdataError) or not isinstance(exc, OSError):
         text = str(exc)
     elif exc.errno is None:  # raised with a message of its own
         text = str(exc) or type(exc).__name__

@@ -255,3 +255,24 @@ def test_gaitdata_debug_shows_the_traceback(monkeypatch, tmp_path):
     monkeypatch.setenv("GAITDATA_DEBUG", "1")
     with pytest.raises(GaitdataError, match="not a gaitdata dataset root"):
         main(["label", str(tmp_path), "--teacher", "test_fixed"])
+
+
+def test_a_damaged_table_is_named_not_traced(root, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    shutil.copytree(root, bad)
+    (bad / "videos.parquet").write_bytes(b"not a table")
+    rc, err = run_main(capsys, "label", bad, "--teacher", "test_fixed", "--label-set", "x", "-q")
+    assert rc == 2
+    line = one_line(err)
+    assert str(bad / "videos.parquet") in line and "damaged" in line
+
+
+def test_a_file_where_the_bookkeeping_folder_belongs(root, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    shutil.copytree(root, bad)
+    shutil.rmtree(bad / ".gaitdata")
+    (bad / ".gaitdata").write_text("x")
+    rc, err = run_main(capsys, "split", bad, "--no-near-duplicates")
+    assert rc == 2
+    line = one_line(err)
+    assert str(bad / ".gaitdata") in line and "not a folder" in line
