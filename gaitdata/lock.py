@@ -19,8 +19,9 @@ Two OS advisory locks (``fcntl.flock``) live in ``<root>/.gaitdata/``:
     its metadata); readers that do not write (``validate``, ``browse``, ``audit``) take it shared
     while they read such a group, so they see either the old or the new state, never a mix. Each
     file is replaced atomically anyway (:mod:`gaitdata.io`), so a reader never sees a half-written
-    file. A reader of a root it cannot write (a read-only mount, another user's root) locks the
-    existing lock file read-only, or reads without a lock when none exists (nobody can be writing).
+    file. Readers open the lock file read-only and never create it, so they work on a root they
+    cannot write (a read-only mount, another user's root); where no writer ever made it, they read
+    unlocked. A process that holds the root lock reads without the table lock (nobody else writes).
 
 Network filesystems: on Linux, ``flock`` on NFS (v3 with lockd, v4) is carried out as a whole-file
 POSIX lock on the server, so clients on different machines exclude each other; the lock file must be
@@ -220,7 +221,7 @@ def _write_holder(path: Path, verb: str) -> bool:
 
     info = {
         "pid": os.getpid(), "host": socket.gethostname(), "verb": verb, "since": time.time(),
-        "command": " ".join(["gaitdata", *sys.argv[1:]]) if sys.argv else "",
+        "command": " ".join([_program(), *sys.argv[1:]]),
     }  # fmt: skip
     try:
         atomic_write_json(path, info)
@@ -294,6 +295,8 @@ def _acquire_os_lock(root: Path, verb: str, create: bool, policy: LockPolicy) ->
     except BaseException:
         os.close(fd)
         raise
+    with contextlib.suppress(OSError):  # so that readers find a table lock to wait on from now on
+        os.close(_open_lock_file(lock_dir / TABLES_LOCK, create=True))
     holder = lock_dir / HOLDER_FILE
     return fd, holder if _write_holder(holder, verb) else None
 
@@ -472,21 +475,24 @@ def tables_lock(root: str | os.PathLike, *, exclusive: bool) -> Iterator[None]:
 
 
 def _open_tables_lock(root: Path, exclusive: bool) -> int | None:
+    """A writer opens (creating) the table lock file; a reader opens it read-only if it exists (a shared
+    lock needs no more, and a reader never writes into the root), else reads unlocked."""
     path = root / LOCK_DIR / TABLES_LOCK
-    try:
-        if exclusive:
-            path.parent.mkdir(parents=True, exist_ok=True)
+    if exclusive:
+        path.parent.mkdir(parents=True, exist_ok=True)
         return _open_lock_file(path, create=True)
-    except OSError:
-        if exclusive:
-            raise
-    try:  # a reader that cannot create the lock file: lock it read-only if it exists
+    try:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
 
 
 # ---- helpers -------------------------------------------------------------------------------------------
+def _program() -> str:
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    return "gaitdata" if name in ("gaitdata", "__main__.py") else name
+
+
 def _print_stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
