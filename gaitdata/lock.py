@@ -189,9 +189,10 @@ def _distributed_follower() -> bool:
 # ---- the root lock -------------------------------------------------------------------------------------
 def _not_writable(root: Path, verb: str, exc: OSError) -> GaitdataError:
     reason = "it is on a read-only filesystem" if exc.errno == errno.EROFS else f"{exc.strerror or exc}"
+    elsewhere = " (or pass --out FOLDER outside the root)" if verb == "export" else ""
     return GaitdataError(
         f"dataset root {root} is not writable ({reason}); `gaitdata {verb}` writes into it: ask its owner "
-        f"for write access, or copy the root somewhere writable (cp -a {root} NEW_ROOT) and use that"
+        f"for write access, or copy the root somewhere writable (cp -a {root} NEW_ROOT) and use that{elsewhere}"
     )
 
 
@@ -314,17 +315,23 @@ def _release_os_lock(held: _Held) -> None:
 
 
 @contextlib.contextmanager
-def root_lock(root: str | os.PathLike, verb: str, *, create: bool = False,
+def root_lock(root: str | os.PathLike, verb: str, *, create: bool = False, read_only_ok: bool = False,
               policy: LockPolicy | None = None) -> Iterator[Path]:  # fmt: skip
     """Hold the exclusive root lock of ``root`` for the block (re-entrant within a thread).
 
     ``create``: make the root folder first (``extract``); otherwise a root that does not exist is
-    not locked (the stage itself reports it). ``policy`` defaults to the one set by
-    :func:`lock_policy` (wait, printing who holds the lock).
+    not locked (the stage itself reports it). ``read_only_ok``: the block only reads the root (it
+    writes elsewhere), so a root this process cannot write is read under the shared table lock
+    instead of refused. ``policy`` defaults to the one set by :func:`lock_policy` (wait, printing
+    who holds the lock).
     """
     key = _key(root)
     if _distributed_follower() or (not create and not key.is_dir()):
         yield key
+        return
+    if read_only_ok and not _REGISTRY.holds(key) and not _writable(key):
+        with tables_lock(key, exclusive=False):
+            yield key
         return
     policy = policy or current_policy()
     held = _REGISTRY.get(key)
@@ -354,25 +361,32 @@ def root_lock(root: str | os.PathLike, verb: str, *, create: bool = False,
         held.thread_lock.release()
 
 
+def _writable(root: Path) -> bool:
+    lock_dir = root / LOCK_DIR
+    return os.access(root, os.W_OK) and (not lock_dir.is_dir() or os.access(lock_dir, os.W_OK))
+
+
 @contextlib.contextmanager
-def root_locks(roots: Iterable[str | os.PathLike], verb: str, *, create: bool = False) -> Iterator[list[Path]]:
+def root_locks(roots: Iterable[str | os.PathLike], verb: str, *, create: bool = False,
+               read_only_ok: bool = False) -> Iterator[list[Path]]:  # fmt: skip
     """:func:`root_lock` on several roots at once, always taken in the same (sorted) order."""
     keys = sorted({_key(r) for r in roots})
     with contextlib.ExitStack() as stack:
         for k in keys:
-            stack.enter_context(root_lock(k, verb, create=create))
+            stack.enter_context(root_lock(k, verb, create=create, read_only_ok=read_only_ok))
         yield keys
 
 
 def writes_root(verb: str, root: str | Callable[[dict[str, Any]], Iterable[Any]] = "root", *,
                 create: bool = False, out: str | Callable[[dict[str, Any]], Any] | None = None,
-                ) -> Callable[[F], F]:  # fmt: skip
+                out_elsewhere_reads_only: bool = False) -> Callable[[F], F]:  # fmt: skip
     """Decorate a library entry point that writes into a dataset root: it runs under the root lock.
 
     ``root`` names the argument holding the root, or maps the bound arguments to the roots to lock
     (an empty list: nothing to lock, e.g. a dry run). ``out`` names the output-path argument (or
     maps the arguments to it) that must not lie inside a folder another stage rewrites
-    (:func:`check_output_dir`).
+    (:func:`check_output_dir`). ``out_elsewhere_reads_only``: with ``out`` outside the root the
+    call only reads the root, so a root the user cannot write is read (see :func:`root_lock`).
     """
 
     def deco(fn: F) -> F:
@@ -391,12 +405,17 @@ def writes_root(verb: str, root: str | Callable[[dict[str, Any]], Iterable[Any]]
             if dest is not None:
                 for r in roots:
                     check_output_dir(r, dest, verb)
-            with root_locks(roots, verb, create=create):
+            elsewhere = dest is not None and not any(_inside(dest, r) for r in roots)
+            with root_locks(roots, verb, create=create, read_only_ok=out_elsewhere_reads_only and elsewhere):
                 return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
 
     return deco
+
+
+def _inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
+    return Path(path).expanduser().resolve().is_relative_to(_key(root))
 
 
 def find_root(path: str | os.PathLike | None) -> Path | None:

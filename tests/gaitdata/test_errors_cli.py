@@ -276,3 +276,26 @@ def test_a_file_where_the_bookkeeping_folder_belongs(root, tmp_path, capsys):
     assert rc == 2
     line = one_line(err)
     assert str(bad / ".gaitdata") in line and "not a folder" in line
+
+
+def test_export_from_a_read_only_root_into_a_folder_of_ones_own(root, tmp_path):
+    from splits import make_split
+
+    ro = tmp_path / "ro"
+    shutil.copytree(root, ro)
+    make_split(ro, by="video", fractions=(0.5, 0.5), near_duplicates=False, name="half")
+    for p in sorted(ro.rglob("*"), reverse=True):
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    ro.chmod(0o555)
+    mine = tmp_path / "mine"
+    try:
+        cmd = [*_drop_privileges(), sys.executable, str(DRIVER), "export", "coco", str(ro), "--labels", "test_fixed",
+               "--split", "half"]  # fmt: skip
+        inside = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
+        elsewhere = subprocess.run([*cmd, "--out", str(mine)], env=_env(), capture_output=True, text=True, timeout=120)
+    finally:
+        for p in [ro, *ro.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+    assert inside.returncode == 2 and "--out FOLDER outside the root" in one_line(inside.stderr)
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert (mine / "train.json").is_file() and (mine / "test.json").is_file()
