@@ -14,10 +14,10 @@ Two OS advisory locks (``fcntl.flock``) live in ``<root>/.gaitdata/``:
     another process would.
 
 ``tables.lock``
-    A short **table lock**. The root-lock holder takes it exclusively while it rewrites a group of
-    tables that must agree with each other (``videos.parquet`` + ``frames.parquet``, a label set +
-    its metadata); readers that do not write (``validate``, ``browse``, ``audit``) take it shared
-    while they read such a group, so they see either the old or the new state, never a mix. Each
+    A short **table lock**. The root-lock holder takes it exclusively while it rewrites tables
+    that must agree with each other (``videos.parquet`` + ``frames.parquet``); readers that do not
+    write (``validate``, ``browse``, ``audit``) take it shared while they read them, so they see
+    either the old or the new state, never a mix. Each
     file is replaced atomically anyway (:mod:`gaitdata.io`), so a reader never sees a half-written
     file. Readers open the lock file read-only and never create it, so they work on a root they
     cannot write (a read-only mount, another user's root); where no writer ever made it, they read

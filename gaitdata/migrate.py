@@ -30,6 +30,7 @@ from gaitdata.dataset import SCHEMA_VERSION, DatasetRoot, conform, utc_now
 from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_write_json
 from gaitdata.labels import LABEL_COLUMNS, labels_table, meta_from_schema, work_dir, write_label_file
+from gaitdata.lock import writes_root
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ def _labels_v1_to_v2(root: DatasetRoot) -> list[str]:
 STEPS: dict[int, Callable[[DatasetRoot], list[str]]] = {1: _labels_v1_to_v2}
 
 
+@writes_root("migrate")
 def migrate(root: DatasetRoot | str | os.PathLike) -> MigrationReport:
     """Upgrade ``root`` in place to :data:`gaitdata.dataset.SCHEMA_VERSION` (nothing to do when current)."""
     r = root if isinstance(root, DatasetRoot) else DatasetRoot(root)

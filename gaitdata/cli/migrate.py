@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import click
 
+from gaitdata.cli.common import no_wait_option
+
 
 @click.command()
+@no_wait_option
 @click.argument("root", type=click.Path(file_okay=False, exists=True, path_type=str))
 def command(root: str) -> None:
     """Upgrade a dataset root written by an older gaitdata to the current layout, in place.
 
-    Safe to interrupt and rerun; a root that is already current is left as it is. Run it while
-    no other gaitdata command writes into ROOT.
+    Safe to interrupt and rerun; a root that is already current is left as it is. Like every
+    command that writes into ROOT, it first waits for any other one writing there.
 
     \b
     Example:

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import _cli_driver  # noqa: F401  (registers the test_fixed teacher)
 import pandas as pd
 import pytest
 
@@ -323,3 +324,45 @@ def test_table_lock_is_a_no_op_for_the_root_lock_holder(tmp_path):
     DatasetRoot(root).init()
     with root_lock(root, "extract"), tables_lock(root, exclusive=True), tables_lock(root, exclusive=False):
         assert validate(root).ok  # a reader inside the writer does not wait for itself
+
+
+def test_every_writing_verb_has_no_wait(tmp_path, capsys):
+    """While the root is locked, each writing verb with --no-wait refuses in one line before doing anything."""
+    from gaitdata.cli import main
+
+    root = tmp_path / "root"
+    DatasetRoot(root).init()
+    run = root / "models" / "run"
+    run.mkdir(parents=True)
+    f = tmp_path / "file.json"
+    f.write_text("{}")
+    demo_out = tmp_path / "demo"
+    verbs = [
+        ["extract", tmp_path, "--out", root], ["label", root, "--teacher", "test_fixed"],
+        ["compare-labels", root, "a", "b"], ["split", root], ["export", "coco", root, "--labels", "a"],
+        ["export", "gait-poses", root, "--labels", "a"], ["import", "coco", f, "--root", root, "--label-set", "a"],
+        ["import", "alphapose", f, "--root", root], ["import", "labels", f, "--root", root],
+        ["browse", root, "--pull", "--label-set", "a"], ["train", root], ["compress", run, "--method", "int8"],
+        ["evaluate", root, "--model", run], ["migrate", root], ["demo", "--out", demo_out],
+    ]  # fmt: skip
+    locked, done = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with root_lock(root, "extract"), root_lock(demo_out / "dataset", "extract", create=True):
+            locked.set()
+            done.wait(60)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    try:
+        assert locked.wait(10)
+        for args in verbs:
+            with pytest.raises(SystemExit) as exc:
+                main([*map(str, args), "--no-wait"])
+            err = capsys.readouterr().err.strip()
+            assert exc.value.code == 2 and len(err.splitlines()) == 1, (args, err)
+            assert "is locked by another thread of this process" in err and "`gaitdata extract`" in err, (args, err)
+    finally:
+        done.set()
+        t.join(10)
+    assert not (root / "labels").exists() and not (root / "splits").exists()
