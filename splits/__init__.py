@@ -15,7 +15,8 @@ from splits.audit import (
     audit_split,
     print_report,
 )
-from splits.core import Split, build_split, list_splits, load_split, make_split, save_split, split_path
+from splits.core import build_split, make_split
+from splits.record import Split, list_splits, load_split, save_split, split_path
 
 __all__ = [
     "PHASH_THRESHOLD",

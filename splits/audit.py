@@ -37,7 +37,7 @@ import pandas as pd
 from gaitdata.dataset import DatasetRoot
 from gaitdata.errors import GaitdataError, require
 from gaitdata.lock import tables_lock
-from splits.core import Split, inputs_fingerprint, load_split, video_table
+from splits.record import Split, inputs_fingerprint, load_split, video_table
 
 PHASH_THRESHOLD = 4
 REGIONS = ("auto", "frame", "person")

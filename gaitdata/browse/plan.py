@@ -53,7 +53,7 @@ def field_name(label_set: str) -> str:
 
 def video_split_map(root: DatasetRoot, split: str | None) -> tuple[str | None, dict[str, str]]:
     """(split name, video_id -> part) for ``split``; ``None`` picks ``default`` or the only split."""
-    from splits.core import load_split
+    from splits.record import load_split
 
     have = sorted(p.stem for p in root.splits_dir.glob("*.json")) if root.splits_dir.is_dir() else []
     if split is None:

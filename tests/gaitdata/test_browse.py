@@ -65,7 +65,7 @@ def make_root(path: Path, videos: dict[str, int], label_sets: dict[str, float] |
     for name, shift in (label_sets or {}).items():
         write_label_set(r, name, shift)
     if split:
-        from splits.core import SPLIT_FORMAT, SPLIT_FORMAT_VERSION
+        from splits.record import SPLIT_FORMAT, SPLIT_FORMAT_VERSION
 
         d = {"format": SPLIT_FORMAT, "format_version": SPLIT_FORMAT_VERSION, "name": "default", "kind": "holdout",
              "unit": "video", "weight": "frames", "split_names": list(split),
