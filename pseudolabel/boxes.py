@@ -21,7 +21,7 @@ boxes of each frame (:meth:`BoxProposer.propose`), which returns an ``(N, 5)`` f
               names the frame: a path relative to the dataset root, a path ending in
               ``<video_id>/rgb/<name>`` or ``<video_id>/<name>``, or a bare name / integer within
               the file's recording (``--video``, the folder's name, or the root's only recording).
-              See :mod:`pseudolabel.importers.alphapose`.
+              See :mod:`pseudolabel.alphapose_results`.
 ``labels:SET`` the boxes of an existing label set's person rows (person score as the score).
 """
 
@@ -291,9 +291,9 @@ def parse_detection_json(
 ) -> dict[tuple[str, int], np.ndarray]:
     """AlphaPose results or detection file(s) -> {(video_id, frame_index): (N, 5) boxes}, best first.
 
-    See :mod:`pseudolabel.importers.alphapose` for the files accepted and how image ids name frames.
+    See :mod:`pseudolabel.alphapose_results` for the files accepted and how image ids name frames.
     """
-    from pseudolabel.importers.alphapose import boxes_by_frame
+    from pseudolabel.alphapose_results import boxes_by_frame
 
     return boxes_by_frame(path, root, video)[0]
 
@@ -316,7 +316,7 @@ class JsonProposer:
     def prepare(self, root: DatasetRoot) -> None:
         """Read and check the file(s) against ``root`` (one error line for a bad file)."""
         if self._boxes is None:
-            from pseudolabel.importers.alphapose import boxes_by_frame
+            from pseudolabel.alphapose_results import boxes_by_frame
 
             self._boxes, self._files = boxes_by_frame(self.path, root, self.video)
 
@@ -328,7 +328,7 @@ class JsonProposer:
         return (self._boxes or {}).get((self._video, int(frame_index)), _empty())
 
     def describe(self) -> dict:
-        from pseudolabel.importers.alphapose import results_hash
+        from pseudolabel.alphapose_results import results_hash
 
         d: dict[str, Any] = {"proposer": self.name, "path": str(self.path.resolve()), "sha256": results_hash(self.path)}
         if self.video is not None:
