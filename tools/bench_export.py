@@ -32,7 +32,7 @@ if str(REPO) not in sys.path:
 
 
 def build_root(path: Path, frames: int) -> Any:
-    from splits.toy import ToyRootSpec, build_toy_root
+    from gaitdata.testing.roots import ToyRootSpec, build_toy_root
 
     videos = max(2, frames // 100)
     subjects = max(2, videos // 4)

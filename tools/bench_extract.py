@@ -36,10 +36,10 @@ def source_frames(n_unique: int, seed: int = 0):
                                    depth_noise_mm=2.0))  # fmt: skip
         how = "gaitdata.synth.render_walk"
     except ImportError:
-        from gaitdata.containers.testing import plane_recording
+        from gaitdata.testing.recordings import plane_recording
 
         rec = plane_recording(n=n_unique, size=(640, 480), depth_size=(640, 480), noise_units=2, seed=seed)
-        how = "gaitdata.containers.testing.plane_recording"
+        how = "gaitdata.testing.recordings.plane_recording"
     return rec, how
 
 

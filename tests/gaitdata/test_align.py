@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gaitdata.align import Aligner
-from gaitdata.containers.testing import expected_registered_depth, plane_recording
+from gaitdata.testing.recordings import expected_registered_depth, plane_recording
 
 
 def _tolerance(expected: np.ndarray, rec) -> float:

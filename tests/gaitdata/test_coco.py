@@ -15,7 +15,7 @@ from gaitdata.dataset import DatasetRoot
 from gaitdata.errors import GaitdataError
 from gaitdata.labels import read_label_meta, read_labels, write_labels
 from gaitdata.schema import COCO17
-from splits.toy import toy_root
+from gaitdata.testing.roots import toy_root
 
 
 @pytest.fixture(scope="module")

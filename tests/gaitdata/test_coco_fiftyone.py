@@ -19,7 +19,7 @@ from gaitdata.cli import main
 from gaitdata.coco import import_coco
 from gaitdata.errors import GaitdataError
 from gaitdata.labels import read_label_meta, read_labels
-from splits.toy import toy_root
+from gaitdata.testing.roots import toy_root
 
 # FiftyOne keypoints are relative to the image: (x / width, y / height)
 EXPORT = textwrap.dedent(

@@ -7,7 +7,7 @@ import pytest
 
 from gaitdata.containers import open_recording, write
 from gaitdata.containers.realsense import BagRecording, Db3Recording
-from gaitdata.containers.testing import plane_recording
+from gaitdata.testing.recordings import plane_recording
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gaitdata.containers import write
-from gaitdata.containers.testing import plane_recording
 from gaitdata.discover import compile_id_pattern, discover, parse_id_pattern, safe_id
 from gaitdata.errors import GaitdataError
+from gaitdata.testing.recordings import plane_recording
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ import pytest
 
 from gaitdata.cli import main, user_error_line
 from gaitdata.containers import write
-from gaitdata.containers.testing import plane_recording
 from gaitdata.errors import CheckpointError, GaitdataError, GaitdataNotFoundError, UnsafeCheckpointError
 from gaitdata.extract import ExtractOptions, extract
 from gaitdata.io import load_torch_file
+from gaitdata.testing.recordings import plane_recording
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("_cli_driver.py")

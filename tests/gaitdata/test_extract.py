@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from gaitdata.containers import write
-from gaitdata.containers.testing import expected_registered_depth, plane_recording
 from gaitdata.dataset import DatasetRoot, validate
 from gaitdata.extract import ExtractOptions, extract, pair_by_timestamp, select_frames
+from gaitdata.testing.recordings import expected_registered_depth, plane_recording
 
 Q = ExtractOptions(workers=1)
 

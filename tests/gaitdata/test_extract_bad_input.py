@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 from gaitdata.cli import cli
 from gaitdata.containers import write
-from gaitdata.containers.testing import plane_recording
 from gaitdata.containers.video import write_colour_video, write_depth_video
 from gaitdata.dataset import DatasetRoot, validate
 from gaitdata.extract import ExtractOptions, extract
+from gaitdata.testing.recordings import plane_recording
 
 REC = plane_recording(n=6)
 

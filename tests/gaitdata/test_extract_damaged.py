@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from gaitdata.cli import cli
 from gaitdata.containers import write
-from gaitdata.containers.testing import plane_recording
 from gaitdata.dataset import DatasetRoot, validate
 from gaitdata.extract import ExtractOptions, extract
+from gaitdata.testing.recordings import plane_recording
 
 N = 60
 REC = plane_recording(n=N, size=(160, 120), depth_size=(128, 96))

@@ -7,10 +7,10 @@ from click.testing import CliRunner
 
 from gaitdata.cli import cli
 from gaitdata.containers import write
-from gaitdata.containers.testing import plane_recording
 from gaitdata.dataset import DatasetRoot, validate
 from gaitdata.discover import discover
 from gaitdata.extract import ExtractOptions, extract
+from gaitdata.testing.recordings import plane_recording
 
 Q = ExtractOptions(workers=1)
 

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from gaitdata.containers import write
-from gaitdata.containers.testing import plane_recording
 from gaitdata.dataset import DatasetRoot, validate
 from gaitdata.extract import ExtractOptions, extract
+from gaitdata.testing.recordings import plane_recording
 
 
 def _tables(root):

@@ -17,8 +17,8 @@ import pytest
 
 from gaitdata.cli import main
 from gaitdata.containers import write
-from gaitdata.containers.testing import plane_recording
 from gaitdata.io import atomic_open, atomic_write_json, current_umask
+from gaitdata.testing.recordings import plane_recording
 
 
 @contextlib.contextmanager

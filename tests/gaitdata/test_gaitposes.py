@@ -13,7 +13,7 @@ from gaitdata.errors import GaitdataError
 from gaitdata.gaitposes import export_gait_poses, load_gait_poses
 from gaitdata.labels import read_labels
 from gaitdata.schema import COCO17
-from splits.toy import toy_root
+from gaitdata.testing.roots import toy_root
 
 
 @pytest.fixture(scope="module")

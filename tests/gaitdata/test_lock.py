@@ -17,7 +17,6 @@ import pandas as pd
 import pytest
 
 from gaitdata.containers import write
-from gaitdata.containers.testing import plane_recording
 from gaitdata.dataset import DatasetRoot, validate
 from gaitdata.errors import GaitdataError
 from gaitdata.lock import (
@@ -30,6 +29,7 @@ from gaitdata.lock import (
     tables_lock,
     writes_root,
 )
+from gaitdata.testing.recordings import plane_recording
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("_cli_driver.py")

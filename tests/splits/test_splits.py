@@ -10,9 +10,9 @@ import splits
 from gaitdata.dataset import DatasetRoot
 from gaitdata.errors import GaitdataError
 from gaitdata.labels import read_labels, write_labels
+from gaitdata.testing.roots import toy_root
 from splits.audit import cross_pairs, phash_file
 from splits.core import assign_groups
-from splits.toy import toy_root
 
 
 @pytest.fixture(scope="module")
