@@ -16,7 +16,8 @@ published *unchanged*. Loading follows timm's ``checkpoint_filter_fn`` habit:
    ``model.load_state_dict(strict=True)`` then copies the tensors.
 
 ``load_checkpoint`` returns the file's sha256, which label sets record as the teacher's weights
-hash.
+hash. :func:`resolve_weights` finds a teacher's file: a path the user names, else the folder named
+by ``GAITDATA_WEIGHTS_DIR``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gaitdata.errors import CheckpointError, require
+from gaitdata.errors import CheckpointError, GaitdataError, require
 from gaitdata.io import load_torch_file
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,13 +38,38 @@ if TYPE_CHECKING:  # pragma: no cover
 StateDict = dict[str, "torch.Tensor"]
 FilterFn = Callable[[StateDict, "torch.nn.Module"], StateDict]
 
+WEIGHTS_ENV = "GAITDATA_WEIGHTS_DIR"  # the folder of official checkpoints, when --weights is not given
 _WRAPPER_KEYS = ("state_dict", "model")  # tried in this order
 _MAX_LISTED = 12  # keys listed per category in a mismatch message
 
 __all__ = [
-    "CheckpointError", "check_state_dict", "clean_state_dict", "load_checkpoint", "make_filter_fn", "read_checkpoint",
-    "sha256_file",
+    "WEIGHTS_ENV", "CheckpointError", "check_state_dict", "clean_state_dict", "load_checkpoint", "make_filter_fn",
+    "read_checkpoint", "resolve_weights", "sha256_file",
 ]  # fmt: skip
+
+
+def resolve_weights(weights: str | os.PathLike | None, file_name: str, teacher: str, what: str, source: str) -> Path:
+    """The checkpoint a teacher loads: ``weights`` (a file, or a folder holding ``file_name``), else
+    ``$GAITDATA_WEIGHTS_DIR/file_name``. When neither exists, one line says what ``teacher`` needs
+    (``what``, e.g. "AlphaPose's official checkpoint"), where to download it (``source``) and where to put it."""
+    if weights is not None:
+        p = Path(weights).expanduser()
+        if p.is_dir():
+            p = p / file_name
+        if not p.is_file():
+            raise GaitdataError(
+                f"{teacher} weights not found: {p}; pass the path of {what} {file_name} with "
+                f"--weights PATH (or put it in the folder named by {WEIGHTS_ENV})"
+            )
+        return p
+    folder = os.environ.get(WEIGHTS_ENV)
+    if folder and (Path(folder).expanduser() / file_name).is_file():
+        return Path(folder).expanduser() / file_name
+    where = f"{WEIGHTS_ENV}={folder} has no {file_name}" if folder else f"{WEIGHTS_ENV} is not set"
+    raise GaitdataError(
+        f"the {teacher} teacher needs {what} {file_name} ({where}): download it from {source}, then pass "
+        f"--weights /path/to/{file_name} or put it in a folder and set {WEIGHTS_ENV} to that folder"
+    )
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

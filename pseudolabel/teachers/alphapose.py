@@ -41,17 +41,17 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gaitdata.errors import GaitdataError, require
+from gaitdata.errors import require
 from gaitdata.records import Pose
+from pseudolabel.checkpoints import resolve_weights
 from pseudolabel.registry import TeacherConfig, pick_device, register_teacher
 
 WEIGHTS_FILE = "fast_res50_256x192.pth"
-WEIGHTS_ENV = "GAITDATA_WEIGHTS_DIR"
+WEIGHTS_SOURCE = "AlphaPose's model zoo (docs/MODEL_ZOO.md, Fast Pose, ResNet-50, 256x192)"
 EXPECTED_CHECKPOINT = (
     f"AlphaPose's official FastPose ResNet-50 checkpoint {WEIGHTS_FILE} "
     "(config 256x192_res50_lr1e-3_1x: a raw state_dict of 348 entries, 40,577,745 parameters)"
@@ -83,31 +83,6 @@ ALPHAPOSE_CONFIG = TeacherConfig(
         "no_boxes": "boxes=None -> whole image as one box; an empty (0, 4) array -> no poses",
     },
 )
-
-
-def resolve_weights(weights: str | os.PathLike | None) -> Path:
-    """``weights`` if given, else ``$GAITDATA_WEIGHTS_DIR/fast_res50_256x192.pth``; clear errors otherwise."""
-    if weights is not None:
-        p = Path(weights).expanduser()
-        if p.is_dir():
-            p = p / WEIGHTS_FILE
-        if not p.is_file():
-            raise GaitdataError(
-                f"AlphaPose weights not found: {p}; pass the path of the official {WEIGHTS_FILE} with "
-                f"--weights PATH (or put it in the folder named by {WEIGHTS_ENV})"
-            )
-        return p
-    folder = os.environ.get(WEIGHTS_ENV)
-    if folder and (Path(folder).expanduser() / WEIGHTS_FILE).is_file():
-        return Path(folder).expanduser() / WEIGHTS_FILE
-    where = f"{WEIGHTS_ENV}={folder} has no {WEIGHTS_FILE}" if folder else f"{WEIGHTS_ENV} is not set"
-    raise GaitdataError(
-        f"the alphapose teacher needs AlphaPose's official checkpoint {WEIGHTS_FILE} ({where}): download it "
-        f"from AlphaPose's model zoo (docs/MODEL_ZOO.md, Fast Pose, ResNet-50, 256x192), then pass "
-        f"--weights /path/to/{WEIGHTS_FILE} or put it in a folder and set {WEIGHTS_ENV} to that folder"
-    )
-
-
 
 
 def load_fastpose(path: str | os.PathLike, model: Any | None = None) -> tuple[Any, str]:
@@ -205,7 +180,7 @@ def predict_poses(
                 hm = (hm[:n] + fio.flip_heatmaps(hm[n:], pairs, shift=True)) / 2
             heatmaps.append(hm.cpu().numpy())
     hms = np.concatenate(heatmaps)
-    coords, peaks = fio.decode_heatmaps(hms, all_boxes)
+    coords, peaks = fio.heatmaps_to_image_coords(hms, all_boxes)
 
     for j, (i, row, box) in enumerate(owners):
         conf = np.nan_to_num(np.clip(peaks[j], 0.0, 1.0), nan=0.0)  # a NaN peak (fp16 overflow) -> 0
@@ -239,7 +214,8 @@ class AlphaPoseTeacher:
     ) -> None:
         require("torch", "teachers")
         self.device = pick_device(device)
-        self.weights_path = resolve_weights(weights)
+        self.weights_path = resolve_weights(weights, WEIGHTS_FILE, "alphapose", "AlphaPose's official checkpoint",
+                                            WEIGHTS_SOURCE)  # fmt: skip
         model, self.weights_hash = load_fastpose(self.weights_path)
         self.model = model.to(self.device)
         self.flip = flip

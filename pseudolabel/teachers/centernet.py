@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from gaitdata.errors import GaitdataError, require
+from gaitdata.errors import require
 from gaitdata.records import Pose
+from pseudolabel.checkpoints import resolve_weights
 from pseudolabel.registry import TeacherConfig, pick_device, register_teacher
 
 WEIGHTS_FILE = "multi_pose_dla_3x.pth"
@@ -65,27 +66,6 @@ CENTERNET_CONFIG = TeacherConfig(
         "flip_test": False,
     },
 )
-
-
-def resolve_weights(weights: str | os.PathLike | None) -> Path:
-    """``weights`` or ``$GAITDATA_WEIGHTS_DIR/multi_pose_dla_3x.pth``; a clear error when neither exists."""
-    if weights is not None:
-        p = Path(weights).expanduser()
-        if p.is_dir():
-            p = p / WEIGHTS_FILE
-        if not p.is_file():
-            raise GaitdataError(
-                f"CenterNet weights not found: {p}; pass the path of {WEIGHTS_FILE} with --weights"
-            )
-        return p
-    d = os.environ.get("GAITDATA_WEIGHTS_DIR")
-    if d and (Path(d).expanduser() / WEIGHTS_FILE).is_file():
-        return Path(d).expanduser() / WEIGHTS_FILE
-    where = f"GAITDATA_WEIGHTS_DIR={d} holds no {WEIGHTS_FILE}" if d else "GAITDATA_WEIGHTS_DIR is not set"
-    raise GaitdataError(
-        f"the centernet teacher needs CenterNet's {WEIGHTS_FILE} ({where}); download it from CenterNet's "
-        f"model zoo and pass --weights PATH or put it in the folder named by GAITDATA_WEIGHTS_DIR"
-    )
 
 
 def load_centernet(path: str | os.PathLike, model: Any) -> str:
@@ -169,7 +149,7 @@ class CenterNetTeacher:
         self.top_k = int(top_k)
         self.batch_size = int(batch_size)
         self.input_size = int(input_size)
-        self.weights_path = resolve_weights(weights)
+        self.weights_path = resolve_weights(weights, WEIGHTS_FILE, "centernet", "CenterNet's", "CenterNet's model zoo")
         model = build_centernet_dla34()
         self.weights_hash: str | None = load_centernet(self.weights_path, model)
         for m in model.modules():

@@ -15,6 +15,7 @@ from pseudolabel.checkpoints import (  # noqa: E402
     load_checkpoint,
     make_filter_fn,
     read_checkpoint,
+    resolve_weights,
     sha256_file,
 )
 
@@ -162,3 +163,22 @@ def test_clean_and_check_pure_functions():
     check_state_dict(out, _tiny())
     with pytest.raises(CheckpointError, match="no tensors"):
         clean_state_dict({"epoch": 1})
+
+
+def test_resolve_weights_path_folder_or_environment(tmp_path, monkeypatch):
+    from gaitdata.errors import GaitdataError
+
+    args = ("x.pth", "toy", "the toy checkpoint", "the toy zoo")
+    (tmp_path / "x.pth").write_bytes(b"w")
+    monkeypatch.delenv("GAITDATA_WEIGHTS_DIR", raising=False)
+    assert resolve_weights(tmp_path / "x.pth", *args) == tmp_path / "x.pth"
+    assert resolve_weights(tmp_path, *args) == tmp_path / "x.pth"  # a folder holding the file
+    with pytest.raises(GaitdataError, match=r"^toy weights not found: .*y\.pth; pass the path of the toy checkpoint"):
+        resolve_weights(tmp_path / "y.pth", *args)
+    with pytest.raises(GaitdataError, match=r"the toy teacher needs .*GAITDATA_WEIGHTS_DIR is not set.*toy zoo"):
+        resolve_weights(None, *args)
+    monkeypatch.setenv("GAITDATA_WEIGHTS_DIR", str(tmp_path))
+    assert resolve_weights(None, *args) == tmp_path / "x.pth"
+    monkeypatch.setenv("GAITDATA_WEIGHTS_DIR", str(tmp_path / "empty"))
+    with pytest.raises(GaitdataError, match=r"GAITDATA_WEIGHTS_DIR=.*empty has no x\.pth"):
+        resolve_weights(None, *args)
