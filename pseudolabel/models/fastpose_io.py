@@ -16,7 +16,7 @@ Pre-processing, per person box ``(x, y, w, h)``:
    all-black crop; reproduced), then subtract the per-channel means R 0.406, G 0.457, B 0.480.
    No division by a standard deviation.
 
-Post-processing of the 17x64x48 heatmaps (:func:`decode_heatmaps`): per joint the arg-max cell
+Post-processing of the 17x64x48 heatmaps (:func:`heatmaps_to_image_coords`): per joint the arg-max cell
 (first one on ties; a non-positive maximum gives cell (0, 0)); where the peak lies strictly inside
 (``1 < u < 47`` and ``1 < v < 63``) it moves by ``0.25 * sign`` of the neighbour difference in u and
 in v; the inverse crop affine maps it back: ``x = xmin + u * w / 48``, ``y = ymin + v * h / 64`` with
@@ -188,7 +188,7 @@ def flip_heatmaps(
     return out
 
 
-def decode_heatmaps(heatmaps: Any, crop_boxes: Any) -> tuple[np.ndarray, np.ndarray]:
+def heatmaps_to_image_coords(heatmaps: Any, crop_boxes: Any) -> tuple[np.ndarray, np.ndarray]:
     """(N, K, H, W) heatmaps + (N, 4) crop boxes ``xmin, ymin, xmax, ymax`` -> image coordinates
     (N, K, 2) float64 and raw peak values (N, K) float32.
 
@@ -204,7 +204,7 @@ def decode_heatmaps(heatmaps: Any, crop_boxes: Any) -> tuple[np.ndarray, np.ndar
     boxes = np.asarray(crop_boxes, dtype=np.float32).reshape(-1, 4)
     if hm.ndim != 4 or len(boxes) != hm.shape[0]:
         raise ValueError(
-            f"decode_heatmaps: {hm.shape} heatmaps need {hm.shape[0]} crop boxes, got {len(boxes)}"
+            f"heatmaps_to_image_coords: {hm.shape} heatmaps need {hm.shape[0]} crop boxes, got {len(boxes)}"
         )
     n, k, hh, ww = hm.shape
     flat = hm.reshape(n, k, -1)

@@ -321,7 +321,7 @@ def test_flip_test_is_the_average_with_the_mirrored_crop(official):
     want = ((plain + fio.flip_heatmaps(mirrored)) / 2).numpy()
     got = predict_poses(src, [img], [box], flip=True, return_heatmaps=True)[0][0]
     np.testing.assert_allclose(got.extras["heatmap"], want[0], atol=1e-5)
-    coords, _ = fio.decode_heatmaps(want, crop_boxes)
+    coords, _ = fio.heatmaps_to_image_coords(want, crop_boxes)
     np.testing.assert_allclose(got.keypoints[:, :2], coords[0], atol=1e-4)
 
 

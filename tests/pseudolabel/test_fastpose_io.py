@@ -98,7 +98,7 @@ def _to_image(u: float, v: float) -> tuple[float, float]:
 )
 def test_decode_gaussian_subpixel_peak(u0, v0, cell):
     hm = np.stack([_gaussian(u0, v0)] * 17)
-    coords, peaks = fio.decode_heatmaps(hm[None], CROP_BOX[None])
+    coords, peaks = fio.heatmaps_to_image_coords(hm[None], CROP_BOX[None])
     assert coords.shape == (1, 17, 2) and peaks.shape == (1, 17)
     np.testing.assert_allclose(coords[0, 0], _to_image(*cell), atol=1e-4)
     np.testing.assert_allclose(peaks[0], hm[0].max())
@@ -126,7 +126,7 @@ def test_decode_border_rule(u, v, shifted):
         hm[0, :, v, u + 1] = 0.5
     if v + 1 < 64:
         hm[0, :, v + 1, u] = 0.5
-    coords, _ = fio.decode_heatmaps(hm, CROP_BOX[None])
+    coords, _ = fio.heatmaps_to_image_coords(hm, CROP_BOX[None])
     d = 0.25 if shifted else 0.0
     np.testing.assert_allclose(coords[0, 3], _to_image(u + d, v + d), atol=1e-4)
 
@@ -134,19 +134,19 @@ def test_decode_border_rule(u, v, shifted):
 def test_decode_non_positive_peak_and_ties_and_single():
     hm = np.full((17, 64, 48), -1.0, np.float32)
     hm[1, 10, 10] = hm[1, 20, 30] = 2.0  # tie: the first in row-major order wins
-    coords, peaks = fio.decode_heatmaps(hm, CROP_BOX)  # single map, single box
+    coords, peaks = fio.heatmaps_to_image_coords(hm, CROP_BOX)  # single map, single box
     assert coords.shape == (17, 2) and peaks.shape == (17,)
     np.testing.assert_allclose(coords[0], _to_image(0, 0))  # peak <= 0 -> cell (0, 0), as AlphaPose
     assert peaks[0] == -1.0
     np.testing.assert_allclose(coords[1], _to_image(10, 10))
     with pytest.raises(ValueError, match="crop boxes"):
-        fio.decode_heatmaps(hm[None].repeat(2, 0), CROP_BOX[None])
+        fio.heatmaps_to_image_coords(hm[None].repeat(2, 0), CROP_BOX[None])
 
 
 def test_decode_accepts_tensors():
     hm = np.stack([_gaussian(20.3, 30.8)] * 17)[None]
-    a = fio.decode_heatmaps(hm, CROP_BOX[None])
-    b = fio.decode_heatmaps(torch.from_numpy(hm).half(), CROP_BOX[None])
+    a = fio.heatmaps_to_image_coords(hm, CROP_BOX[None])
+    b = fio.heatmaps_to_image_coords(torch.from_numpy(hm).half(), CROP_BOX[None])
     np.testing.assert_allclose(a[0], b[0], atol=1e-4)
 
 
