@@ -73,17 +73,10 @@ class RecordingStats:
     resumed: bool  # taken from an earlier run's part
 
 
-@dataclass(frozen=True)
-class LabelSummary:
-    root: Path
-    label_set: str
-    teacher: str
-    weights_hash: str | None
-    path: Path
+class RecordingTotals:
+    """Totals over the :class:`RecordingStats` of ``self.recordings`` (a label set's summaries)."""
+
     recordings: tuple[RecordingStats, ...]
-    seconds: float
-    frames_per_second: float  # frames labelled in this run (resumed ones excluded) per second
-    relabelled: tuple[str, ...] = ()  # recordings whose earlier part was made from other frames
 
     @property
     def n_frames(self) -> int:
@@ -102,13 +95,38 @@ class LabelSummary:
         return sum(r.n_flagged for r in self.recordings)
 
     @property
-    def n_resumed(self) -> int:
-        return sum(r.resumed for r in self.recordings)
-
-    @property
     def mean_confidence(self) -> float:
         w = [(r.mean_confidence, r.n_persons) for r in self.recordings if r.n_persons]
         return float(sum(c * n for c, n in w) / sum(n for _, n in w)) if w else float("nan")
+
+    def meta(self) -> dict:
+        """The ``summary`` and ``recordings`` entries of the label set's metadata."""
+        return {
+            "summary": {
+                "frames": self.n_frames, "persons": self.n_persons, "frames_without_person": self.n_no_person,
+                "mean_confidence": self.mean_confidence, "flagged_persons": self.n_flagged,
+            },
+            "recordings": {
+                r.video_id: {k: v for k, v in r.__dict__.items() if k != "video_id"} for r in self.recordings
+            },
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LabelSummary(RecordingTotals):
+    root: Path
+    label_set: str
+    teacher: str
+    weights_hash: str | None
+    path: Path
+    recordings: tuple[RecordingStats, ...]
+    seconds: float
+    frames_per_second: float  # frames labelled in this run (resumed ones excluded) per second
+    relabelled: tuple[str, ...] = ()  # recordings whose earlier part was made from other frames
+
+    @property
+    def n_resumed(self) -> int:
+        return sum(r.resumed for r in self.recordings)
 
 
 # ---- input checks -------------------------------------------------------------------------------
@@ -199,7 +217,7 @@ def _empty_row(video_id: str, fi: int, teacher: str, whash: str | None) -> dict:
     }  # fmt: skip
 
 
-def _recording_stats(df: pd.DataFrame, resumed: bool) -> RecordingStats:
+def recording_stats(df: pd.DataFrame, resumed: bool) -> RecordingStats:
     person = df[df["has_person"].fillna(False)]
     conf = [float(np.mean(np.asarray(k, np.float64).reshape(-1, 3)[:, 2])) for k in person["keypoints"]]
     return RecordingStats(
@@ -476,7 +494,7 @@ def label(
             part = pdir / f"{vid}.parquet"
             done = _reusable_part(part, fr, frames_fps[str(vid)])
             if done is not None:
-                stats.append(_recording_stats(done, resumed=True))
+                stats.append(recording_stats(done, resumed=True))
                 if bar is not None:
                     bar.update(len(fr))
                 continue
@@ -489,7 +507,7 @@ def label(
             )  # fmt: skip
             _write_part(part, df, frames_fps[str(vid)])
             n_new += len(fr)
-            stats.append(_recording_stats(df, resumed=False))
+            stats.append(recording_stats(df, resumed=False))
     finally:
         if bar is not None:
             bar.close()
@@ -515,12 +533,7 @@ def label(
             "device": device, "batch_size": batch_size, "boxes": run_cfg["boxes"],
             "vis_thresholds": list(cfg.vis_thresholds), "postprocess": cfg.to_dict(),
             "keypoint_schema": model.cfg.schema.name, "tool": "gaitdata", "tool_version": __version__,
-            "created_at": utc_now(),
-            "summary": {
-                "frames": summary.n_frames, "persons": summary.n_persons, "frames_without_person": summary.n_no_person,
-                "mean_confidence": summary.mean_confidence, "flagged_persons": summary.n_flagged,
-            },
-            "recordings": {r.video_id: {k: v for k, v in r.__dict__.items() if k != "video_id"} for r in stats},
+            "created_at": utc_now(), **summary.meta(),
         }
     )  # fmt: skip
     command = _label_command(name, teacher, weights, boxes, cfg, videos, opts)

@@ -53,28 +53,17 @@ from pseudolabel.alphapose_results import (
     read_results,
     score_method,
 )
+from pseudolabel.runner import RecordingStats, RecordingTotals, recording_stats
 
 TEACHER = "alphapose"
 
 
 @dataclass(frozen=True)
-class ImportSummary:
+class ImportSummary(RecordingTotals):
     label_set: str
     path: Path
     files: tuple[dict, ...]  # each file's description (source metadata)
-    recordings: tuple[Any, ...]  # pseudolabel.runner.RecordingStats per recording
-
-    @property
-    def n_frames(self) -> int:
-        return sum(r.n_frames for r in self.recordings)
-
-    @property
-    def n_persons(self) -> int:
-        return sum(r.n_persons for r in self.recordings)
-
-    @property
-    def n_no_person(self) -> int:
-        return sum(r.n_no_person for r in self.recordings)
+    recordings: tuple[RecordingStats, ...]
 
 
 def _person_rows(
@@ -174,7 +163,6 @@ def import_alphapose(
     Nothing is written unless every file is read and matched.
     """
     from pseudolabel.postprocess import PostprocessConfig, postprocess_recording
-    from pseudolabel.runner import _recording_stats
 
     r = root if isinstance(root, DatasetRoot) else DatasetRoot(root)
     r.meta()
@@ -238,27 +226,18 @@ def import_alphapose(
         )  # fmt: skip
         df = conform(df, LABEL_COLUMNS, f"labels of {vid}")
         parts.append(df)
-        stats.append(_recording_stats(df, resumed=False))
+        stats.append(recording_stats(df, resumed=False))
 
     merged = pd.concat(parts, ignore_index=True)
-    n_persons = sum(s.n_persons for s in stats)
-    confs = [s.mean_confidence * s.n_persons for s in stats if s.n_persons]
-    described = []
-    for rf, vid, method, vids in files:
-        described.append({**rf.describe(), "recording": vid, "recordings": vids, "score_method": method})
+    described = [{**rf.describe(), "recording": vid, "recordings": vids, "score_method": method}
+                 for rf, vid, method, vids in files]  # fmt: skip
+    summary = ImportSummary(label_set=name, path=r.label_path(name), files=tuple(described), recordings=tuple(stats))
     meta = json.loads(json.dumps({
         "label_set": name, "teacher": TEACHER, "teacher_config": None, "teacher_options": {}, "weights_hash": None,
         "weights_path": None, "device": None, "batch_size": None,
         "boxes": {"proposer": "alphapose", "note": "AlphaPose's own detector; bbox is the results' box field"},
         "vis_thresholds": list(cfg.vis_thresholds), "postprocess": cfg.to_dict(), "keypoint_schema": COCO17.name,
-        "tool": "gaitdata", "tool_version": __version__, "created_at": utc_now(),
-        "summary": {
-            "frames": sum(s.n_frames for s in stats), "persons": n_persons,
-            "frames_without_person": sum(s.n_no_person for s in stats),
-            "mean_confidence": sum(confs) / n_persons if n_persons else float("nan"),
-            "flagged_persons": sum(s.n_flagged for s in stats),
-        },
-        "recordings": {s.video_id: {k: v for k, v in s.__dict__.items() if k != "video_id"} for s in stats},
+        "tool": "gaitdata", "tool_version": __version__, "created_at": utc_now(), **summary.meta(),
         "source": {
             "format": "alphapose-results",
             "files": described,
@@ -273,5 +252,5 @@ def import_alphapose(
             "max_raw_confidence": top if np.isfinite(top) else None,
         },
     }, default=str))  # fmt: skip
-    out = write_labels(r, name, merged, meta)
-    return ImportSummary(label_set=name, path=out, files=tuple(described), recordings=tuple(stats))
+    write_labels(r, name, merged, meta)
+    return summary
