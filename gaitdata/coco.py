@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from gaitdata._version import __version__
-from gaitdata.dataset import DatasetRoot
+from gaitdata.dataset import DatasetRoot, written_frames
 from gaitdata.errors import GaitdataError
 from gaitdata.io import apply_umask_mode
 from gaitdata.labels import (
@@ -110,7 +110,7 @@ def categories(schema: KeypointSchema) -> list[dict[str, Any]]:
 
 def image_ids(frames: pd.DataFrame) -> pd.DataFrame:
     """Written frames with their stable COCO image id (1 + rank by (video_id, frame_index))."""
-    ok = frames[frames["status"] == "ok"].sort_values(["video_id", "frame_index"], kind="stable")
+    ok = written_frames(frames).sort_values(["video_id", "frame_index"], kind="stable")
     ok = ok.reset_index(drop=True)
     ok["image_id"] = np.arange(1, len(ok) + 1, dtype=np.int64)
     return ok
@@ -144,7 +144,7 @@ def _parts(
         from splits import load_split
 
         sp = load_split(root, split_name)
-        part_videos, split_hash = {s: sp.videos(s) for s in sp.split_names}, sp.content_hash
+        part_videos, split_hash = {s: sp.videos(s) for s in sp.part_names}, sp.content_hash
     if parts is not None:
         unknown = [p for p in parts if p not in part_videos]
         if unknown:

@@ -97,7 +97,14 @@ FRAME_STATUSES = (
     "no_depth_partner",  # no depth frame within half a frame period: not written
     "decode_error",  # the container's frame could not be decoded
 )
-WRITTEN_STATUSES = ("ok", "no_depth")  # frames with files on disk
+WRITTEN_STATUSES = ("ok", "no_depth")  # frames with files on disk: see written_frames
+
+
+def written_frames(frames: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frames`` (a ``frames.parquet`` table) whose images are on disk: status ``ok``, and
+    ``no_depth`` (colour written without depth: ``depth_path`` is null). Every stage that reads frames
+    (labelling, splits, exports, the browser) takes exactly these."""
+    return frames[frames["status"].isin(WRITTEN_STATUSES)]
 
 
 def _empty(columns: dict[str, str]) -> pd.DataFrame:
@@ -320,7 +327,7 @@ def validate(root: DatasetRoot | str | os.PathLike, check_files: bool = True) ->
             errors.append(f"{v.video_id}: colour timestamps are not strictly increasing")
 
     if check_files:
-        ok = frames[frames["status"].isin(WRITTEN_STATUSES)]
+        ok = written_frames(frames)
         missing = []
         for col in ("rgb_path", "depth_path"):
             for rel in ok[col].dropna():

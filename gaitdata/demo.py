@@ -121,7 +121,7 @@ def _run_stages(opts: DemoOptions, console: Console) -> DemoResult:
             lambda s: "by subject: " + ", ".join(f"{k}={len(s.videos(k))} videos" for k in ("train", "val", "test")),
         ),
     )  # fmt: skip
-    _stage(console, result, "audit", lambda: (splits.audit(root, "demo"), "no video or subject shared across splits"))
+    _stage(console, result, "audit", lambda: (splits.audit(root, "demo"), "no video or subject shared across parts"))
 
     from gaitdata.coco import export_coco
 

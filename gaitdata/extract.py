@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from gaitdata._version import __version__
-from gaitdata.dataset import FRAME_COLUMNS, VIDEO_COLUMNS, DatasetRoot, conform, utc_now
+from gaitdata.dataset import FRAME_COLUMNS, VIDEO_COLUMNS, WRITTEN_STATUSES, DatasetRoot, conform, utc_now
 from gaitdata.discover import META_FIELDS, Source, discover, distinguishing_pattern
 from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_write_parquet, file_fingerprint
@@ -59,7 +59,6 @@ from gaitdata.lock import tables_lock, writes_root
 
 PARTS_DIR = ".gaitdata/parts"
 STAGING_DIR = "frames/.staging"
-WRITTEN = ("ok", "no_depth")  # frame statuses with files on disk (no_depth: rgb only)
 
 
 @dataclass(frozen=True)
@@ -250,7 +249,7 @@ class FramePlan:
 
     @property
     def colour_positions(self) -> np.ndarray:
-        return np.flatnonzero(np.isin(self.status, WRITTEN))
+        return np.flatnonzero(np.isin(self.status, WRITTEN_STATUSES))
 
     @property
     def depth_positions(self) -> np.ndarray:
@@ -567,7 +566,7 @@ def _final_status(path: Path, plan: FramePlan, writer: _FrameWriter, lost: set[i
     never = set(plan.colour_positions.tolist()) - writer.written - lost  # listed in the index, never delivered
     for p in lost | never:
         status[p] = "decode_error"
-    if not np.isin(status, WRITTEN).any():
+    if not np.isin(status, WRITTEN_STATUSES).any():
         raise GaitdataError(
             f"{path}: no frame could be written ({int((status == 'decode_error').sum())} decode errors, "
             f"{int((status == 'no_depth_partner').sum())} without a depth partner); check the options and the file"
@@ -590,7 +589,7 @@ def _frame_table(vid: str, info, plan: FramePlan, status: np.ndarray) -> pd.Data
         "colour_ts_ms": info.colour.ts_ms, "depth_ts_ms": dts, "status": status.astype(str),
     })  # fmt: skip
     df["dt_ms"] = df["depth_ts_ms"] - df["colour_ts_ms"]
-    written = np.isin(status, WRITTEN)
+    written = np.isin(status, WRITTEN_STATUSES)
     df["rgb_path"] = np.where(written, [DatasetRoot.rgb_relpath(vid, i) for i in range(n_c)], None)
     with_depth = (status == "ok") & plan.use_depth
     df["depth_path"] = np.where(with_depth, [DatasetRoot.depth_relpath(vid, i) for i in range(n_c)], None)
@@ -608,7 +607,7 @@ def _recording_out(job: _Job, rec, plan: FramePlan, writer: _FrameWriter, frames
     """The videos.parquet row and the run's result for an extracted recording."""
     info, src = rec.info, job.src
     status = frames["status"]
-    n_c, n_written = len(info.colour), int(status.isin(WRITTEN).sum())
+    n_c, n_written = len(info.colour), int(status.isin(WRITTEN_STATUSES).sum())
     n_lost = int((status == "decode_error").sum()) + int(info.n_unindexed)
     notes = plan.notes + tuple(rec.read_notes) + _loss_note(n_lost, n_c + int(info.n_unindexed))
     (sw, sh), (tw, th) = info.colour_size, writer.size

@@ -229,7 +229,7 @@ def sequence_names(
 def check_subject_parts(split: Split) -> None:
     """Raise when a subject has recordings in two parts of ``split`` (a split by video)."""
     seen: dict[str, str] = {}
-    for p in split.split_names:
+    for p in split.part_names:
         for s in split.subjects(p):
             if seen.setdefault(s, p) != p:
                 raise GaitdataError(
@@ -250,7 +250,7 @@ def partition(
     ``names``. A subject in both sets (a split by video) is an error: gait recognition is tested
     on people it never saw.
     """
-    parts = tuple(split.split_names)
+    parts = tuple(split.part_names)
     test = tuple(test_parts)
     train = tuple(train_parts) if train_parts is not None else tuple(p for p in parts if p not in test)
     for p in (*test, *train):

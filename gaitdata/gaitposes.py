@@ -248,7 +248,7 @@ def _index_row(seq: PoseSequence, path: str, split: Split | None, layout: str) -
     row = {"subject": m["subject"], "video_id": seq.video_id, "session": m["session"], "view": m["view"],
            "condition": m["condition"]}  # fmt: skip
     if split is not None:
-        row["part"] = split.split_of_video(seq.video_id)
+        row["part"] = split.part_of_video(seq.video_id)
     n_pose = int(seq.has_pose.sum())
     row.update({
         "seq_id": seq.name.subject, "seq_type": seq.name.seq_type, "seq_view": seq.name.view,
@@ -269,7 +269,7 @@ def _write_gaitgraph(
         )
     tables = {s.video_id: gaitgraph_rows(s, schema) for s in seqs}
     groups = {"poses.csv": list(tables.values())}
-    for part in split.split_names if split is not None else ():
+    for part in split.part_names if split is not None else ():
         keep = set(split.videos(part))  # type: ignore[union-attr]
         groups[f"poses_{part}.csv"] = [t for v, t in tables.items() if v in keep]
     for name, group in groups.items():
@@ -347,7 +347,7 @@ def export_gait_poses(
     if split is not None and layout != "npz":
         check_subject_parts(split)
     asked = test_parts is not None or train_parts is not None
-    if split is not None and layout == "opengait" and (asked or "test" in split.split_names):
+    if split is not None and layout == "opengait" and (asked or "test" in split.part_names):
         parts = partition(split, names, test_parts or ("test",), train_parts)
     out_dir = (Path(out).expanduser() if out is not None else r.exports_dir / "gait_poses" / labels).resolve()
     seqs = _sequences(r, lab, names, schema.num_keypoints, progress)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from gaitdata.dataset import DatasetRoot
+from gaitdata.dataset import DatasetRoot, written_frames
 from gaitdata.errors import GaitdataError
 
 
@@ -26,7 +26,7 @@ class FrameMap:
     def __init__(self, root: DatasetRoot, frames: pd.DataFrame | None = None) -> None:
         self.root = root
         frames = root.read_frames() if frames is None else frames
-        ok = frames[frames["status"] == "ok"].sort_values(["video_id", "frame_index"], kind="stable")
+        ok = written_frames(frames).sort_values(["video_id", "frame_index"], kind="stable")
         self.frames = ok.reset_index(drop=True)
         self.videos: list[str] = sorted(ok["video_id"].astype(str).unique().tolist())
         vids = ok["video_id"].astype(str).tolist()

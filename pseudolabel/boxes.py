@@ -43,7 +43,7 @@ class BoxProposer(Protocol):
     name: str
 
     def begin(self, root: DatasetRoot, video: pd.Series, frames: pd.DataFrame) -> None:
-        """Prepare for one recording (``frames``: its rows with status ok)."""
+        """Prepare for one recording (``frames``: its written frames, ``depth_path`` null where there is no depth)."""
         ...
 
     def propose(self, frame_index: int, image: np.ndarray, depth: np.ndarray | None) -> np.ndarray:

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from gaitdata._version import __version__
-from gaitdata.dataset import DatasetRoot, conform, utc_now
+from gaitdata.dataset import DatasetRoot, conform, utc_now, written_frames
 from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_write_json, atomic_write_parquet
 from gaitdata.labels import (
@@ -135,11 +135,11 @@ class LabelSummary(RecordingTotals):
 def _frames_to_label(
     root: DatasetRoot, videos: list[str] | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
-    """(videos to label, their ok frames, the frame fingerprint of each of those videos)."""
+    """(videos to label, their written frames, the frame fingerprint of each of those videos)."""
     root.meta()  # raises a clear error when this is not a dataset root
     vids = root.read_videos()
     frames = root.read_frames()
-    ok = frames[frames["status"] == "ok"]
+    ok = written_frames(frames)
     if videos is not None:
         unknown = sorted(set(videos) - set(vids["video_id"]))
         if unknown:
@@ -147,11 +147,11 @@ def _frames_to_label(
         ok = ok[ok["video_id"].isin(videos)]
     if ok.empty:
         raise GaitdataError(
-            f"{root.path} has no extracted frames (status ok) to label; run: gaitdata extract RECORDINGS --out {root.path}"
+            f"{root.path} has no extracted frames to label; run: gaitdata extract RECORDINGS --out {root.path}"
         )
     ok = ok.sort_values(["video_id", "frame_index"], kind="stable").reset_index(drop=True)
     if ok["rgb_path"].isna().any():
-        raise GaitdataError(f"{root.frames_path}: frames with status ok but no rgb_path; re-extract the recordings")
+        raise GaitdataError(f"{root.frames_path}: written frames without an rgb_path; re-extract the recordings")
     missing = [p for p in ok["rgb_path"] if not (root.path / p).is_file()]
     missing += [p for p in ok["depth_path"].dropna() if not (root.path / p).is_file()]
     if missing:
@@ -246,7 +246,7 @@ def label_recording(
     prefetch: int = 16,
     on_frames: Any = None,
 ) -> pd.DataFrame:
-    """Label one recording's ok frames; returns its post-processed rows (LABEL_COLUMNS)."""
+    """Label one recording's written frames; returns its post-processed rows (LABEL_COLUMNS)."""
     vid = str(video["video_id"])
     whash = getattr(teacher, "weights_hash", None)
     has_depth = frames["depth_path"].notna().any()
@@ -430,8 +430,8 @@ def label(
 ) -> LabelSummary:
     """Label every extracted frame of ``root`` with ``teacher``; writes ``labels/<label_set>.parquet``.
 
-    ``boxes``: ``auto`` (top-down teachers: ``depth`` when every recording has depth, else
-    ``detector``; other teachers: none), ``none``, ``depth``, ``detector``, ``json:PATH`` or
+    ``boxes``: ``auto`` (top-down teachers: ``depth`` when every frame to label has depth, else
+    ``detector``; other teachers: none; ``depth`` proposes no box on a frame without depth), ``none``, ``depth``, ``detector``, ``json:PATH`` or
     ``labels:SET`` (see :mod:`pseudolabel.boxes`). ``postprocess`` overrides ``smooth``,
     ``vis_thresholds``, ``select_subject`` and ``qa``. Remaining ``opts`` go to the teacher's
     factory (e.g. ``mode="static"`` for mediapipe).

@@ -2,7 +2,7 @@
 
 >>> import splits
 >>> sp = splits.make_split("data/root", fractions=(0.7, 0.15, 0.15), seed=0)   # doctest: +SKIP
->>> sp.videos("test"), sp.split_of_video("s01_walk")                             # doctest: +SKIP
+>>> sp.videos("test"), sp.part_of_video("s01_walk")                              # doctest: +SKIP
 >>> report = splits.audit("data/root", "default")                                # doctest: +SKIP
 """
 

@@ -1,14 +1,14 @@
-"""Leakage audit of a split, and per-split statistics.
+"""Leakage audit of a split, and statistics per part (train/val/test, or fold).
 
 Checks, in order:
 
-1. **Membership** (hard error): a video listed in two splits; a subject whose videos sit in two
-   splits (an error for subject-unit splits; for a split made ``--by video`` on purpose it is a
+1. **Membership** (hard error): a video listed in two parts; a subject whose videos sit in two
+   parts (an error for subject-unit splits; for a split made ``--by video`` on purpose it is a
    warning, since that unit shares identities by design); videos listed that are not in the
-   dataset root (warning) and ok recordings missing from every split (warning).
-2. **Near-duplicate frames across splits** by perceptual hash: ``imagehash.phash`` (64-bit DCT
+   dataset root (warning) and ok recordings missing from every part (warning).
+2. **Near-duplicate frames across parts** by perceptual hash: ``imagehash.phash`` (64-bit DCT
    hash of the grey image) of ``frames_per_video`` evenly spaced written frames per video (or every
-   frame with ``all_frames``). Two frames in different splits whose hashes differ in at most
+   frame with ``all_frames``). Two frames in different parts whose hashes differ in at most
    ``threshold`` bits (default :data:`PHASH_THRESHOLD` = 4 of 64) are listed with their paths.
    Unrelated images differ by about 32 bits; a copied or re-encoded frame by 0-2. ``region``:
    ``"frame"`` hashes the whole frame; ``"person"`` hashes the labelled person's box (the gait
@@ -19,8 +19,11 @@ Checks, in order:
    room match; person boxes compare the people. Near-duplicates are warnings unless ``strict``
    (then errors). Large searches use multi-index hashing (see :func:`cross_pairs`); counting
    stops beyond :data:`MAX_COUNTED` pairs and the report lists the closest :data:`MAX_LISTED`.
-3. **Statistics** per split: subjects, videos, frames, labelled frames/persons, mean person score,
+3. **Statistics** per part: subjects, videos, frames, labelled frames/persons, mean person score,
    mean joint confidence and QA-flag counts (from a label set).
+
+The report's records keep the split file's keys (a statistics row names its part under ``split``,
+a near-duplicate pair under ``split_a``/``split_b``): they are stored in the split file.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gaitdata.dataset import DatasetRoot
+from gaitdata.dataset import DatasetRoot, written_frames
 from gaitdata.errors import GaitdataError, require
 from gaitdata.lock import tables_lock
 from splits.record import Split, inputs_fingerprint, load_split, video_table
@@ -46,7 +49,7 @@ MAX_COUNTED = 1_000_000  # the search stops beyond this many pairs ("more than 1
 
 
 class LeakageError(GaitdataError):
-    """A split shares a video or subject between splits (or near-duplicate frames, when strict)."""
+    """A split shares a video or subject between its parts (or near-duplicate frames, when strict)."""
 
     def __init__(self, message: str, report: AuditReport):
         super().__init__(message)
@@ -56,13 +59,15 @@ class LeakageError(GaitdataError):
 @dataclass(frozen=True)
 class NearDuplicate:
     distance: int
-    split_a: str
+    part_a: str
     path_a: str
-    split_b: str
+    part_b: str
     path_b: str
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        """As stored in the split file."""
+        return {"distance": self.distance, "split_a": self.part_a, "path_a": self.path_a, "split_b": self.part_b,
+                "path_b": self.path_b}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -274,7 +279,8 @@ def _near_duplicates(
     root: DatasetRoot, v2s: dict[str, str], frames: pd.DataFrame, threshold: int, frames_per_video: int,
     all_frames: bool, progress: bool, boxes: dict[tuple[str, int], tuple[float, float, float, float]] | None,
 ) -> tuple[list[NearDuplicate], int, int, list[str]]:  # fmt: skip
-    ok = frames[(frames["status"] == "ok") & frames["rgb_path"].notna() & frames["video_id"].isin(list(v2s))]
+    ok = written_frames(frames)
+    ok = ok[ok["rgb_path"].notna() & ok["video_id"].isin(list(v2s))]
     ok = ok.sort_values(["video_id", "frame_index"], kind="stable")
     items: list[tuple[str, str, int]] = []  # (video_id, rgb path, frame index)
     for vid, grp in ok.groupby("video_id", sort=True):
@@ -297,8 +303,8 @@ def _near_duplicates(
             kept.append((vid, rel))
         except (OSError, ValueError):
             unreadable.append(rel)
-    split_idx = {s: i for i, s in enumerate(sorted(set(v2s.values())))}
-    groups = np.array([split_idx[v2s[vid]] for vid, _ in kept], dtype=np.int64)
+    part_idx = {s: i for i, s in enumerate(sorted(set(v2s.values())))}
+    groups = np.array([part_idx[v2s[vid]] for vid, _ in kept], dtype=np.int64)
     ii, jj, dd = cross_pairs(np.array(hashes, dtype=np.uint64), groups, threshold, max_pairs=MAX_COUNTED)
     top = np.lexsort((jj, ii, dd))[:MAX_LISTED]  # closest first, then in (video, frame) order
     pairs = []
@@ -308,7 +314,7 @@ def _near_duplicates(
         if (sa, a) > (sb, b):
             (sa, a), (sb, b) = (sb, b), (sa, a)
         pairs.append(NearDuplicate(int(d), sa, a, sb, b))
-    pairs.sort(key=lambda p: (p.distance, p.split_a, p.path_a, p.split_b, p.path_b))
+    pairs.sort(key=lambda p: (p.distance, p.part_a, p.path_a, p.part_b, p.path_b))
     return pairs, len(kept), len(ii), unreadable
 
 
@@ -318,8 +324,7 @@ def _near_duplicates(
 def split_stats(
     root: DatasetRoot, split: Split, labels: str | None, videos: pd.DataFrame, frames: pd.DataFrame
 ) -> list[dict[str, Any]]:
-    ok = frames[frames["status"] == "ok"]
-    n_frames = ok.groupby("video_id").size()
+    n_frames = written_frames(frames).groupby("video_id").size()
     lab = None
     if labels is not None:
         from gaitdata.labels import read_labels
@@ -327,7 +332,7 @@ def split_stats(
         lab = read_labels(root, labels)
     subj_of = dict(zip(videos["video_id"].astype(str), videos["subject"], strict=True))
     rows = []
-    for s in split.split_names:
+    for s in split.part_names:
         vids = split.videos(s)
         subjects = {subj_of.get(v) for v in vids} - {None}
         subjects = {x for x in subjects if not pd.isna(x)}
@@ -387,13 +392,13 @@ def audit_split(
         warnings.append(f"{split.path}: content hash does not match: the file was edited after it was made")
 
     seen: dict[str, list[str]] = {}
-    for s in split.split_names:
+    for s in split.part_names:
         for v in split.members[s]["videos"]:
             seen.setdefault(v, []).append(s)
     video_overlap = {v: tuple(ss) for v, ss in sorted(seen.items()) if len(ss) > 1}
     if video_overlap:
         ex = ", ".join(f"{v} in {'+'.join(ss)}" for v, ss in list(video_overlap.items())[:5])
-        errors.append(f"{len(video_overlap)} video(s) in more than one split ({ex})")
+        errors.append(f"{len(video_overlap)} video(s) in more than one part ({ex})")
 
     with tables_lock(r.path, exclusive=False):  # both tables of one moment, even during an extract
         videos = r.read_videos()
@@ -402,21 +407,21 @@ def audit_split(
         str(v): (None if pd.isna(s) else str(s))
         for v, s in zip(videos["video_id"], videos["subject"], strict=True)
     }
-    subj_splits: dict[str, set[str]] = {}
-    for s in split.split_names:
+    subj_parts: dict[str, set[str]] = {}
+    for s in split.part_names:
         for v in split.members[s]["videos"]:
             subj = subj_of.get(v)
             if subj is not None:
-                subj_splits.setdefault(subj, set()).add(s)
+                subj_parts.setdefault(subj, set()).add(s)
         for subj in split.members[s]["subjects"]:
-            subj_splits.setdefault(subj, set()).add(s)
-    order = {s: i for i, s in enumerate(split.split_names)}
+            subj_parts.setdefault(subj, set()).add(s)
+    order = {s: i for i, s in enumerate(split.part_names)}
     subject_overlap = {
-        k: tuple(sorted(ss, key=order.__getitem__)) for k, ss in sorted(subj_splits.items()) if len(ss) > 1
+        k: tuple(sorted(ss, key=order.__getitem__)) for k, ss in sorted(subj_parts.items()) if len(ss) > 1
     }
     if subject_overlap:
         ex = ", ".join(f"{k} in {'+'.join(ss)}" for k, ss in list(subject_overlap.items())[:5])
-        msg = f"{len(subject_overlap)} subject(s) in more than one split ({ex})"
+        msg = f"{len(subject_overlap)} subject(s) in more than one part ({ex})"
         if split.unit == "video":
             warnings.append(msg + ": identities are shared (the split was made --by video)")
         else:
@@ -443,7 +448,7 @@ def audit_split(
     missing = sorted(ok_videos - set(seen))
     if missing:
         warnings.append(
-            f"{len(missing)} ok recording(s) are in no split (e.g. {', '.join(missing[:3])}); "
+            f"{len(missing)} ok recording(s) are in no part (e.g. {', '.join(missing[:3])}); "
             f"re-run gaitdata split to include them"
         )
 
@@ -459,7 +464,7 @@ def audit_split(
     region = ("person" if box_labels is not None else "frame") if region == "auto" else region
     pairs: list[NearDuplicate] = []
     n_pairs = n_hashed = 0
-    if near_duplicates and len(split.split_names) > 1:
+    if near_duplicates and len(split.part_names) > 1:
         v2s = {v: ss[0] for v, ss in seen.items() if v in known}
         boxes = person_boxes(r, box_labels) if region == "person" and box_labels is not None else None
         pairs, n_hashed, n_pairs, unreadable = _near_duplicates(
@@ -473,8 +478,8 @@ def audit_split(
             ex = pairs[0]
             count = f"more than {MAX_COUNTED}" if n_pairs > MAX_COUNTED else str(n_pairs)
             msg = (
-                f"{count} near-duplicate frame pair(s) across splits (Hamming <= {threshold}), "
-                f"e.g. {ex.path_a} ({ex.split_a}) ~ {ex.path_b} ({ex.split_b}), distance {ex.distance}"
+                f"{count} near-duplicate frame pair(s) across parts (Hamming <= {threshold}), "
+                f"e.g. {ex.path_a} ({ex.part_a}) ~ {ex.path_b} ({ex.part_b}), distance {ex.distance}"
             )
             (errors if strict else warnings).append(msg)
 
@@ -503,7 +508,7 @@ def audit(
     """Audit the saved split ``<root>/splits/<name>.json``.
 
     Raises :class:`LeakageError` (a :class:`GaitdataError`, carrying ``.report``) when a video or
-    subject is in two splits, unless ``raise_on_leak=False``. ``labels`` names the label set for
+    subject is in two parts, unless ``raise_on_leak=False``. ``labels`` names the label set for
     the statistics (default: the split's, or the root's only label set).
     """
     r = root if isinstance(root, DatasetRoot) else DatasetRoot(root)
@@ -525,10 +530,10 @@ def print_report(report: AuditReport, console: Any = None, max_pairs: int = 10) 
 
     console = console or Console()
     table = Table(title=f"split {report.name}" + (f" (labels: {report.labels})" if report.labels else ""))
-    cols = ["split", "subjects", "videos", "frames"]
+    cols = ["split", "subjects", "videos", "frames"]  # "split": the part (the key stored in the split file)
     if report.stats and "labelled_persons" in report.stats[0]:
         cols += ["labelled_frames", "labelled_persons", "mean_score", "mean_joint_confidence", "qa_flags"]
-    heads = {"labelled_frames": "lab. frames", "labelled_persons": "persons", "mean_score": "score",
+    heads = {"split": "part", "labelled_frames": "lab. frames", "labelled_persons": "persons", "mean_score": "score",
              "mean_joint_confidence": "joint conf", "qa_flags": "QA flags"}  # fmt: skip
     for c in cols:
         table.add_column(heads.get(c, c), justify="left" if c in ("split", "qa_flags") else "right")
@@ -549,11 +554,11 @@ def print_report(report: AuditReport, console: Any = None, max_pairs: int = 10) 
     if report.n_hashed:
         console.print(
             f"perceptual hashes ({report.region}): {report.n_hashed} frames, {report.n_near_duplicates} near-duplicate pair(s) "
-            f"across splits (Hamming <= {report.threshold})"
+            f"across parts (Hamming <= {report.threshold})"
         )
     for d in report.near_duplicates[:max_pairs]:
         console.print(
-            f"  [yellow]~{d.distance}[/] {d.split_a}: {d.path_a}  <->  {d.split_b}: {d.path_b}",
+            f"  [yellow]~{d.distance}[/] {d.part_a}: {d.path_a}  <->  {d.part_b}: {d.path_b}",
             highlight=False,
         )
     for w in report.warnings:

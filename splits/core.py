@@ -1,15 +1,16 @@
-"""Group-aware splits: every frame of a video, and every video of a subject, land in one split.
+"""Group-aware splits: every frame of a video, and every video of a subject, land in one part.
 
 Frames of one video are near-duplicates and a person's gait is their identity, so a split by
 frame leaks. :func:`make_split` assigns whole *groups* (subjects when every recording names one,
-else videos) to splits so that the requested fractions are met by **frame count** (or by
+else videos) to the parts of a split (train/val/test, or folds) so that the requested fractions are
+met by **frame count** (or by
 labelled-person count when a label set is given), not by group count; both are reported.
 
 The assignment is deterministic for a seed: a largest-first greedy pass plus ``trials - 1``
 seeded random orders, each improved by local search (move one group, swap two groups), and the
 lowest-cost result wins (ties go to the earliest trial). The cost is the absolute deviation of
-each split's weight from its target, plus, for ``stratify`` columns, the same deviation per
-stratum value (so each view/condition is spread over the splits in the same proportions).
+each part's weight from its target, plus, for ``stratify`` columns, the same deviation per
+stratum value (so each view/condition is spread over the parts in the same proportions).
 
 The result is saved as ``<root>/splits/<name>.json`` (see :meth:`Split.to_dict`): member lists,
 counts, parameters, an input fingerprint, the lineage (``inputs.lineage``: the frame fingerprint
@@ -83,11 +84,11 @@ def _check_fractions(
     if names is None:
         names = {2: ("train", "test"), 3: ("train", "val", "test")}.get(len(f))
         if names is None:
-            names = tuple(f"split{i}" for i in range(len(f)))
+            names = tuple(f"part{i}" for i in range(len(f)))
     names = tuple(names)
     if len(names) != len(f) or len(set(names)) != len(names):
         raise GaitdataError(
-            f"need {len(f)} distinct split names for fractions {list(fractions)}, got {list(names)}"
+            f"need {len(f)} distinct part names for fractions {list(fractions)}, got {list(names)}"
         )
     for n in names:
         check_split_name(n)
@@ -105,7 +106,7 @@ def _local_search(
     assign: np.ndarray, m: np.ndarray, t: np.ndarray, f: np.ndarray, order: np.ndarray, pos: np.ndarray
 ) -> np.ndarray:
     """Improve ``assign`` by single moves and pairwise swaps until nothing lowers the cost.
-    A split with a positive fraction never loses its last group of positive weight (``pos``)."""
+    A part with a positive fraction never loses its last group of positive weight (``pos``)."""
     s_count = len(t)
     a = np.zeros_like(t)
     np.add.at(a, assign, m)
@@ -137,12 +138,12 @@ def _local_search(
                 if not other.any():
                     continue
                 idx = np.nonzero(other)[0]
-                d = m[idx] - m[g]  # what the source split gains
+                d = m[idx] - m[g]  # what the source part gains
                 dst = assign[idx]
                 before = _cost_rows(a[src], t[src]) + _cost_rows(a[dst], t[dst])
                 after = _cost_rows(a[src] + d, t[src]) + _cost_rows(a[dst] - d, t[dst])
                 delta = after - before
-                # a swap of a positive-weight group with a zero-weight one must not empty a split
+                # a swap of a positive-weight group with a zero-weight one must not empty a part
                 empties = (pos[g] & ~pos[idx] & (counts[src] <= 1) & (f[src] > 0)) | (
                     ~pos[g] & pos[idx] & (counts[dst] <= 1) & (f[dst] > 0)
                 )
@@ -168,7 +169,7 @@ def _greedy(order: np.ndarray, m: np.ndarray, t: np.ndarray, f: np.ndarray, pos:
     counts = np.zeros(s_count, dtype=np.int64)
     for g in order:
         delta = _cost_rows(a + m[g], t) - _cost_rows(a, t)
-        # prefer splits that are still empty, then the largest relative deficit
+        # prefer parts that are still empty, then the largest relative deficit
         deficit = (t[:, 0] - a[:, 0]) / np.maximum(t[:, 0], 1e-12)
         empty = (counts == 0) & (f > 0) & bool(pos[g])
         key = np.lexsort((np.arange(s_count), -deficit, delta, ~empty))
@@ -193,7 +194,7 @@ def assign_groups(
     trials: int = DEFAULT_TRIALS,
 ) -> np.ndarray:
     """Assign groups to splits. ``weights``: (G,), ``strata``: (G, K) weight of each group per stratum
-    value (or None). Returns (G,) split indices; every split with a positive fraction gets a group
+    value (or None). Returns (G,) part indices; every part with a positive fraction gets a group
     of positive weight (given enough of them)."""
     w = np.asarray(weights, dtype=np.float64)
     cols = [w[:, None]] if strata is None else [w[:, None], np.asarray(strata, dtype=np.float64)]
@@ -222,13 +223,13 @@ def assign_groups(
 # ------------------------------------------------------------------------------------------------
 # make_split
 # ------------------------------------------------------------------------------------------------
-def _split_command(params: dict[str, Any], split_names: tuple[str, ...], name: str, kind: str) -> list[str]:
+def _split_command(params: dict[str, Any], part_names: tuple[str, ...], name: str, kind: str) -> list[str]:
     """The ``gaitdata split`` command line that makes this split again."""
     cmd = ["gaitdata", "split", "{root}", "--name", name, "--by", params["by"], "--seed", str(params["seed"])]
     if kind == "kfold":
         option(cmd, "--folds", params["folds"])
     else:
-        cmd += ["--fractions", ",".join(f"{x:g}" for x in params["fractions"]), "--names", ",".join(split_names)]
+        cmd += ["--fractions", ",".join(f"{x:g}" for x in params["fractions"]), "--names", ",".join(part_names)]
     option(cmd, "--stratify", ",".join(params["stratify"]), "")
     option(cmd, "--labels", params["labels"])
     option(cmd, "--trials", params["trials"], DEFAULT_TRIALS)
@@ -236,12 +237,12 @@ def _split_command(params: dict[str, Any], split_names: tuple[str, ...], name: s
 
 
 def _lineage(
-    root: DatasetRoot, videos: pd.DataFrame, params: dict[str, Any], split_names: tuple[str, ...], name: str, kind: str
+    root: DatasetRoot, videos: pd.DataFrame, params: dict[str, Any], part_names: tuple[str, ...], name: str, kind: str
 ) -> dict[str, Any]:
     labels = params["labels"]
     frames = root_frame_fingerprints(root, videos["video_id"].astype(str).tolist())
     fp = label_set_fingerprint(root, labels) if labels is not None else None
-    return split_lineage(frames, labels, fp, _split_command(params, split_names, name, kind))
+    return split_lineage(frames, labels, fp, _split_command(params, part_names, name, kind))
 
 
 def build_split(
@@ -269,10 +270,10 @@ def build_split(
             raise GaitdataError(f"--folds must be at least 2, got {folds}")
         folds = int(folds)
         f = np.full(folds, 1.0 / folds)
-        split_names = tuple(f"fold{i}" for i in range(folds))
+        part_names = tuple(f"fold{i}" for i in range(folds))
         kind = "kfold"
     else:
-        f, split_names = _check_fractions(fractions, names)
+        f, part_names = _check_fractions(fractions, names)
         kind = "holdout"
     videos = video_table(r, labels)
     unit = _resolve_unit(videos, by, r)
@@ -300,7 +301,7 @@ def build_split(
         what = "labelled persons" if labels is not None else "written frames"
         raise GaitdataError(
             f"only {len(weighted)} {unit}(s) with {what} ({', '.join(weighted)}) for {n_needed} non-empty "
-            f"splits; add recordings, use fewer splits/folds{' or --by video' if unit == 'subject' else ''}"
+            f"parts; add recordings, use fewer parts/folds{' or --by video' if unit == 'subject' else ''}"
         )
     strata_m = None
     strata_keys: list[str] = []
@@ -313,13 +314,13 @@ def build_split(
         np.add.at(strata_m, (vg, kidx), videos[weight_col].to_numpy(dtype=np.float64))
         videos["stratum"] = skey
     assign = assign_groups(gw, strata_m, f, seed=seed, trials=trials)
-    videos["split"] = [split_names[assign[g]] for g in vg]
+    videos["part"] = [part_names[assign[g]] for g in vg]
 
     members: dict[str, dict[str, tuple[str, ...]]] = {}
     counts: dict[str, dict[str, Any]] = {}
     total_w = float(videos[weight_col].sum())
-    for i, s in enumerate(split_names):
-        sub = videos[videos["split"] == s]
+    for i, s in enumerate(part_names):
+        sub = videos[videos["part"] == s]
         subj = tuple(sorted(sub["subject"].dropna().astype(str).unique().tolist()))
         members[s] = {"subjects": subj, "videos": tuple(sorted(sub["video_id"].astype(str).tolist()))}
         n_groups = int((assign == i).sum())
@@ -351,10 +352,10 @@ def build_split(
         "videos": len(videos),
         "groups": len(groups),
         "fingerprint": inputs_fingerprint(videos, labels),
-        "lineage": _lineage(r, videos, params, split_names, name, kind),
+        "lineage": _lineage(r, videos, params, part_names, name, kind),
     }
     sp = Split(
-        name=name, kind=kind, unit=unit, weight=weight_col, split_names=split_names, members=members,
+        name=name, kind=kind, unit=unit, weight=weight_col, part_names=part_names, members=members,
         params=params, counts=counts, inputs=inputs, content_hash="",
     )  # fmt: skip
     return replace(sp, content_hash=content_hash(sp.content()))
@@ -384,8 +385,8 @@ def make_split(
     ``by``: ``"subject"`` | ``"video"`` | None (subject when every recording names one, else video).
     ``fractions`` are met by frame count (by labelled-person count with ``labels``). ``folds=K``
     makes a k-fold split (``fold0..``) instead. ``stratify`` balances recording columns (e.g.
-    ``("view", "condition")``) over the splits. The audit runs before saving: a video or subject in
-    two splits (or, with ``strict``, a near-duplicate frame across splits) raises
+    ``("view", "condition")``) over the parts. The audit runs before saving: a video or subject in
+    two parts (or, with ``strict``, a near-duplicate frame across parts) raises
     :class:`splits.audit.LeakageError` and nothing is written. ``near_duplicates``,
     ``frames_per_video``, ``region`` and ``strict`` configure the audit (see :mod:`splits.audit`).
     """

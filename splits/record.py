@@ -13,13 +13,14 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from gaitdata.dataset import DatasetRoot
+from gaitdata.dataset import DatasetRoot, written_frames
 from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_write_text
 
@@ -27,6 +28,10 @@ SPLIT_FORMAT = "gaitdata-split"
 SPLIT_FORMAT_VERSION = 1
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"{old} is deprecated; use {new}", DeprecationWarning, stacklevel=3)
 
 
 def check_split_name(name: str) -> str:
@@ -50,17 +55,18 @@ def list_splits(root: DatasetRoot | str | os.PathLike) -> list[str]:
 # ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Split:
-    """A saved assignment of videos (and subjects) to named splits.
+    """A saved assignment of videos (and subjects) to the named *parts* of a split (train/val/test).
 
-    ``members[split] = {"subjects": (...), "videos": (...)}``. For k-fold splits the split names
-    are ``fold0 .. fold{K-1}``; :meth:`fold` gives the (train, test) videos of one fold.
+    ``members[part] = {"subjects": (...), "videos": (...)}``. For k-fold splits the parts are
+    ``fold0 .. fold{K-1}``; :meth:`fold` gives the (train, test) videos of one fold. (The split file
+    keeps its own keys: ``split_names`` lists the parts and ``splits`` holds their members.)
     """
 
     name: str
     kind: str  # holdout | kfold
     unit: str  # subject | video
     weight: str  # frames | labelled_persons
-    split_names: tuple[str, ...]
+    part_names: tuple[str, ...]
     members: dict[str, dict[str, tuple[str, ...]]]
     params: dict[str, Any]
     counts: dict[str, dict[str, Any]]
@@ -71,51 +77,68 @@ class Split:
     hash_ok: bool = True
 
     # ---- queries -------------------------------------------------------------------------------
-    def _check(self, split: str) -> str:
-        if split not in self.members:
+    def _check(self, part: str) -> str:
+        if part not in self.members:
             raise GaitdataError(
-                f"split {self.name!r} has no part {split!r}; it has: {', '.join(self.split_names)}"
+                f"split {self.name!r} has no part {part!r}; it has: {', '.join(self.part_names)}"
             )
-        return split
+        return part
 
-    def videos(self, split: str) -> list[str]:
-        return list(self.members[self._check(split)]["videos"])
+    def videos(self, part: str) -> list[str]:
+        return list(self.members[self._check(part)]["videos"])
 
-    def subjects(self, split: str) -> list[str]:
-        return list(self.members[self._check(split)]["subjects"])
+    def subjects(self, part: str) -> list[str]:
+        return list(self.members[self._check(part)]["subjects"])
 
     def all_videos(self) -> list[str]:
         return sorted({v for m in self.members.values() for v in m["videos"]})
 
-    def split_of_video(self, video_id: str) -> str | None:
-        """The split holding ``video_id`` (the first one, should a hand-edited file list it twice)."""
-        for s in self.split_names:
+    def part_of_video(self, video_id: str) -> str | None:
+        """The part holding ``video_id`` (the first one, should a hand-edited file list it twice)."""
+        for s in self.part_names:
             if video_id in self.members[s]["videos"]:
                 return s
         return None
 
-    def video_to_split(self) -> dict[str, str]:
+    def video_to_part(self) -> dict[str, str]:
         out: dict[str, str] = {}
-        for s in self.split_names:
+        for s in self.part_names:
             for v in self.members[s]["videos"]:
                 out.setdefault(v, s)
         return out
 
     @property
     def folds(self) -> int | None:
-        return len(self.split_names) if self.kind == "kfold" else None
+        return len(self.part_names) if self.kind == "kfold" else None
 
     def fold(self, k: int) -> tuple[list[str], list[str]]:
         """(train videos, test videos) of fold ``k`` of a k-fold split."""
         if self.kind != "kfold":
-            raise GaitdataError(f"split {self.name!r} is a {self.kind} split, not k-fold; use .videos(name)")
-        if not 0 <= k < len(self.split_names):
-            raise GaitdataError(f"split {self.name!r} has folds 0..{len(self.split_names) - 1}, not {k}")
-        test = self.videos(self.split_names[k])
+            raise GaitdataError(f"split {self.name!r} is a {self.kind} split, not k-fold; use .videos(part)")
+        if not 0 <= k < len(self.part_names):
+            raise GaitdataError(f"split {self.name!r} has folds 0..{len(self.part_names) - 1}, not {k}")
+        test = self.videos(self.part_names[k])
         train = sorted(
-            v for s in self.split_names if s != self.split_names[k] for v in self.members[s]["videos"]
+            v for s in self.part_names if s != self.part_names[k] for v in self.members[s]["videos"]
         )
         return train, test
+
+    # ---- former names (deprecated) -------------------------------------------------------------
+    @property
+    def split_names(self) -> tuple[str, ...]:
+        """Deprecated: use :attr:`part_names`."""
+        _deprecated("Split.split_names", "Split.part_names")
+        return self.part_names
+
+    def split_of_video(self, video_id: str) -> str | None:
+        """Deprecated: use :meth:`part_of_video`."""
+        _deprecated("Split.split_of_video", "Split.part_of_video")
+        return self.part_of_video(video_id)
+
+    def video_to_split(self) -> dict[str, str]:
+        """Deprecated: use :meth:`video_to_part`."""
+        _deprecated("Split.video_to_split", "Split.video_to_part")
+        return self.video_to_part()
 
     # ---- serialisation -------------------------------------------------------------------------
     def content(self) -> dict[str, Any]:
@@ -128,10 +151,10 @@ class Split:
             "unit": self.unit,
             "weight": self.weight,
             "params": self.params,
-            "split_names": list(self.split_names),
+            "split_names": list(self.part_names),
             "splits": {
                 s: {"subjects": list(self.members[s]["subjects"]), "videos": list(self.members[s]["videos"])}
-                for s in self.split_names
+                for s in self.part_names
             },
             "counts": self.counts,
             "inputs": self.inputs,
@@ -172,7 +195,7 @@ def split_from_dict(d: dict[str, Any], path: Path | None = None) -> Split:
             for s in names
         }
         sp = Split(
-            name=d["name"], kind=d["kind"], unit=d["unit"], weight=d["weight"], split_names=names,
+            name=d["name"], kind=d["kind"], unit=d["unit"], weight=d["weight"], part_names=names,
             members=members, params=d.get("params", {}), counts=d.get("counts", {}), inputs=d.get("inputs", {}),
             content_hash=d.get("content_hash", ""), audit_summary=d.get("audit", {}), path=path,
         )  # fmt: skip
@@ -220,9 +243,7 @@ def video_table(root: DatasetRoot, labels: str | None = None) -> pd.DataFrame:
             f"{root.videos_path}: no recordings with status ok to split. Extract recordings first: "
             f"gaitdata extract RECORDINGS --out {root.path}"
         )
-    frames = root.read_frames()
-    ok = frames[frames["status"] == "ok"]
-    n_frames = ok.groupby("video_id").size()
+    n_frames = written_frames(root.read_frames()).groupby("video_id").size()
     videos["frames"] = videos["video_id"].map(n_frames).fillna(0).astype("int64")
     if labels is not None:
         from gaitdata.labels import read_labels

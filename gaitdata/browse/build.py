@@ -36,7 +36,7 @@ from gaitdata.browse.plan import (
     dataset_name,
     field_name,
     plan,
-    video_split_map,
+    video_part_map,
 )
 from gaitdata.browse.previews import (
     depth_units_range,
@@ -47,7 +47,7 @@ from gaitdata.browse.previews import (
     video_depth_range,
 )
 from gaitdata.browse.samples import LABEL_SUFFIXES, heatmap_doc, label_docs, make_specs, skeleton_polyline_doc
-from gaitdata.dataset import DatasetRoot
+from gaitdata.dataset import DatasetRoot, written_frames
 from gaitdata.errors import GaitdataError
 from gaitdata.io import file_fingerprint
 from gaitdata.labels import read_labels
@@ -58,7 +58,7 @@ __all__ = [
     "DEPTH", "LABEL_SUFFIXES", "RGB", "BuildPlan", "BuildReport", "SampleSpec", "add_specs", "agreement_field",
     "build_dataset", "dataset_name", "declare_label_fields", "depth_units_range", "field_name", "frame_agreement",
     "heatmap_doc", "label_docs", "make_preview", "make_previews", "make_specs", "plan", "preview_relpath",
-    "rgb_view", "save_views", "set_label_fields", "set_split", "skeleton_polyline_doc", "video_split_map",
+    "rgb_view", "save_views", "set_label_fields", "set_split", "skeleton_polyline_doc", "video_part_map",
     "write_docs",
 ]  # fmt: skip
 
@@ -164,7 +164,8 @@ def _written_frames(root: DatasetRoot) -> tuple[pd.DataFrame, pd.DataFrame]:
     with tables_lock(root.path, exclusive=False):  # both tables of one moment, even during an extract
         videos = root.read_videos().set_index("video_id", drop=False)
         frames = root.read_frames()
-    frames = frames[(frames["status"] == "ok") & frames["rgb_path"].notna()]
+    frames = written_frames(frames)
+    frames = frames[frames["rgb_path"].notna()]
     return videos, frames[frames["video_id"].isin(videos.index)].reset_index(drop=True)
 
 
@@ -272,7 +273,7 @@ def set_split(p: BuildPlan, ds: Any) -> int:
     ids, vids, parts, tags = view.values("id"), view.values("video_id"), view.values("split"), view.values("tags")
     new_split, new_tags = {}, {}
     for i, v, old, t in zip(ids, vids, parts, tags, strict=True):
-        part = p.video_split.get(v)
+        part = p.video_part.get(v)
         if part != old:
             new_split[i] = part
         keep = [x for x in (t or []) if not x.startswith("split:")] + ([f"split:{part}"] if part else [])
@@ -309,7 +310,7 @@ def save_views(ds: Any, p: BuildPlan, video_level: bool = False) -> list[str]:
             save(f"disagree-{re.sub(r'[^A-Za-z0-9-]', '-', other)}".lower(),
                  rgb.match(F(f) < DISAGREEMENT_OKS).sort_by(f),
                  f"frames where {other} and {p.label_sets[0]} agree with OKS < {DISAGREEMENT_OKS}")  # fmt: skip
-    for part in sorted(set(p.video_split.values())):
+    for part in sorted(set(p.video_part.values())):
         save(f"split-{re.sub(r'[^A-Za-z0-9-]', '-', part)}".lower(), rgb.match(F("split") == part),
              f"{part} frames of split {p.split_name}")  # fmt: skip
     if video_level:

@@ -32,7 +32,7 @@ class BuildPlan:
     label_sets: tuple[str, ...]
     fields: dict[str, str]  # label set -> keypoints field (boxes: "<field>_boxes")
     split_name: str | None
-    video_split: dict[str, str]
+    video_part: dict[str, str]  # video_id -> its part of the split (the samples' "split" field)
     notes: tuple[str, ...] = ()
 
 
@@ -51,7 +51,7 @@ def field_name(label_set: str) -> str:
     return f
 
 
-def video_split_map(root: DatasetRoot, split: str | None) -> tuple[str | None, dict[str, str]]:
+def video_part_map(root: DatasetRoot, split: str | None) -> tuple[str | None, dict[str, str]]:
     """(split name, video_id -> part) for ``split``; ``None`` picks ``default`` or the only split."""
     from splits.record import load_split
 
@@ -68,7 +68,7 @@ def video_split_map(root: DatasetRoot, split: str | None) -> tuple[str | None, d
             f"split {split!r} not found in {root.splits_dir}; available: {', '.join(have) or 'none'}. "
             f"Create one with: gaitdata split {root.path}"
         )
-    return split, load_split(root, split).video_to_split()
+    return split, load_split(root, split).video_to_part()
 
 
 def plan(root: str | os.PathLike | DatasetRoot, labels: Sequence[str] | None = None, split: str | None = None) -> BuildPlan:
@@ -93,7 +93,7 @@ def plan(root: str | os.PathLike | DatasetRoot, labels: Sequence[str] | None = N
     clash = [f for f in set(fields.values()) if list(fields.values()).count(f) > 1]
     if clash:
         raise GaitdataError(f"label sets {sorted(n for n, f in fields.items() if f in clash)} map to one field; rename one")
-    split_name, vmap = video_split_map(r, split)
+    split_name, vmap = video_part_map(r, split)
     if split_name is None:
         notes.append("no split selected: no split field or split views (create one with: gaitdata split ROOT)")
     return BuildPlan(r, dataset_name(r), tuple(chosen), fields, split_name, vmap, tuple(notes))

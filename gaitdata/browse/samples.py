@@ -134,7 +134,7 @@ def make_specs(p: BuildPlan, chunk: pd.DataFrame, videos: pd.DataFrame, sizes: d
             "colour_frame_number": None if pd.isna(r.colour_frame_number) else int(r.colour_frame_number),
             "colour_ts_ms": None if pd.isna(r.colour_ts_ms) else float(r.colour_ts_ms),
             "depth_ts_ms": None if pd.isna(r.depth_ts_ms) else float(r.depth_ts_ms),
-            "split": p.video_split.get(vid),
+            "split": p.video_part.get(vid),
             **vmeta[vid],
         }
         tags = (f"split:{common['split']}",) if common["split"] else ()

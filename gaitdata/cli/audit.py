@@ -1,4 +1,4 @@
-"""``gaitdata audit ROOT --split NAME``: leakage checks and per-split statistics."""
+"""``gaitdata audit ROOT --split NAME``: leakage checks and statistics per part."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ import click
     show_default=True,
     help="Hash the whole frame or the labelled person's box (auto: person when a label set is known).",
 )
-@click.option("--strict", is_flag=True, help="Near-duplicate frames across splits are errors, not warnings.")
+@click.option("--strict", is_flag=True, help="Near-duplicate frames across parts are errors, not warnings.")
 @click.option(
     "--json",
     "json_out",
@@ -43,8 +43,8 @@ import click
 @click.option("--max-pairs", type=int, default=20, show_default=True, help="Near-duplicate pairs to print.")
 def command(root: str, name: str, labels: str | None, threshold: int, frames_per_video: int, all_frames: bool,
             no_near_duplicates: bool, region: str, strict: bool, json_out: str | None, max_pairs: int) -> None:  # fmt: skip
-    """Audit a split: a video or subject in two splits is an error (exit status 1); near-duplicate
-    frames across splits (perceptual hash) are listed with their paths; per-split statistics
+    """Audit a split: a video or subject in two of its parts is an error (exit status 1); near-duplicate
+    frames across parts (perceptual hash) are listed with their paths; statistics per part
     (subjects, videos, frames, labelled persons, mean confidence, QA flags) are printed.
 
     \b
@@ -69,4 +69,4 @@ def command(root: str, name: str, labels: str | None, threshold: int, frames_per
         atomic_write_json(json_out, json.loads(json.dumps(report.to_dict(), default=str)))
     if not report.ok:
         raise click.exceptions.Exit(1)
-    console.print(f"[green]ok:[/] no video or subject shared across the splits of {name!r}")
+    console.print(f"[green]ok:[/] no video or subject shared across the parts of {name!r}")

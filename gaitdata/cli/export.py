@@ -9,7 +9,7 @@ from gaitdata.cli.common import no_wait_option
 
 @click.group()
 def command() -> None:
-    """Export a label set: COCO person keypoints per split, or pose sequences for gait recognition.
+    """Export a label set: COCO person keypoints per part of a split, or pose sequences for gait recognition.
 
     \b
     Examples:

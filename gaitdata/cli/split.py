@@ -30,13 +30,13 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
     default="0.7,0.15,0.15",
     show_default=True,
     callback=_fractions,
-    help="Fractions of frames (or labelled persons with --labels) per split; must sum to 1.",
+    help="Fractions of frames (or labelled persons with --labels) per part; must sum to 1.",
 )
 @click.option(
-    "--names", default=None, help="Comma-separated split names (default train,val,test or train,test)."
+    "--names", default=None, help="Comma-separated part names (default train,val,test or train,test)."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--stratify", default="", help="Recording columns to balance over splits, e.g. view,condition.")
+@click.option("--stratify", default="", help="Recording columns to balance over the parts, e.g. view,condition.")
 @click.option("--name", default="default", show_default=True, help="Saved as ROOT/splits/NAME.json.")
 @click.option("--folds", type=int, default=None, help="Make a K-fold split (fold0..foldK-1) instead.")
 @click.option(
@@ -60,13 +60,13 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
     show_default=True,
     help="Hash the whole frame or the labelled person's box (auto: person when a label set is known).",
 )
-@click.option("--strict", is_flag=True, help="Refuse to save when near-duplicate frames cross splits.")
+@click.option("--strict", is_flag=True, help="Refuse to save when near-duplicate frames cross parts.")
 def command(root: str, by: str | None, fractions: tuple[float, ...], names: str | None, seed: int, stratify: str,
             name: str, folds: int | None, labels: str | None, trials: int, no_near_duplicates: bool,
             frames_per_video: int, region: str, strict: bool) -> None:  # fmt: skip
-    """Assign whole subjects (or videos) to splits so the fractions hold by frame count; audit; save.
+    """Assign whole subjects (or videos) to parts so the fractions hold by frame count; audit; save.
 
-    A video or subject in two splits is refused (nothing is saved). The same inputs and seed
+    A video or subject in two parts is refused (nothing is saved). The same inputs and seed
     rewrite ROOT/splits/NAME.json byte for byte.
 
     \b
@@ -90,9 +90,9 @@ def command(root: str, by: str | None, fractions: tuple[float, ...], names: str 
     )  # fmt: skip
     weight = "labelled persons" if sp.weight == "labelled_persons" else "frames"
     table = Table(title=f"split {sp.name}: by {sp.unit}, seed {seed}, fractions of {weight}")
-    for c in ("split", "target", f"{weight} %", f"{sp.unit}s %", sp.unit + "s", "videos", "frames"):
-        table.add_column(c, justify="left" if c == "split" else "right")
-    for s in sp.split_names:
+    for c in ("part", "target", f"{weight} %", f"{sp.unit}s %", sp.unit + "s", "videos", "frames"):
+        table.add_column(c, justify="left" if c == "part" else "right")
+    for s in sp.part_names:
         c = sp.counts[s]
         table.add_row(
             s, f"{100 * c['target_fraction']:.1f}", f"{100 * c['weight_fraction']:.1f}",
@@ -103,7 +103,7 @@ def command(root: str, by: str | None, fractions: tuple[float, ...], names: str 
     nd = a.get("near_duplicates", {})
     if nd.get("frames_hashed"):
         console.print(
-            f"audit: {nd['pairs']} near-duplicate pair(s) across splits among {nd['frames_hashed']} hashed frames"
+            f"audit: {nd['pairs']} near-duplicate pair(s) across parts among {nd['frames_hashed']} hashed frames"
         )
     for w in a.get("warnings", []):
         console.print(f"[yellow]warning:[/] {w}", highlight=False)

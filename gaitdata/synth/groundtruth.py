@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gaitdata.dataset import DatasetRoot
+from gaitdata.dataset import DatasetRoot, written_frames
 from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_open, json_default
 from gaitdata.labels import LABEL_COLUMNS, write_labels
@@ -179,7 +179,8 @@ def ground_truth_labels(
             continue
         gt = load_ground_truth(side)
         found += 1
-        fr = frames[(frames["video_id"] == v["video_id"]) & (frames["status"] == "ok")]
+        fr = written_frames(frames)
+        fr = fr[fr["video_id"] == v["video_id"]]
         if fr.empty:
             continue
         rows = _match(fr, gt["colour_frame_numbers"])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from gaitdata.dataset import DatasetRoot, conform
+from gaitdata.dataset import DatasetRoot, conform, written_frames
 from gaitdata.errors import GaitdataError
 from gaitdata.labels import LABEL_COLUMNS, check_label_set_name, meta_from_schema, write_labels
 from gaitdata.lineage import label_set_lineage
@@ -83,7 +83,7 @@ def import_label_set(
         raise GaitdataError(f"{src}: duplicate (video_id, frame_index, person_index) rows; it is not one label set")
 
     frames = r.read_frames()
-    ok = frames[frames["status"] == "ok"]
+    ok = written_frames(frames)
     written = set(zip(ok["video_id"].astype(str), ok["frame_index"].astype(int), strict=True))
     keys = sorted(set(zip(df["video_id"].astype(str), df["frame_index"].astype(int), strict=True)))
     stray = [key for key in keys if key not in written]

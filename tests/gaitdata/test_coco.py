@@ -88,7 +88,7 @@ def test_image_fields(root, exported):
         assert d["info"]["image_root"] == "../.."
         image_root = path.parent / d["info"]["image_root"]
         for im in d["images"]:
-            assert sp.split_of_video(im["video_id"]) == part
+            assert sp.part_of_video(im["video_id"]) == part
             fr = frames.loc[(im["video_id"], im["frame_index"])]
             assert im["file_name"] == fr["rgb_path"] and not im["file_name"].startswith("/")
             img = cv2.imread(str(image_root / im["file_name"]))

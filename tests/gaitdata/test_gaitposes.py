@@ -215,7 +215,7 @@ def test_gaitgraph_csv_reads_into_their_arrays(root, by_subject, npz_export, tmp
             g.iloc[:, 1:].to_numpy(np.float32).reshape(len(g), 17, 3)
         )  # [T, V, C] as their dataset stacks it
         assert np.array_equal(arr, want["keypoints"][want["has_pose"]])
-    parts = {p: pd.read_csv(out / f"poses_{p}.csv") for p in by_subject.split_names}
+    parts = {p: pd.read_csv(out / f"poses_{p}.csv") for p in by_subject.part_names}
     assert sum(len(p) for p in parts.values()) == len(df)
     subjects = {p: set(t["image_name"].str.split("/").str[0]) for p, t in parts.items()}
     assert not subjects["train"] & subjects["test"] and not subjects["val"] & subjects["test"]

@@ -30,20 +30,20 @@ def _frames_per_video(root):
 def test_subject_split_has_no_leak_and_meets_frame_fractions(root):
     sp = splits.make_split(root, name="t_subject")
     assert sp.unit == "subject" and sp.weight == "frames" and sp.kind == "holdout"
-    assert sp.split_names == ("train", "val", "test")
+    assert sp.part_names == ("train", "val", "test")
     owner = {}
-    for s in sp.split_names:
+    for s in sp.part_names:
         for subj in sp.subjects(s):
             assert owner.setdefault(subj, s) == s
     assert sorted(owner) == [f"s{i:02d}" for i in range(6)]
-    videos = [v for s in sp.split_names for v in sp.videos(s)]
+    videos = [v for s in sp.part_names for v in sp.videos(s)]
     assert sorted(videos) == sorted(root.read_videos()["video_id"]) and len(videos) == len(set(videos))
     # every video of a subject sits with its subject
-    for s in sp.split_names:
+    for s in sp.part_names:
         assert all(v.split("_")[0] in sp.subjects(s) for v in sp.videos(s))
     nf = _frames_per_video(root)
     total = nf.sum()
-    for s in sp.split_names:
+    for s in sp.part_names:
         c = sp.counts[s]
         frames = int(nf[sp.videos(s)].sum())
         assert c["frames"] == frames
@@ -51,8 +51,14 @@ def test_subject_split_has_no_leak_and_meets_frame_fractions(root):
         assert c["group_fraction"] == pytest.approx(c["groups"] / 6, abs=1e-6)
     # the fraction of frames is met better than the naive 4/1/1 subject count would guarantee
     assert abs(sp.counts["train"]["weight_fraction"] - 0.7) < 0.1
-    assert sp.split_of_video(sp.videos("test")[0]) == "test"
+    assert sp.part_of_video(sp.videos("test")[0]) == "test"
     assert sp.path == root.splits_dir / "t_subject.json"
+    with pytest.deprecated_call():  # the former names still answer
+        assert sp.split_names == sp.part_names
+    with pytest.deprecated_call():
+        assert sp.video_to_split() == sp.video_to_part()
+    with pytest.deprecated_call():
+        assert sp.split_of_video(sp.videos("val")[0]) == "val"
 
 
 def test_rerun_reproduces_the_file_byte_for_byte(root):
@@ -85,7 +91,7 @@ def test_labelled_person_weights_and_stratify(root):
     assert sp.weight == "labelled_persons"
     lab = pd.read_parquet(root.label_path("toy"))
     persons = lab[lab["has_person"]].groupby("video_id").size()
-    for s in sp.split_names:
+    for s in sp.part_names:
         assert sp.counts[s]["labelled_persons"] == int(persons[sp.videos(s)].sum())
         strata = sp.counts[s]["strata"]
         assert set(strata) == {"bag", "normal"} and all(n > 0 for n in strata.values())
@@ -115,7 +121,7 @@ def test_every_split_gets_weight_and_zero_fractions_stay_empty():
 
 def test_kfold(root):
     sp = splits.make_split(root, folds=3, name="t_k3", near_duplicates=False)
-    assert sp.kind == "kfold" and sp.folds == 3 and sp.split_names == ("fold0", "fold1", "fold2")
+    assert sp.kind == "kfold" and sp.folds == 3 and sp.part_names == ("fold0", "fold1", "fold2")
     all_v = set(root.read_videos()["video_id"])
     for k in range(3):
         train, test = sp.fold(k)
@@ -224,7 +230,7 @@ def test_audit_catches_a_deliberately_leaky_split(tmp_path, region):
         cli, ["audit", str(r.path), "--split", "leaky", "--all-frames", "--region", region]
     )
     assert res.exit_code == 1, res.output
-    assert "more than one split" in res.output and f"{test_v}/rgb/000000.jpg" in res.output
+    assert "more than one part" in res.output and f"{test_v}/rgb/000000.jpg" in res.output
 
 
 def test_split_refuses_near_duplicates_when_strict(tmp_path):
@@ -257,7 +263,7 @@ def test_audit_statistics_match_the_tables(root):
     lab = pd.read_parquet(root.label_path("toy"))
     nf = _frames_per_video(root)
     stats = {row["split"]: row for row in rep.stats}
-    for s in sp.split_names:
+    for s in sp.part_names:
         sub = lab[lab["video_id"].isin(sp.videos(s))]
         persons = sub[sub["has_person"]]
         row = stats[s]
@@ -280,7 +286,7 @@ def test_split_cli(root):
     )
     assert res.exit_code == 0, res.output
     assert "saved" in res.output and (root.splits_dir / "t_cli.json").is_file()
-    assert splits.load_split(root, "t_cli").split_names == ("train", "test")
+    assert splits.load_split(root, "t_cli").part_names == ("train", "test")
     res = CliRunner().invoke(cli, ["split", str(root.path), "--fractions", "0.6,0.6", "--name", "t_cli2"])
     assert res.exit_code != 0 and not (root.splits_dir / "t_cli2.json").exists()
 
