@@ -1,4 +1,4 @@
-"""The dataset root: the single source of truth (see DESIGN.md).
+"""The dataset root: the single source of truth (the README's "The dataset root" section describes it).
 
 ::
 
