@@ -151,6 +151,8 @@ def _walk(root: Path) -> list[tuple[str, Path, Path | None]]:
 def discover(sources: list[str | os.PathLike], id_pattern: str | None = None,
              metadata_csv: str | os.PathLike | None = None) -> list[Source]:  # fmt: skip
     """Recordings under ``sources`` (files or folders, searched recursively), sorted by ``video_id``."""
+    if id_pattern:
+        compile_id_pattern(id_pattern)  # a malformed pattern is refused even when nothing is found
     out: list[Source] = []
     for src in sources:
         src = Path(src).expanduser()
@@ -218,6 +220,13 @@ def _resolve_collisions(out: list[Source], levels: int) -> list[Source]:
 def compile_id_pattern(pattern: str) -> re.Pattern:
     """``{subject}/{session}_{view}`` -> a regex with named groups (fields: subject, session, view, condition)."""
     names = re.findall(r"{(\w+)}", pattern)
+    stray = next((m for m in re.finditer(r"{\w+}|[{}]", pattern) if len(m.group()) == 1), None)
+    if stray:
+        fields = ", ".join(f"{{{f}}}" for f in (*META_FIELDS, "any"))
+        raise GaitdataError(
+            f"--id-pattern {pattern!r}: unmatched {stray.group()!r} (character {stray.start() + 1}); "
+            f"name fields as {fields}, e.g. '{{subject}}/{{session}}_{{view}}'"
+        )
     unknown = sorted(set(names) - set(META_FIELDS) - {"any"})
     if unknown:
         raise GaitdataError(

@@ -52,7 +52,7 @@ import pandas as pd
 
 from gaitdata._version import __version__
 from gaitdata.dataset import FRAME_COLUMNS, VIDEO_COLUMNS, WRITTEN_STATUSES, DatasetRoot, conform, utc_now
-from gaitdata.discover import META_FIELDS, Source, discover, distinguishing_pattern
+from gaitdata.discover import META_FIELDS, Source, compile_id_pattern, discover, distinguishing_pattern
 from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_write_parquet, file_fingerprint
 from gaitdata.lock import tables_lock, writes_root
@@ -104,6 +104,8 @@ class ExtractOptions:
                 )
         if self.reader not in ("auto", "pyrealsense2", "python"):
             raise ValueError(f"reader must be auto, pyrealsense2 or python, got {self.reader!r}")
+        if self.id_pattern:
+            compile_id_pattern(self.id_pattern)  # a malformed or unknown field: one line, before anything runs
 
     def output_key(self) -> dict:
         """The options that change what is written (stored in videos.parquet and the fingerprint)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from gaitdata.containers import write
@@ -58,6 +60,10 @@ def test_id_pattern_and_metadata(tree, tmp_path):
         "subject": "s01", "session": "pre", "view": "front"}  # fmt: skip
     with pytest.raises(GaitdataError, match="unknown field"):
         compile_id_pattern("{patient}/{view}")
+    for bad_pattern, where in (("{bogus", "'{' (character 1)"), ("{subject}/{session", "'{' (character 11)"),
+                               ("{subject}}", "'}' (character 10)"), ("{}/{view}", "'{' (character 1)")):  # fmt: skip
+        with pytest.raises(GaitdataError, match=re.escape(f"--id-pattern {bad_pattern!r}: unmatched {where}")):
+            compile_id_pattern(bad_pattern)
     csv = tmp_path / "m.csv"
     csv.write_text("source_rel,subject,condition\ns03/frames,s03b,rest\n")
     found = {s.video_id: s for s in discover([tree], "{subject}/{session}_{view}", csv)}
@@ -72,3 +78,13 @@ def test_id_pattern_and_metadata(tree, tmp_path):
 def test_safe_id():
     assert safe_id("a b/c:d.e") == "a_b__c_d.e"
     assert safe_id("./x") == "x"
+
+
+def test_cli_refuses_a_malformed_id_pattern_before_reading_anything(tree, tmp_path, capsys):
+    from gaitdata.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["extract", str(tree), "--out", str(tmp_path / "root"), "--id-pattern", "{bogus"])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and "\n" not in err and "unmatched '{'" in err
+    assert not (tmp_path / "root").exists()
