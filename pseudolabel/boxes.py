@@ -4,6 +4,9 @@ A proposer is prepared once per recording (:meth:`BoxProposer.begin`) and then a
 boxes of each frame (:meth:`BoxProposer.propose`), which returns an ``(N, 5)`` float array of
 ``x, y, w, h, score`` (COCO boxes in colour-frame pixels), best first. Proposers:
 
+``people``    the default: moving people (colour background model), depth foreground, OpenCV's
+              HOG people detector and tracking across frames combined, no downloaded weights
+              (:mod:`pseudolabel.proposals.people`).
 ``depth``     the walker is the largest foreground region in front of a per-recording
               background depth model (per-pixel maximum or median of the valid depth values
               over the recording's frames); foreground = closer than the background by more
@@ -369,7 +372,11 @@ class LabelSetProposer:
 
 # ---- by name ------------------------------------------------------------------------------------
 def make_proposer(spec: str, **opts: Any) -> BoxProposer:
-    """``depth`` | ``detector`` | ``json:PATH`` | ``labels:SET`` -> a proposer (options go to its constructor)."""
+    """``people`` | ``depth`` | ``detector`` | ``json:PATH`` | ``labels:SET`` -> a proposer (options go to its constructor)."""
+    if spec == "people":
+        from pseudolabel.proposals.people import PeopleProposer
+
+        return PeopleProposer(**opts)
     if spec == "depth":
         return DepthProposer(**opts)
     if spec == "detector":
@@ -378,4 +385,4 @@ def make_proposer(spec: str, **opts: Any) -> BoxProposer:
         return JsonProposer(spec[5:], **opts)
     if spec.startswith("labels:") and len(spec) > 7:
         return LabelSetProposer(spec[7:], **opts)
-    raise GaitdataError(f"unknown box source {spec!r}; use depth, detector, json:PATH or labels:SET")
+    raise GaitdataError(f"unknown box source {spec!r}; use people, depth, detector, json:PATH or labels:SET")

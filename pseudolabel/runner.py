@@ -50,7 +50,7 @@ from gaitdata.lineage import frame_fingerprints, label_set_lineage, option
 from gaitdata.lock import writes_root
 from gaitdata.records import Pose
 from gaitdata.staleness import require_fresh_inputs
-from pseudolabel.boxes import BoxProposer, DepthProposer, make_proposer, read_depth, recording_background
+from pseudolabel.boxes import BoxProposer, make_proposer, read_depth, recording_background
 from pseudolabel.postprocess import (
     PostprocessConfig,
     background_joints,
@@ -258,13 +258,15 @@ def label_recording(
     # the QA background model is built in a background thread while the teacher runs
     bg_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaitdata-background")
     background_future = None
+    # a proposer with a depth background model (depth, people) reads depth frames and shares its model
+    own_background = getattr(proposer, "background", None)
     if has_depth and cfg.qa:
-        if isinstance(proposer, DepthProposer):
-            background_future = bg_pool.submit(lambda: proposer.background)
+        if own_background is not None:
+            background_future = bg_pool.submit(lambda: own_background)
         else:
             background_future = bg_pool.submit(recording_background, root, frames)
     near_depths: list[np.ndarray | None] = []
-    want_depth = bool(has_depth and (cfg.qa or isinstance(proposer, DepthProposer) or cfg.select_subject))
+    want_depth = bool(has_depth and (cfg.qa or hasattr(proposer, "background") or cfg.select_subject))
     rows: list[dict] = []
     depth_m: list[float] = []
     bg_joints: list[list[int]] = []
@@ -430,8 +432,8 @@ def label(
 ) -> LabelSummary:
     """Label every extracted frame of ``root`` with ``teacher``; writes ``labels/<label_set>.parquet``.
 
-    ``boxes``: ``auto`` (top-down teachers: ``depth`` when every frame to label has depth, else
-    ``detector``; other teachers: none; ``depth`` proposes no box on a frame without depth), ``none``, ``depth``, ``detector``, ``json:PATH`` or
+    ``boxes``: ``auto`` (= ``people``: motion, depth, HOG and tracking combined), ``none``,
+    ``people``, ``depth`` (no box on a frame without depth), ``detector``, ``json:PATH`` or
     ``labels:SET`` (see :mod:`pseudolabel.boxes`). ``postprocess`` overrides ``smooth``,
     ``vis_thresholds``, ``select_subject`` and ``qa``. Remaining ``opts`` go to the teacher's
     factory (e.g. ``mode="static"`` for mediapipe).
@@ -454,10 +456,7 @@ def label(
 
     spec = boxes if boxes is not None else "none"
     if spec == "auto":
-        if model.cfg.top_down:
-            spec = "depth" if frames.groupby("video_id")["depth_path"].apply(lambda s: s.notna().all()).all() else "detector"
-        else:
-            spec = "none"
+        spec = "people"
     if spec.startswith("labels:"):  # boxes taken from a label set made on other frames would be misplaced
         require_fresh_inputs(root, "label", labels=[spec[len("labels:") :]])
     popts = dict(box_opts or {})

@@ -27,7 +27,7 @@ def _thresholds(ctx: click.Context, param: click.Parameter, value: str) -> tuple
 @click.option("--label-set", help="Name of the label set (default: the teacher's name).")
 @click.option(
     "--boxes", default="auto", show_default=True,
-    help="Person boxes: auto, none, depth, detector, json:PATH (AlphaPose results or detections), labels:SET.",
+    help="Person boxes: auto (= people: motion, depth, HOG, tracking), none, people, depth, detector, json:PATH (AlphaPose results or detections), labels:SET.",
 )  # fmt: skip
 @click.option("--smooth", is_flag=True, help="Smooth keypoints over time (One-Euro filter per track).")
 @click.option(

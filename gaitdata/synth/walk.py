@@ -64,6 +64,8 @@ class WalkSpec:
     depth_holes: float = 0.0  # fraction of depth pixels set to 0 (no data)
     bystander: bool = False
     bystander_seed: int | None = None
+    far_walkers: int = 0  # people walking across far behind the subject, at ``far_scale`` of its image height
+    far_scale: float = 0.25
     phase: float | None = None  # gait phase at t = 0 (default: from the seed)
     first_frame_number: int = 0
     t0_ms: float = 1000.0
@@ -84,6 +86,8 @@ class WalkSpec:
             raise ValueError(f"drop_prob must be in [0, 1), got {self.drop_prob}")
         if not 0 <= self.depth_holes < 1:
             raise ValueError(f"depth_holes must be in [0, 1), got {self.depth_holes}")
+        if self.far_walkers < 0 or not 0.05 <= self.far_scale <= 1:
+            raise ValueError(f"far_walkers must be >= 0 and far_scale in [0.05, 1], got {self.far_walkers}, {self.far_scale}")
         if self.jitter_ms < 0 or self.depth_noise_mm < 0:
             raise ValueError("jitter_ms and depth_noise_mm must be >= 0")
         object.__setattr__(self, "drop_colour", tuple(int(x) for x in self.drop_colour))
@@ -333,6 +337,19 @@ def render_walk(spec: WalkSpec, progress: bool = False) -> SynthRecording:
         start_x = -heading[0] * (bspeed * duration / 2 + 0.6)
         scene.walkers.append(_Walker(bapp, np.array([start_x, 0.0, bz]), heading, float(rng.random()), 1))
 
+    if spec.far_walkers:
+        near = float(np.linalg.norm(path.origin[[0, 2]] + path.heading[[0, 2]] * speed * duration / 2))
+        fz = -near / spec.far_scale
+        wall_z = min(wall_z, fz - 2.0)
+        half = abs(fz) * (spec.colour_size[0] / 2) / colour_intrinsics(*spec.colour_size).fx  # half view width there
+        for k in range(spec.far_walkers):
+            fapp = Appearance.from_seed(spec.seed + 2000 + k)
+            heading = np.array([1.0 if k % 2 == 0 else -1.0, 0.0, 0.0])
+            side = -1.0 if k % 2 == 0 else 1.0  # left and right of the subject, alternately, outwards
+            x = side * half * (0.45 + 0.4 * (k // 2 + 0.5) / max((spec.far_walkers + 1) // 2, 1))
+            x -= heading[0] * 1.2 * np.sqrt(fapp.dims.s) * duration / 2
+            scene.walkers.append(_Walker(fapp, np.array([x, 0.0, fz]), heading, float(rng.random()), len(scene.walkers)))
+
     cam_c, cam_d, ext = rig(spec)
     bg_c = background(cam_c, wall_z)
     rays_c = cam_c.rays()
@@ -346,7 +363,7 @@ def render_walk(spec: WalkSpec, progress: bool = False) -> SynthRecording:
     depth_reg = np.empty((n, H, W), np.uint16)
     kp2d = np.zeros((n, 17, 3), np.float64)
     j3d = np.zeros((n, 17, 3), np.float64)
-    by_kp = np.zeros((n, 17, 3), np.float64) if spec.bystander else None
+    others_kp = np.zeros((n, len(scene.walkers) - 1, 17, 3), np.float64)  # every walker but the subject
     boxes = np.zeros((n, len(scene.walkers), 4), np.float64)  # visible silhouette (x, y, w, h) per walker
     normal = np.zeros((H, W, 3), np.float64)
     albedo = np.zeros((H, W, 3), np.float32)
@@ -385,8 +402,8 @@ def render_walk(spec: WalkSpec, progress: bool = False) -> SynthRecording:
             kp[v == 0, :2] = 0.0
             if w_i == 0:
                 kp2d[i], j3d[i] = kp, pts
-            elif by_kp is not None:
-                by_kp[i] = kp
+            else:
+                others_kp[i, w_i - 1] = kp
 
     depth = d_numbers = d_ts = None
     d_intr = None
@@ -423,9 +440,12 @@ def render_walk(spec: WalkSpec, progress: bool = False) -> SynthRecording:
         "render_version": RENDER_VERSION,
     }
     meta["bboxes"] = boxes[:, 0]
-    if by_kp is not None:
-        meta["bystander_keypoints_2d"] = by_kp
+    if spec.bystander:
+        meta["bystander_keypoints_2d"] = others_kp[:, 0]
         meta["bystander_bboxes"] = boxes[:, 1]
+    if len(scene.walkers) > 1:  # the bystander first, then the far walkers
+        meta["others_keypoints_2d"] = others_kp
+        meta["others_bboxes"] = boxes[:, 1:]
     return SynthRecording(
         name=spec.recording_name, fps=float(spec.fps),
         colour=colour, colour_ts_ms=c_ts.astype(np.float64), colour_frame_numbers=c_numbers.astype(np.int64),

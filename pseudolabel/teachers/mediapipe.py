@@ -6,10 +6,16 @@ so this teacher works offline on CPU. BlazePose finds one person per call:
 - without boxes, each image is processed whole: in ``mode="video"`` the landmarks of one frame seed
   the region of the next (tracking within one recording; call :meth:`MediaPipeTeacher.reset` between
   recordings), in ``mode="static"`` every image is detected afresh;
-- with person boxes (multi-person frames), each box is cropped with context (the other boxes'
-  pixels outside it blanked), processed in static mode and mapped back (top-down); a pose whose
-  box does not overlap its proposal is dropped, and duplicates from overlapping crops are
-  suppressed.
+- with person boxes (several or small people), each box is cut out as a square with context
+  (``crop_context`` times its longer side; the other boxes' pixels outside it blanked with the
+  crop's mean colour), resized to ``crop_size`` (small people are upscaled to the model's working
+  size), processed and mapped back to the frame (top-down). In ``mode="video"`` the crops of a
+  recording go through one tracking graph: every crop shows its person centred at the same scale,
+  so the region found in one crop seeds the next and the person detector runs only when tracking
+  fails (then the crop is retried in static mode); in ``mode="static"`` every crop is detected
+  afresh. A pose whose box does not overlap its proposal is dropped, and duplicates from
+  overlapping crops are suppressed. An empty box array (a frame in which the proposer found
+  nobody) is searched whole, as without boxes, unless ``search_empty=False``.
 
 The 33 BlazePose landmarks map to COCO-17 with :data:`BLAZEPOSE_TO_COCO` (person's left = COCO
 left). Per-joint confidence is the landmark visibility; joints outside the image get at most
@@ -162,6 +168,35 @@ def crop_square(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
     return out
 
 
+def crop_person(image: np.ndarray, boxes: np.ndarray, keep: int, x0: int, y0: int, side: int) -> np.ndarray:
+    """The square crop (x0, y0, side) for box ``keep``, other boxes' pixels outside it blanked.
+
+    Only the crop is copied and blanked (not the whole frame); the fill is the crop's mean colour.
+    """
+    crop = crop_square(image, x0, y0, side)
+    if len(boxes) < 2:
+        return crop
+    b = np.asarray(boxes, np.float64)[:, :4] - np.array([x0, y0, 0.0, 0.0])
+    kx, ky, kw, kh = b[keep]
+    others = [j for j in range(len(b)) if j != keep and _overlaps_square(b[j], side)]
+    if not others:
+        return crop
+    fill = crop.reshape(-1, 3).mean(axis=0).astype(np.uint8)
+    m = np.zeros((side, side), bool)
+    for j in others:
+        x, y, w, h = b[j]
+        m[int(max(y, 0)) : int(max(min(y + h, side), 0)), int(max(x, 0)) : int(max(min(x + w, side), 0))] = True
+    m[int(max(ky, 0)) : int(max(min(ky + kh, side), 0)), int(max(kx, 0)) : int(max(min(kx + kw, side), 0))] = False
+    crop[m] = fill
+    return crop
+
+
+def _overlaps_square(box: np.ndarray, side: int) -> bool:
+    """Whether an (x, y, w, h) box in crop coordinates overlaps the ``side`` x ``side`` crop."""
+    x, y, w, h = box
+    return x < side and y < side and x + w > 0 and y + h > 0
+
+
 def blank_other_boxes(image: np.ndarray, boxes: np.ndarray, keep: int) -> np.ndarray:
     """A copy of ``image`` with the other people's boxes (outside box ``keep``) filled with the image mean.
 
@@ -196,6 +231,8 @@ class MediaPipeTeacher:
         crop_context: float = 1.3,
         min_box_iou: float = 0.2,
         nms_iou: float = 0.6,
+        crop_size: int = 256,
+        search_empty: bool = True,
     ) -> None:
         if mode not in ("video", "static"):
             raise ValueError(f"mediapipe teacher: mode must be 'video' or 'static', got {mode!r}")
@@ -206,6 +243,11 @@ class MediaPipeTeacher:
         self.crop_context = float(crop_context)
         self.min_box_iou = float(min_box_iou)
         self.nms_iou = float(nms_iou)
+        if crop_size < 64:
+            raise ValueError(f"mediapipe teacher: crop_size must be at least 64, got {crop_size}")
+        self.crop_size = int(crop_size)
+        self.search_empty = bool(search_empty)
+        self._crop_video: Any = None
         self.weights_hash: str | None = bundled_weights_hash()
         self._video: Any = None
         self._static: Any = None
@@ -230,19 +272,32 @@ class MediaPipeTeacher:
             self._video = self._make(False)
         return self._video
 
+    def _crop_graph(self) -> Any:
+        if self._crop_video is None:
+            self._crop_video = self._make(False)
+        return self._crop_video
+
     @staticmethod
     def _landmarks(result: Any) -> np.ndarray | None:
         if result.pose_landmarks is None:
             return None
         return np.array([(p.x, p.y, p.z, p.visibility) for p in result.pose_landmarks.landmark], dtype=np.float64)
 
-    def _run(self, image: np.ndarray, static: bool) -> np.ndarray | None:
+    def _run(self, image: np.ndarray, static: bool, graph: Any = None) -> np.ndarray | None:
         img = np.ascontiguousarray(image)
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise ValueError(f"mediapipe teacher: expected an RGB uint8 HxWx3 image, got {img.shape} {img.dtype}")
         with warnings.catch_warnings():  # mediapipe 0.10.14 calls a protobuf API deprecated in 4.x
             warnings.simplefilter("ignore", UserWarning)
-            return self._landmarks(self._graph(static).process(img))
+            return self._landmarks((graph or self._graph(static)).process(img))
+
+    def _run_crop(self, crop: np.ndarray) -> np.ndarray | None:
+        """Landmarks of the person a crop was cut for (tracking graph first in video mode, then static)."""
+        if self.mode == "video":
+            lm = self._run(crop, False, self._crop_graph())
+            if lm is not None:
+                return lm
+        return self._run(crop, True)
 
     # ---- Teacher protocol -------------------------------------------------------------------------
     def pose_from_landmarks(self, lm: np.ndarray, width: int, height: int, extras: dict | None = None) -> Pose:
@@ -258,17 +313,25 @@ class MediaPipeTeacher:
         if boxes is None:
             lm = self._run(image, static=self.mode == "static")
             return [] if lm is None else [self.pose_from_landmarks(lm, w, h)]
+        import cv2
+
         boxes = np.asarray(boxes, dtype=np.float64)
         if boxes.size == 0:
-            return []
+            if not self.search_empty:
+                return []
+            lm = self._run(image, static=self.mode == "static")
+            return [] if lm is None else [self.pose_from_landmarks(lm, w, h)]
         boxes = boxes.reshape(-1, boxes.shape[-1])
         found: list[Pose] = []
         for i, box in enumerate(boxes[:, :4]):
             if box[2] <= 1 or box[3] <= 1:
                 continue
             x0, y0, side = crop_window(box, w, h, self.crop_context)
-            src = blank_other_boxes(image, boxes[:, :4], i) if len(boxes) > 1 else image
-            lm = self._run(crop_square(src, x0, y0, side), static=True)
+            crop = crop_person(image, boxes, i, x0, y0, side)
+            if side != self.crop_size:
+                interp = cv2.INTER_AREA if side > self.crop_size else cv2.INTER_LINEAR
+                crop = cv2.resize(crop, (self.crop_size, self.crop_size), interpolation=interp)
+            lm = self._run_crop(crop)
             if lm is None:
                 continue
             # crop-normalised -> full-image-normalised coordinates
@@ -292,10 +355,13 @@ class MediaPipeTeacher:
         return [self.predict_one(img, None if boxes is None else boxes[i]) for i, img in enumerate(images)]
 
     def reset(self) -> None:
-        """Forget tracking state: the next video-mode frame is detected afresh."""
+        """Forget tracking state: the next video-mode frame (or crop) is detected afresh."""
         if self._video is not None:
             self._video.close()
             self._video = None
+        if self._crop_video is not None:
+            self._crop_video.close()
+            self._crop_video = None
 
     def close(self) -> None:
         self.reset()

@@ -1,0 +1,249 @@
+"""``people``: the default box source, combining every proposal that needs no downloaded weights.
+
+Per recording (:meth:`PeopleProposer.begin`): a colour background model for a static camera
+(:mod:`pseudolabel.proposals.motion`), from frames sampled over the recording; with depth, a depth
+background from the same frames; and OpenCV's HOG people detector run once on the colour
+background, which finds people who stand still through most of the recording (motion cannot).
+
+Per frame (:meth:`PeopleProposer.propose`), in order of trust:
+
+1. moving people: colour foreground blobs split into person-shaped boxes;
+2. depth foreground (closer than the depth background), split into depth layers, then into
+   person-shaped boxes: separates people who overlap in the image at different distances;
+3. HOG on the frame, when the camera is not static (or the recording too short for a background):
+   the only image evidence left; upscaled so that people down to ``min_person_height`` are found;
+4. the people standing still found on the background.
+
+Overlapping boxes from different sources are merged (a later box mostly inside an earlier one is
+dropped, unless two or more later boxes split it: then they replace it). A :class:`BoxTracker`
+then keeps ids across frames and bridges frames in which a confirmed person was missed (the
+predicted box is proposed). Boxes are clipped to the image; at most ``max_boxes`` are returned,
+best first. :attr:`track_ids` holds the ids of the last frame's boxes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gaitdata.dataset import DatasetRoot
+from pseudolabel.postprocess import iou_xywh
+from pseudolabel.proposals.hog import WINDOW_PERSON_HEIGHT, HogConfig, HogPeople
+from pseudolabel.proposals.motion import MotionConfig, MotionModel, person_boxes, read_reduced, working_factor
+from pseudolabel.tracking import BoxTracker, TrackerConfig
+
+
+@dataclass(frozen=True)
+class PeopleConfig:
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    hog: HogConfig = field(default_factory=HogConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    use_depth: bool = True
+    depth_min_diff_m: float = 0.15  # closer than the depth background by this much: foreground
+    depth_min_rel: float = 0.05  # ... or by this share of the background depth
+    depth_layer_gap_m: float = 0.4
+    hog_background: bool = True  # people standing still, found on the colour background
+    hog_background_min_score: float = 0.8
+    hog_background_scale: float = 1.2  # pyramid step of that one search (coarser than per frame)
+    hog_frames: bool = True  # HOG on every frame when there is no static background
+    min_person_height: float = 0.12  # share of the frame height the per-frame HOG is scaled for
+    max_hog_upscale: float = 2.0
+    merge_inside: float = 0.7  # a box this much inside a kept one is the same person
+    min_box_height: float = 12.0  # pixels
+    min_visible: float = 0.4  # share of a box that must lie inside the image
+    max_boxes: int = 12
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def merge_boxes(groups: list[np.ndarray], inside: float = 0.7, same_iou: float = 0.5) -> np.ndarray:
+    """Merge box sets given in order of trust into one (N, 5) set (see the module docstring)."""
+    kept: list[np.ndarray] = []
+    for boxes in groups:
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 5)
+        if not len(boxes):
+            continue
+        if not kept:
+            kept = [b for b in boxes]
+            continue
+        k = np.stack(kept)
+        iou = iou_xywh(boxes[:, :4], k[:, :4])
+        inter = iou * 0  # intersection area / area of the new box
+        for i, b in enumerate(boxes):
+            x0 = np.maximum(b[0], k[:, 0])
+            y0 = np.maximum(b[1], k[:, 1])
+            x1 = np.minimum(b[0] + b[2], k[:, 0] + k[:, 2])
+            y1 = np.minimum(b[1] + b[3], k[:, 1] + k[:, 3])
+            inter[i] = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None) / max(b[2] * b[3], 1e-9)
+        inside_of = [np.flatnonzero((inter[i] >= inside) | (iou[i] >= same_iou)) for i in range(len(boxes))]
+        replace: dict[int, list[int]] = {}
+        for i, owners in enumerate(inside_of):
+            if len(owners) == 1 and iou[i, owners[0]] < same_iou:
+                replace.setdefault(int(owners[0]), []).append(i)
+        split_owner: dict[int, list[int]] = {}
+        for o, members in replace.items():
+            sub = boxes[members]
+            if len(members) >= 2 and float(iou_xywh(sub[:, :4], sub[:, :4])[np.triu_indices(len(members), 1)].max()) < 0.3:
+                split_owner[o] = members
+        new = [b for j, b in enumerate(kept) if j not in split_owner]
+        for o, members in split_owner.items():
+            for i in members:
+                new.append(np.array([*boxes[i, :4], max(boxes[i, 4], kept[o][4])]))
+        taken = {i for m in split_owner.values() for i in m}
+        for i, b in enumerate(boxes):
+            if i not in taken and not len(inside_of[i]):
+                new.append(b)
+        kept = new
+    if not kept:
+        return np.zeros((0, 5))
+    out = np.stack(kept)
+    return out[np.argsort(-out[:, 4], kind="stable")]
+
+
+def clip_boxes(boxes: np.ndarray, width: int, height: int, min_visible: float, min_height: float) -> np.ndarray:
+    """Boxes cut to the image; those mostly outside it or lower than ``min_height`` pixels dropped."""
+    b = np.asarray(boxes, np.float64).reshape(-1, boxes.shape[-1] if boxes.ndim == 2 else 5).copy()
+    if not len(b):
+        return b
+    x0, y0 = np.clip(b[:, 0], 0, width), np.clip(b[:, 1], 0, height)
+    x1, y1 = np.clip(b[:, 0] + b[:, 2], 0, width), np.clip(b[:, 1] + b[:, 3], 0, height)
+    area = np.maximum(b[:, 2] * b[:, 3], 1e-9)
+    vis = (x1 - x0) * (y1 - y0) / area
+    b[:, 0], b[:, 1], b[:, 2], b[:, 3] = x0, y0, x1 - x0, y1 - y0
+    return b[(vis >= min_visible) & (b[:, 3] >= min_height) & (b[:, 2] >= 2)]
+
+
+class PeopleProposer:
+    """Motion + depth + HOG proposals with tracking (see the module docstring)."""
+
+    name = "people"
+
+    def __init__(self, cfg: PeopleConfig | None = None, **overrides: Any) -> None:
+        cfg = cfg or PeopleConfig()
+        if overrides:
+            unknown = sorted(set(overrides) - set(PeopleConfig.__dataclass_fields__))
+            if unknown:
+                raise ValueError(f"people proposer: unknown options {unknown}; valid: {sorted(PeopleConfig.__dataclass_fields__)}")
+            cfg = PeopleConfig(**{**{k: getattr(cfg, k) for k in PeopleConfig.__dataclass_fields__}, **overrides})
+        self.cfg = cfg
+        self.motion = MotionModel(cfg.motion)
+        self.tracker = BoxTracker(cfg.tracker)
+        self._hog: HogPeople | None = None
+        self.background: np.ndarray | None = None  # depth background (raw units), also used for QA
+        self.depth_scale = 0.001
+        self.stationary = np.zeros((0, 5))
+        self.track_ids = np.zeros(0, np.int64)
+        self._positions: dict[int, int] = {}
+        self._size = (0, 0)
+        self._stats: dict[str, Any] = {}
+
+    @property
+    def hog(self) -> HogPeople:
+        if self._hog is None:
+            self._hog = HogPeople(self.cfg.hog)
+        return self._hog
+
+    # ---- per recording ----------------------------------------------------------------------------
+    def begin(self, root: DatasetRoot, video: pd.Series, frames: pd.DataFrame) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from pseudolabel.boxes import background_depth, read_depth
+
+        cfg = self.cfg
+        rgb = frames["rgb_path"].tolist()
+        self._positions = {int(f): i for i, f in enumerate(frames["frame_index"].astype(int))}
+        width, height = _frame_size(root, video, rgb)
+        self._size = (width, height)
+        self.tracker.reset()
+        scale = video.get("depth_scale")
+        self.depth_scale = float(scale) if scale is not None and not pd.isna(scale) else 0.001
+        depth_paths = frames["depth_path"].tolist() if "depth_path" in frames else []
+        with_depth = cfg.use_depth and len(depth_paths) >= 3 and all(isinstance(p, str) and p for p in depth_paths)
+        factor = working_factor(width, cfg.motion.target_width)
+        colour_pos = sorted({int(p) for _, pick in self.motion.windows(len(rgb)) for p in pick})
+        depth_pos = (
+            np.unique(np.linspace(0, len(depth_paths) - 1, min(cfg.motion.samples, len(depth_paths))).round().astype(int))
+            if with_depth else np.zeros(0, int)
+        )  # fmt: skip
+        # the sampled frames are decoded in two threads (OpenCV releases the GIL)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gaitdata-proposals") as pool:
+            colour = dict(zip(colour_pos, pool.map(lambda p: read_reduced(root.abspath(rgb[p]), factor), colour_pos), strict=True))
+            depths = list(pool.map(lambda i: read_depth(root.abspath(depth_paths[i])), depth_pos))
+        self.motion.fit(lambda pos, f: colour.get(pos), len(rgb), width, height)
+        self.background = background_depth(depths, "max") if depths else None
+        self.stationary = np.zeros((0, 5))
+        if cfg.hog_background and self.motion.static and self.motion.backgrounds:
+            bg = self.motion.backgrounds[len(self.motion.backgrounds) // 2]
+            f = float(self.motion.factor)
+            found = HogPeople(HogConfig(**{**asdict(cfg.hog), "scale": cfg.hog_background_scale})).detect(bg, upscale=f)
+            self.stationary = found[found[:, 4] >= cfg.hog_background_min_score] * np.array([f, f, f, f, 1.0])
+        self._stats = {"motion": self.motion.describe(), "depth_background": self.background is not None,
+                       "stationary_people": len(self.stationary)}  # fmt: skip
+
+    # ---- per frame ----------------------------------------------------------------------------------
+    def _depth_boxes(self, depth: np.ndarray | None) -> np.ndarray:
+        from pseudolabel.boxes import depth_layers, foreground_mask
+
+        if depth is None or self.background is None or depth.shape != self.background.shape:
+            return np.zeros((0, 5))
+        f = self.motion.factor if self.motion.factor > 1 else 1
+        d, bg = depth[::f, ::f], self.background[::f, ::f]
+        fg = foreground_mask(d, bg, self.depth_scale, self.cfg.depth_min_diff_m, self.cfg.depth_min_rel)
+        if not fg.any():
+            return np.zeros((0, 5))
+        layers = depth_layers(d.astype(np.float32) * self.depth_scale, fg, self.cfg.depth_layer_gap_m)
+        parts = [person_boxes(layers == k, self.cfg.motion, self.motion.prior, float(f)) for k in range(1, int(layers.max()) + 1)]
+        boxes = np.concatenate(parts) if parts else np.zeros((0, 5))
+        boxes[:, 4] = np.minimum(boxes[:, 4] + 0.05, 0.95)
+        return boxes
+
+    def _hog_boxes(self, image: np.ndarray) -> np.ndarray:
+        h = image.shape[0]
+        up = float(np.clip(WINDOW_PERSON_HEIGHT / max(self.cfg.min_person_height * h, 1.0), 1.0, self.cfg.max_hog_upscale))
+        return self.hog.detect(image, upscale=up)
+
+    def detections(self, frame_index: int, image: np.ndarray, depth: np.ndarray | None) -> np.ndarray:
+        """Merged detections of one frame before tracking (N, 5)."""
+        pos = self._positions.get(int(frame_index), 0)
+        groups = [self.motion.boxes(pos, image), self._depth_boxes(depth)]
+        if self.cfg.hog_frames and not self.motion.static:
+            groups.append(self._hog_boxes(image))
+        groups.append(self.stationary)
+        return merge_boxes(groups, self.cfg.merge_inside)
+
+    def propose(self, frame_index: int, image: np.ndarray, depth: np.ndarray | None) -> np.ndarray:
+        h, w = image.shape[:2]
+        det = clip_boxes(self.detections(frame_index, image, depth), w, h, self.cfg.min_visible, self.cfg.min_box_height)
+        rows = self.tracker.update(int(frame_index), det)
+        rows = clip_boxes(rows, w, h, self.cfg.min_visible, self.cfg.min_box_height)
+        rows = rows[np.argsort(-rows[:, 4], kind="stable")][: self.cfg.max_boxes]
+        self.track_ids = rows[:, 5].astype(np.int64)
+        return rows[:, :5].copy()
+
+    def describe(self) -> dict:
+        d = {"proposer": self.name, **self.cfg.to_dict(), "hog_detector": "opencv HOG default people SVM"}
+        return d
+
+    def recording_stats(self) -> dict:
+        """What :meth:`begin` found about the current recording (static camera, priors, stationary people)."""
+        return dict(self._stats)
+
+
+def _frame_size(root: DatasetRoot, video: pd.Series, rgb: list[str]) -> tuple[int, int]:
+    """Width and height of the extracted frames (the first frame's header; the video row without frames)."""
+    if rgb:
+        from PIL import Image
+
+        try:
+            with Image.open(root.abspath(rgb[0])) as im:
+                return int(im.size[0]), int(im.size[1])
+        except OSError:
+            pass
+    w, h = video.get("width"), video.get("height")
+    if w is None or h is None or pd.isna(w) or pd.isna(h):
+        return 0, 0
+    return int(w), int(h)
