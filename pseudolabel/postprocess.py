@@ -2,8 +2,9 @@
 
 Steps, in order (:func:`postprocess_recording`):
 
-1. **Tracks**: poses are linked frame to frame (box IoU, or centre distance relative to the box
-   height), allowing short gaps; ``track_id`` numbers tracks in order of appearance.
+1. **Tracks**: poses are linked frame to frame (box IoU with the track's box predicted at constant
+   velocity, or centre distance relative to the box height; a change of height is penalised),
+   allowing short gaps; ``track_id`` numbers tracks in order of appearance.
 2. **Temporal smoothing** (optional, off by default): a One-Euro filter per track, joint and axis,
    over the joints with visibility > 0.
 3. **COCO visibility** from the per-joint confidence: ``v = 0`` below ``vis_thresholds[0]``,
@@ -109,28 +110,35 @@ def assign_tracks(frame_index: np.ndarray, boxes: np.ndarray, cfg: PostprocessCo
     """Greedy frame-to-frame association; returns a track id (0, 1, ...) per pose, in order of appearance.
 
     ``frame_index`` (N,) and ``boxes`` (N, 4) list the poses of one recording (no-person rows excluded).
+    Each track's box is predicted at the new frame from its last two boxes (constant velocity);
+    a pose links to the track whose prediction it overlaps best (IoU) or whose centre is close
+    (relative to the box height), penalised by the change of height, so that two people who cross
+    keep their tracks when their sizes differ.
     """
     frame_index = np.asarray(frame_index, dtype=np.int64)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     tracks = np.full(len(frame_index), -1, dtype=np.int64)
     last_box: list[np.ndarray] = []
     last_frame: list[int] = []
+    velocity: list[np.ndarray] = []  # box change per frame (x, y, w, h)
     for f in np.unique(frame_index):
         idx = np.flatnonzero(frame_index == f)
         active = [t for t in range(len(last_box)) if f - last_frame[t] <= cfg.track_max_gap + 1 and last_frame[t] < f]
         cand: list[tuple[float, int, int]] = []
         if active:
-            tb = np.stack([last_box[t] for t in active])
+            tb = np.stack([last_box[t] + velocity[t] * (f - last_frame[t]) for t in active])
+            tb[:, 2:] = np.maximum(tb[:, 2:], 1.0)
             iou = iou_xywh(boxes[idx], tb)
             c_det = boxes[idx, :2] + boxes[idx, 2:] / 2
             c_tr = tb[:, :2] + tb[:, 2:] / 2
             dist = np.linalg.norm(c_det[:, None] - c_tr[None], axis=-1)
             scale = np.maximum(np.maximum(boxes[idx, 3][:, None], tb[:, 3][None]), 1.0)
             nd = dist / scale
+            size = np.abs(np.log(np.maximum(boxes[idx, 3], 1.0)[:, None] / tb[:, 3][None]))
             for i in range(len(idx)):
                 for j, t in enumerate(active):
                     if iou[i, j] >= cfg.track_iou or nd[i, j] <= cfg.track_centre_dist:
-                        cand.append((float(iou[i, j] - nd[i, j]), i, t))
+                        cand.append((float(iou[i, j] - nd[i, j] - 2.0 * size[i, j]), i, t))
         cand.sort(key=lambda c: (-c[0], c[1], c[2]))
         used_det: set[int] = set()
         used_tr: set[int] = set()
@@ -144,9 +152,12 @@ def assign_tracks(frame_index: np.ndarray, boxes: np.ndarray, cfg: PostprocessCo
             if i not in used_det:
                 last_box.append(boxes[idx[i]])
                 last_frame.append(int(f))
+                velocity.append(np.zeros(4))
                 tracks[idx[i]] = len(last_box) - 1
             else:
                 t = int(tracks[idx[i]])
+                step = (boxes[idx[i]] - last_box[t]) / max(int(f) - last_frame[t], 1)
+                velocity[t] = 0.5 * velocity[t] + 0.5 * step
                 last_box[t] = boxes[idx[i]]
                 last_frame[t] = int(f)
     return tracks

@@ -432,9 +432,10 @@ def label(
 ) -> LabelSummary:
     """Label every extracted frame of ``root`` with ``teacher``; writes ``labels/<label_set>.parquet``.
 
-    ``boxes``: ``auto`` (= ``people``: motion, depth, HOG and tracking combined), ``none``,
-    ``people``, ``depth`` (no box on a frame without depth), ``detector``, ``json:PATH`` or
-    ``labels:SET`` (see :mod:`pseudolabel.boxes`). ``postprocess`` overrides ``smooth``,
+    ``boxes``: ``auto`` (``people`` — motion, depth, HOG and tracking combined — for teachers that
+    take person boxes: top-down ones and those whose config says ``uses_boxes``; else ``none``),
+    ``none``, ``people``, ``depth`` (no box on a frame without depth), ``detector``, ``json:PATH``
+    or ``labels:SET`` (see :mod:`pseudolabel.boxes`). ``postprocess`` overrides ``smooth``,
     ``vis_thresholds``, ``select_subject`` and ``qa``. Remaining ``opts`` go to the teacher's
     factory (e.g. ``mode="static"`` for mediapipe).
     """
@@ -455,8 +456,8 @@ def label(
     whash = getattr(model, "weights_hash", None)
 
     spec = boxes if boxes is not None else "none"
-    if spec == "auto":
-        spec = "people"
+    if spec == "auto":  # teachers that take person boxes get the combined proposals; the others none
+        spec = "people" if (model.cfg.top_down or model.cfg.extra.get("uses_boxes")) else "none"
     if spec.startswith("labels:"):  # boxes taken from a label set made on other frames would be misplaced
         require_fresh_inputs(root, "label", labels=[spec[len("labels:") :]])
     popts = dict(box_opts or {})

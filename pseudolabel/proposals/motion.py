@@ -5,11 +5,12 @@ window of ``window`` frames in long recordings, so slow light changes are follow
 a working resolution of about 320-480 pixels wide (JPEG frames are decoded directly at that size).
 A pixel is foreground when one colour channel differs from the background by more than
 ``max(min_threshold, noise_k * noise)``, ``noise`` being the median absolute difference over the
-samples. When the samples differ from their background almost everywhere the camera moved (or
-the light changed) and the recording gets no motion proposals (:attr:`MotionModel.static`).
+samples. When the samples differ from their background over much of the frame, or the typical
+difference is far above sensor noise, the camera moved (or the light changed) and the recording
+gets no motion proposals (:attr:`MotionModel.static`).
 
-Foreground blobs become person-shaped boxes (:func:`person_boxes`): thin or wide blobs that no
-person could make are dropped, blobs wider than a person are split at the valleys of their column
+Foreground blobs become person-shaped boxes (:func:`person_boxes`): low, thin or wide blobs that
+no group of people could make are dropped, blobs wider than a person are split at the valleys of their column
 profile, and, when the recording shows how tall people are at each image row (a line fitted to
 the height of isolated upright blobs against their foot row: a flat floor seen by a fixed camera),
 blobs taller than a person are split into people standing one behind the other.
@@ -37,10 +38,12 @@ class MotionConfig:
     min_threshold: int = 22  # colour difference (0-255) always below foreground
     noise_k: float = 4.0  # ... and below this many times the median absolute difference
     max_moving_share: float = 0.3  # median foreground share of the samples above this: camera not static
+    max_noise: float = 8.0  # ... or a median absolute difference to the background above this
     min_height: float = 0.035  # blobs lower than this share of the frame height are ignored
     min_fill: float = 0.2  # blob pixels / box area below this: not a person
     person_aspect: float = 0.45  # width / height of one upright walking person
     max_aspect: float = 1.6  # a part of a split blob wider than this (w / h) is dropped
+    max_blob_aspect: float = 4.0  # a blob wider than this (w / h) is no group of people
     pad: float = 0.04  # box padding, share of the box height
 
     def __post_init__(self) -> None:
@@ -143,6 +146,16 @@ def _split_columns(mask: np.ndarray, k: int) -> list[tuple[int, int]]:
     return [(cuts[i], cuts[i + 1]) for i in range(k) if cuts[i + 1] > cuts[i]]
 
 
+def _has_valley(mask: np.ndarray) -> bool:
+    """Whether the column profile of a blob drops, in its middle, below half of its peaks on both sides."""
+    w = mask.shape[1]
+    if w < 6:
+        return False
+    prof = mask.sum(axis=0).astype(np.float64)
+    mid = prof[int(0.3 * w) : int(np.ceil(0.7 * w))]
+    return bool(len(mid)) and float(mid.min()) < 0.5 * min(float(prof[: w // 2].max()), float(prof[w // 2 :].max()))
+
+
 def _tight(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     if not len(rows):
@@ -159,8 +172,7 @@ def person_boxes(
     """
     import cv2
 
-    m = mask.astype(np.uint8)
-    m = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    m = cv2.medianBlur(mask.astype(np.uint8), 3)  # drops isolated pixels, keeps shapes in place
     m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((5, 3), np.uint8))
     contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     H = mask.shape[0]
@@ -175,10 +187,10 @@ def person_boxes(
         blob = blob.astype(bool) & (m[y : y + h, x : x + w] > 0)
         if blob.sum() < 0.15 * min_h * min_h:
             continue
-        parts: list[tuple[np.ndarray, int, int]] = [(blob, x, y)]
+        parts: list[tuple[np.ndarray, int, int, bool]] = [(blob, x, y, False)]
         if prior is not None:  # people one behind the other: split tall blobs by the expected height
             parts = _split_rows(blob, x, y, prior, scale)
-        for sub, sx, sy in parts:
+        for sub, sx, sy, with_prior in parts:
             t = _tight(sub)
             if t is None:
                 continue
@@ -187,9 +199,14 @@ def person_boxes(
             sx, sy = sx + tx, sy + ty
             if th < min_h:
                 continue
-            exp_h = prior.height((sy + th) * scale) / scale if prior is not None else th
+            exp_h = prior.height((sy + th) * scale) / scale if (prior is not None and with_prior) else th
+            if tw > cfg.max_blob_aspect * th or (with_prior and th < 0.4 * exp_h):
+                continue  # a band across the scene (a tape, a shadow edge), or far too low for a person there
             ref_h = max(th, min(exp_h, 1.5 * th))
-            k = max(int(round(tw / (cfg.person_aspect * ref_h))), 1)
+            k_est = tw / (cfg.person_aspect * ref_h)
+            k = max(int(round(k_est)), 1)
+            if k == 1 and k_est >= 1.1 and _has_valley(sub):
+                k = 2
             for c0, c1 in _split_columns(sub, k):
                 part = _tight(sub[:, c0:c1])
                 if part is None:
@@ -207,24 +224,23 @@ def person_boxes(
     return np.asarray(out, np.float64).reshape(-1, 5)
 
 
-def _split_rows(blob: np.ndarray, x: int, y: int, prior: HeightPrior, scale: float) -> list[tuple[np.ndarray, int, int]]:
-    """Split a blob taller than 1.35 expected person heights into stacked parts, bottom up."""
-    parts = []
-    bottom = blob.shape[0]
-    while bottom > 0:
-        rows = np.flatnonzero(blob[:bottom].any(1))
-        if not len(rows):
-            break
-        bottom = int(rows[-1]) + 1
-        exp_h = prior.height((y + bottom) * scale) / scale
-        top = int(rows[0])
-        if bottom - top <= 1.35 * exp_h:
-            parts.append((blob[top:bottom], x, y + top))
-            break
-        cut = max(int(round(bottom - 0.95 * exp_h)), top)
-        parts.append((blob[cut:bottom], x, y + cut))
-        bottom = cut
-    return parts
+def _split_rows(
+    blob: np.ndarray, x: int, y: int, prior: HeightPrior, scale: float
+) -> list[tuple[np.ndarray, int, int, bool]]:
+    """Split a blob taller than 1.35 expected person heights: (part, x, y, prior applies) per part.
+
+    The bottom part is the person whose feet are the blob's lowest row, as tall as the prior says;
+    the rest is one person further away whose feet are hidden (the prior does not apply to it).
+    """
+    rows = np.flatnonzero(blob.any(1))
+    if not len(rows):
+        return []
+    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    exp_h = prior.height((y + bottom) * scale) / scale
+    if bottom - top <= 1.35 * exp_h:
+        return [(blob[top:bottom], x, y + top, True)]
+    cut = max(int(round(bottom - 0.95 * exp_h)), top)
+    return [(blob[cut:bottom], x, y + cut, True), (blob[top:cut], x, y + top, False)]
 
 
 class MotionModel:
@@ -238,6 +254,7 @@ class MotionModel:
         self.threshold = float(self.cfg.min_threshold)
         self.static = False
         self.moving_share = float("nan")
+        self.noise = float("nan")
         self.prior: HeightPrior | None = None
         self.size: tuple[int, int] = (0, 0)
 
@@ -285,9 +302,10 @@ class MotionModel:
                         heights.append(bh * self.factor)
             self.backgrounds.append(bg)
             self.starts.append(lo)
-        self.threshold = max(float(cfg.min_threshold), cfg.noise_k * float(np.median(noise)))
+        self.noise = float(np.median(noise)) if noise else float("nan")
+        self.threshold = max(float(cfg.min_threshold), cfg.noise_k * self.noise) if noise else float(cfg.min_threshold)
         self.moving_share = float(np.median(shares)) if shares else float("nan")
-        self.static = bool(shares) and self.moving_share <= cfg.max_moving_share
+        self.static = bool(shares) and self.moving_share <= cfg.max_moving_share and self.noise <= cfg.max_noise
         if self.static:
             self.prior = fit_height_prior(np.asarray(feet), np.asarray(heights))
 
@@ -318,6 +336,7 @@ class MotionModel:
         return {
             "static": self.static, "factor": self.factor, "threshold": round(self.threshold, 2),
             "moving_share": None if np.isnan(self.moving_share) else round(self.moving_share, 4),
+            "noise": None if np.isnan(self.noise) else round(self.noise, 2),
             "backgrounds": len(self.backgrounds),
             "height_prior": None if self.prior is None else [round(self.prior.a, 2), round(self.prior.b, 4), self.prior.n],
         }  # fmt: skip

@@ -10,8 +10,10 @@ Per frame (:meth:`PeopleProposer.propose`), in order of trust:
 1. moving people: colour foreground blobs split into person-shaped boxes;
 2. depth foreground (closer than the depth background), split into depth layers, then into
    person-shaped boxes: separates people who overlap in the image at different distances;
-3. HOG on the frame, when the camera is not static (or the recording too short for a background):
-   the only image evidence left; upscaled so that people down to ``min_person_height`` are found;
+3. when the camera is not static (or the recording is too short for a background, e.g. a photo):
+   BlazePose's person detector on the whole frame, blanking each person found and searching
+   again (large people), and HOG on the frame, upscaled so that people down to
+   ``min_person_height`` of the frame height are found;
 4. the people standing still found on the background.
 
 Overlapping boxes from different sources are merged (a later box mostly inside an earlier one is
@@ -49,6 +51,7 @@ class PeopleConfig:
     hog_background_min_score: float = 0.8
     hog_background_scale: float = 1.2  # pyramid step of that one search (coarser than per frame)
     hog_frames: bool = True  # HOG on every frame when there is no static background
+    detector_frames: int = 4  # ... and BlazePose's detector, blanking each person found, up to this many
     min_person_height: float = 0.12  # share of the frame height the per-frame HOG is scaled for
     max_hog_upscale: float = 2.0
     merge_inside: float = 0.7  # a box this much inside a kept one is the same person
@@ -133,6 +136,7 @@ class PeopleProposer:
         self.motion = MotionModel(cfg.motion)
         self.tracker = BoxTracker(cfg.tracker)
         self._hog: HogPeople | None = None
+        self._blazepose: Any = None
         self.background: np.ndarray | None = None  # depth background (raw units), also used for QA
         self.depth_scale = 0.001
         self.stationary = np.zeros((0, 5))
@@ -201,6 +205,19 @@ class PeopleProposer:
         boxes[:, 4] = np.minimum(boxes[:, 4] + 0.05, 0.95)
         return boxes
 
+    def _detector(self) -> Any:
+        """BlazePose's detector with blanking (:class:`pseudolabel.boxes.DetectorProposer`); None without mediapipe."""
+        if self._blazepose is None:
+            import importlib.util
+
+            if importlib.util.find_spec("mediapipe") is None:
+                self._blazepose = False
+            else:
+                from pseudolabel.boxes import DetectorProposer
+
+                self._blazepose = DetectorProposer(max_persons=self.cfg.detector_frames)
+        return self._blazepose or None
+
     def _hog_boxes(self, image: np.ndarray) -> np.ndarray:
         h = image.shape[0]
         up = float(np.clip(WINDOW_PERSON_HEIGHT / max(self.cfg.min_person_height * h, 1.0), 1.0, self.cfg.max_hog_upscale))
@@ -210,8 +227,11 @@ class PeopleProposer:
         """Merged detections of one frame before tracking (N, 5)."""
         pos = self._positions.get(int(frame_index), 0)
         groups = [self.motion.boxes(pos, image), self._depth_boxes(depth)]
-        if self.cfg.hog_frames and not self.motion.static:
-            groups.append(self._hog_boxes(image))
+        if not self.motion.static:
+            if self.cfg.detector_frames and self._detector() is not None:
+                groups.append(self._detector().propose(frame_index, image, depth))
+            if self.cfg.hog_frames:
+                groups.append(self._hog_boxes(image))
         groups.append(self.stationary)
         return merge_boxes(groups, self.cfg.merge_inside)
 

@@ -66,6 +66,7 @@ MEDIAPIPE_CONFIG = TeacherConfig(
         "score": "mean visibility of shoulders and hips",
         "box_padding": {"top": BOX_PAD_TOP, "bottom": BOX_PAD_BOTTOM, "side": BOX_PAD_SIDE},
         "modes": ["video", "static"],
+        "uses_boxes": True,  # person boxes (several or small people) are labelled crop by crop
     },
 )
 
@@ -147,6 +148,20 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     inter = iw * ih
     union = a[2] * a[3] + b[2] * b[3] - inter
     return float(inter / union) if union > 0 else 0.0
+
+
+def same_joints(a: Pose, b: Pose, tol: float = 0.1, min_joints: int = 6) -> bool:
+    """Whether two poses put their joints (confident in both) within ``tol`` box heights of each other.
+
+    Two crops around people who overlap can both return the person in front; their boxes may
+    differ (one crop saw more of the other person) while the joints coincide.
+    """
+    ka, kb = np.asarray(a.keypoints, np.float64), np.asarray(b.keypoints, np.float64)
+    both = (ka[:, 2] >= 0.5) & (kb[:, 2] >= 0.5)
+    if both.sum() < min_joints:
+        return False
+    d = np.linalg.norm(ka[both, :2] - kb[both, :2], axis=1)
+    return bool(np.median(d) < tol * max(a.bbox[3], b.bbox[3], 1.0))
 
 
 def crop_window(box: Sequence[float], width: int, height: int, context: float = 1.3) -> tuple[int, int, int]:
@@ -345,7 +360,7 @@ class MediaPipeTeacher:
         found.sort(key=lambda p: -p.score)
         kept: list[Pose] = []
         for p in found:
-            if all(box_iou(p.bbox, q.bbox) < self.nms_iou for q in kept):
+            if all(box_iou(p.bbox, q.bbox) < self.nms_iou and not same_joints(p, q) for q in kept):
                 kept.append(p)
         return kept
 

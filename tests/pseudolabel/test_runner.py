@@ -102,7 +102,7 @@ def test_changed_settings_need_overwrite(tmp_path) -> None:
 
 
 def test_top_down_teacher_gets_depth_boxes(tmp_path) -> None:
-    # depth differencing finds people who move during the recording (a static one is background)
+    # the default proposals (depth and colour differencing) find people who move during the recording
     rgb, dep = blob_frames(6, lambda i: [(20 + 10 * i, 40, 40, 150), (280 - 12 * i, 60, 30, 110)])
     root = make_root(tmp_path / "r", {"v": (rgb, dep)})
     s = runner.label(root.path, teacher="test_boxed", label_set="boxed", progress=False)
@@ -111,7 +111,7 @@ def test_top_down_teacher_gets_depth_boxes(tmp_path) -> None:
     walker = df[df.bbox_h > 140].sort_values("frame_index")
     assert np.allclose(walker.bbox_x + walker.bbox_w / 2, 40 + 10 * np.arange(6), atol=3)
     assert walker.is_subject.all()
-    assert read_label_meta(root, "boxed")["boxes"]["proposer"] == "depth"
+    assert read_label_meta(root, "boxed")["boxes"]["proposer"] == "people"  # the default combines depth, motion, HOG
     # json boxes for the same teacher
     det = tmp_path / "det.json"
     det.write_text(json.dumps([{"image_id": f"frames/v/rgb/{i:06d}.jpg", "category_id": 1,
