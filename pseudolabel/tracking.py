@@ -6,7 +6,7 @@ this model). Each frame's detections are matched greedily to the tracks' predict
 or by centre distance relative to the box height for small, fast people whose boxes no longer
 overlap. A new detection starts a tentative track; a track seen ``min_hits`` times is confirmed;
 a confirmed track that misses a frame keeps being proposed at its predicted place for up to
-``max_gap`` frames (its score decays), then ends.
+``max_gap`` frames (its score decays; not where a detection already covers that place), then ends.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pseudolabel.postprocess import iou_xywh
 class TrackerConfig:
     match_iou: float = 0.25  # IoU with the predicted box that allows a match
     match_centre_dist: float = 0.6  # ... or centre distance / box height below this
-    min_hits: int = 2  # detections before a track is confirmed
+    min_hits: int = 3  # detections before a track is confirmed (only confirmed tracks are bridged)
     max_gap: int = 5  # frames a confirmed track is bridged without a detection
     alpha: float = 0.6  # weight of the detection in the position update
     beta: float = 0.3  # weight of the innovation in the velocity update
@@ -55,6 +55,16 @@ class _Track:
     def predicted(self, frame: int) -> np.ndarray:
         c = self.centre + self.velocity * (frame - self.last_frame)
         return np.array([*(c - self.size / 2), *self.size])
+
+
+def _covered(box: np.ndarray, others: np.ndarray, share: float = 0.6) -> bool:
+    """Whether at least ``share`` of ``box`` lies inside one of ``others`` (x, y, w, h)."""
+    x0 = np.maximum(box[0], others[:, 0])
+    y0 = np.maximum(box[1], others[:, 1])
+    x1 = np.minimum(box[0] + box[2], others[:, 0] + others[:, 2])
+    y1 = np.minimum(box[1] + box[3], others[:, 1] + others[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    return bool((inter >= share * max(box[2] * box[3], 1e-9)).any())
 
 
 def _centre(box: np.ndarray) -> np.ndarray:
@@ -127,6 +137,8 @@ class BoxTracker:
             if t.misses > cfg.max_gap:
                 continue
             box = pred[j]
+            if len(det) and _covered(box, det[:, :4]):
+                continue  # a detection already shows that place (the person merged into another's box)
             out.append((*box, t.score * cfg.gap_decay**t.misses, float(t.track_id)))
         self._tracks = [t for t in self._tracks if frame - t.last_frame <= cfg.max_gap]
         return np.asarray(out, np.float64).reshape(-1, 6)

@@ -110,11 +110,19 @@ class HeightPrior:
         return max(self.a + self.b * float(y_foot), 1.0)
 
 
-def fit_height_prior(feet: np.ndarray, heights: np.ndarray, min_blobs: int = 12) -> HeightPrior | None:
-    """Robust line ``height = a + b * foot_row`` (median of pairwise slopes); None with too few blobs."""
+def fit_height_prior(
+    feet: np.ndarray, heights: np.ndarray, min_blobs: int = 12, min_spread: float = 0.0
+) -> HeightPrior | None:
+    """Robust line ``height = a + b * foot_row`` (median of pairwise slopes).
+
+    None with fewer than ``min_blobs`` blobs, or when their foot rows spread over less than
+    ``min_spread`` pixels (one walker on one line tells nothing about other rows).
+    """
     feet = np.asarray(feet, np.float64)
     heights = np.asarray(heights, np.float64)
-    if len(feet) < min_blobs or np.ptp(feet) < 1:
+    if len(feet) < min_blobs or np.ptp(feet) < max(min_spread, 1.0):
+        return None
+    if np.percentile(feet, 90) - np.percentile(feet, 10) < min_spread / 2:
         return None
     rng = np.random.default_rng(0)
     i = rng.integers(0, len(feet), 4000)
@@ -147,13 +155,13 @@ def _split_columns(mask: np.ndarray, k: int) -> list[tuple[int, int]]:
 
 
 def _has_valley(mask: np.ndarray) -> bool:
-    """Whether the column profile of a blob drops, in its middle, below half of its peaks on both sides."""
+    """Whether the column profile of a blob drops, in its middle, below a third of its peaks on both sides."""
     w = mask.shape[1]
     if w < 6:
         return False
     prof = mask.sum(axis=0).astype(np.float64)
     mid = prof[int(0.3 * w) : int(np.ceil(0.7 * w))]
-    return bool(len(mid)) and float(mid.min()) < 0.5 * min(float(prof[: w // 2].max()), float(prof[w // 2 :].max()))
+    return bool(len(mid)) and float(mid.min()) < 0.35 * min(float(prof[: w // 2].max()), float(prof[w // 2 :].max()))
 
 
 def _tight(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -205,9 +213,14 @@ def person_boxes(
             ref_h = max(th, min(exp_h, 1.5 * th))
             k_est = tw / (cfg.person_aspect * ref_h)
             k = max(int(round(k_est)), 1)
-            if k == 1 and k_est >= 1.1 and _has_valley(sub):
+            if k == 1 and k_est >= 1.2 and _has_valley(sub):
                 k = 2
-            for c0, c1 in _split_columns(sub, k):
+            cols = _split_columns(sub, k)
+            if k > 1:  # people side by side are about as tall as each other: else it is one person's stride
+                tall = [_tight(sub[:, c0:c1]) for c0, c1 in cols]
+                if any(t is None or t[3] < 0.7 * th for t in tall):
+                    cols = [(0, tw)]
+            for c0, c1 in cols:
                 part = _tight(sub[:, c0:c1])
                 if part is None:
                     continue
@@ -307,7 +320,7 @@ class MotionModel:
         self.moving_share = float(np.median(shares)) if shares else float("nan")
         self.static = bool(shares) and self.moving_share <= cfg.max_moving_share and self.noise <= cfg.max_noise
         if self.static:
-            self.prior = fit_height_prior(np.asarray(feet), np.asarray(heights))
+            self.prior = fit_height_prior(np.asarray(feet), np.asarray(heights), min_spread=0.15 * height)
 
     def background_at(self, position: int) -> np.ndarray | None:
         if not self.backgrounds:

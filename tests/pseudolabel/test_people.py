@@ -2,8 +2,9 @@
 
 The synthetic crowd: the gait subject (~265 px tall at 640x480), a bystander walking the other
 way behind it and two far walkers at a quarter of its height (~65 px), 12 frames at 10 fps.
-Measured with the default labelling: every walker found in 11-12 of 12 frames, mean keypoint
-error 2-5 % of the walker's height. Real footage (OpenCV's ``vtest.avi``, shipped by the Debian
+Measured with the default labelling: the subject and the far walkers found in 12 of 12 frames,
+the bystander in 9-11 (it passes behind the subject), mean keypoint error 2-5 % of the walker's
+height. Real footage (OpenCV's ``vtest.avi``, shipped by the Debian
 package ``opencv-doc``) is used when installed: 5 of the 7 people counted by hand in frame 100
 were found in every run measured, 6 in most.
 """
@@ -189,23 +190,32 @@ def test_default_labelling_finds_every_walker_near_ground_truth(tmp_path, crowd)
     df = read_labels(root, "mediapipe")
     person = df[df["has_person"].fillna(False)]
     assert s.n_no_person == 0 and read_label_meta(root, "mediapipe")["boxes"]["proposer"] == "people"
-    for w, (gt_kp, gt_box) in enumerate(_walkers(crowd)):
-        hits, errs, subject = 0, [], 0
-        for fi, g in person.groupby("frame_index"):
-            iou = iou_xywh(gt_box[fi], g[["bbox_x", "bbox_y", "bbox_w", "bbox_h"]].to_numpy())[0]
-            j = int(np.argmax(iou))
-            if iou[j] < 0.3:
+    walkers = _walkers(crowd)
+    hits, subject = np.zeros(len(walkers), int), np.zeros(len(walkers), int)
+    errs: list[list[float]] = [[] for _ in walkers]
+    for fi, g in person.groupby("frame_index"):
+        gt = np.stack([b[fi] for _, b in walkers])
+        iou = iou_xywh(gt, g[["bbox_x", "bbox_y", "bbox_w", "bbox_h"]].to_numpy())
+        taken: set[int] = set()
+        seen: set[int] = set()
+        for w, j in sorted(np.ndindex(iou.shape), key=lambda wj: -iou[wj]):  # one row per walker, best overlap first
+            if iou[w, j] < 0.3 or j in taken or w in seen:
                 continue
-            hits += 1
+            taken.add(j)
+            seen.add(w)
+            hits[w] += 1
             kp = keypoints_array(g.iloc[[j]])[0]
-            vis = gt_kp[fi, :, 2] > 0
-            errs.append(np.linalg.norm(kp[vis, :2] - gt_kp[fi, vis, :2], axis=1).mean() / gt_box[fi][3])
-            subject += bool(g["is_subject"].iloc[j])
-        print(f"walker {w}: found in {hits}/12 frames, mean error {np.mean(errs):.3f} x height, subject in {subject}")
-        assert hits >= 10, (w, hits)
-        # the subject is marked (but where the two walkers cross); the others are labelled, not marked
-        assert subject >= hits - 2 if w == 0 else subject == 0, (w, subject)
-        assert np.mean(errs) < 0.08, (w, np.mean(errs))  # measured 0.02-0.05
+            gt_kp = walkers[w][0][fi]
+            vis = gt_kp[:, 2] > 0
+            errs[w].append(np.linalg.norm(kp[vis, :2] - gt_kp[vis, :2], axis=1).mean() / gt[w, 3])
+            subject[w] += bool(g["is_subject"].iloc[j])
+    for w in range(len(walkers)):
+        print(f"walker {w}: found in {hits[w]}/12 frames, mean error {np.mean(errs[w]):.3f} x height, subject in {subject[w]}")
+        # the bystander passes behind the subject for about 3 frames (measured: found in 9-11)
+        assert hits[w] >= (8 if w == 1 else 11), (w, hits[w])
+        assert np.mean(errs[w]) < 0.08, (w, np.mean(errs[w]))  # measured 0.02-0.05
+    # the subject is marked in every frame it is found; the others are labelled, not marked
+    assert subject[0] == hits[0] and subject[1:].sum() == 0, subject
 
 
 @pytest.mark.mediapipe
