@@ -282,12 +282,37 @@ def depth_at(depth: np.ndarray, x: float, y: float, radius: int = 2, reduce: str
     return float(v.min()) if reduce == "min" else float(np.median(v))
 
 
+def depth_windows(depth: np.ndarray, xy: np.ndarray, radius: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Median and minimum of the valid depth values in the window around each point (N, 2); NaN where none.
+
+    The same values as :func:`depth_at` per point (windows cut at the image border, NaN for points
+    outside the image), for all points at once.
+    """
+    h, w = depth.shape[:2]
+    xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    xi = np.floor(np.nan_to_num(xy[:, 0], nan=-1e9)).astype(np.int64)
+    yi = np.floor(np.nan_to_num(xy[:, 1], nan=-1e9)).astype(np.int64)
+    off = np.arange(-radius, radius + 1)
+    yy = (yi[:, None, None] + off[None, :, None]).repeat(len(off), 2)
+    xx = (xi[:, None, None] + off[None, None, :]).repeat(len(off), 1)
+    inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+    inside &= ((xi >= 0) & (xi < w) & (yi >= 0) & (yi < h))[:, None, None]
+    v = depth[np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)].astype(np.float64)
+    v = np.where(inside & (v > 0), v, np.nan).reshape(len(xy), -1)
+    med = np.full(len(xy), np.nan)
+    low = np.full(len(xy), np.nan)
+    any_valid = np.isfinite(v).any(axis=1)
+    if any_valid.any():
+        med[any_valid] = np.nanmedian(v[any_valid], axis=1)
+        low[any_valid] = np.nanmin(v[any_valid], axis=1)
+    return med, low
+
+
 def joint_depths(keypoints: np.ndarray, depth: np.ndarray, depth_scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Per joint: median and nearest valid depth (metres) in a 5x5 window; NaN where none."""
     kp = np.asarray(keypoints, np.float64)
-    d = np.array([depth_at(depth, x, y) for x, y, _ in kp]) * depth_scale
-    near = np.array([depth_at(depth, x, y, reduce="min") for x, y, _ in kp]) * depth_scale
-    return d, near
+    d, near = depth_windows(depth, kp[:, :2])
+    return d * depth_scale, near * depth_scale
 
 
 def torso_depth(keypoints: np.ndarray, d: np.ndarray, cfg: PostprocessConfig = PostprocessConfig()) -> float:
@@ -309,14 +334,16 @@ def background_joints(
     """
     if background is None:
         return []
-    out: list[int] = []
-    for j, (x, y, c) in enumerate(np.asarray(keypoints, np.float64).reshape(-1, 3)):
-        if c < cfg.vis_thresholds[0] or not np.isfinite(near[j]):
-            continue
-        b = depth_at(background, x, y) * depth_scale
-        if np.isfinite(b) and b - near[j] <= max(cfg.qa_background_tol_m, cfg.qa_background_rel * b):
-            out.append(j)
-    return out
+    kp = np.asarray(keypoints, np.float64).reshape(-1, 3)
+    near = np.asarray(near, np.float64)
+    check = (kp[:, 2] >= cfg.vis_thresholds[0]) & np.isfinite(near)
+    if not check.any():
+        return []
+    b = np.full(len(kp), np.nan)
+    b[check] = depth_windows(background, kp[check, :2])[0] * depth_scale
+    with np.errstate(invalid="ignore"):
+        on_bg = check & np.isfinite(b) & (b - near <= np.maximum(cfg.qa_background_tol_m, cfg.qa_background_rel * b))
+    return np.flatnonzero(on_bg).tolist()
 
 
 def depth_features(

@@ -26,6 +26,7 @@ import numpy as np
 
 # reads the frame at a position of the recording, decoded at 1/factor size (RGB), or None
 ReadFn = Callable[[int, int], "np.ndarray | None"]
+_CLOSE = np.ones((5, 3), np.uint8)  # joins a person's parts split by thin gaps (rows x columns)
 REDUCED_READ = {2: "IMREAD_REDUCED_COLOR_2", 4: "IMREAD_REDUCED_COLOR_4", 8: "IMREAD_REDUCED_COLOR_8"}
 
 
@@ -181,7 +182,7 @@ def person_boxes(
     import cv2
 
     m = cv2.medianBlur(mask.astype(np.uint8), 3)  # drops isolated pixels, keeps shapes in place
-    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((5, 3), np.uint8))
+    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, _CLOSE)
     contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     H = mask.shape[0]
     min_h = max(cfg.min_height * H, 4.0)

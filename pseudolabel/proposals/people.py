@@ -138,6 +138,7 @@ class PeopleProposer:
         self._hog: HogPeople | None = None
         self._blazepose: Any = None
         self.background: np.ndarray | None = None  # depth background (raw units), also used for QA
+        self._depth_limit: np.ndarray | None = None
         self.depth_scale = 0.001
         self.stationary = np.zeros((0, 5))
         self.track_ids = np.zeros(0, np.int64)
@@ -173,30 +174,39 @@ class PeopleProposer:
             np.unique(np.linspace(0, len(depth_paths) - 1, min(cfg.motion.samples, len(depth_paths))).round().astype(int))
             if with_depth else np.zeros(0, int)
         )  # fmt: skip
-        # the sampled frames are decoded in two threads (OpenCV releases the GIL)
+        # the sampled frames are decoded in two threads (OpenCV releases the GIL); the colour model and
+        # the HOG search on it are built while the depth frames are still being read
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gaitdata-proposals") as pool:
-            colour = dict(zip(colour_pos, pool.map(lambda p: read_reduced(root.abspath(rgb[p]), factor), colour_pos), strict=True))
-            depths = list(pool.map(lambda i: read_depth(root.abspath(depth_paths[i])), depth_pos))
-        self.motion.fit(lambda pos, f: colour.get(pos), len(rgb), width, height)
+            colour_futs = {p: pool.submit(read_reduced, root.abspath(rgb[p]), factor) for p in colour_pos}
+            depth_futs = [pool.submit(read_depth, root.abspath(depth_paths[i])) for i in depth_pos]
+            colour = {p: f.result() for p, f in colour_futs.items()}
+            self.motion.fit(lambda pos, f: colour.get(pos), len(rgb), width, height)
+            self.stationary = np.zeros((0, 5))
+            if cfg.hog_background and self.motion.static and self.motion.backgrounds:
+                bg = self.motion.backgrounds[len(self.motion.backgrounds) // 2]
+                f = float(self.motion.factor)
+                found = HogPeople(HogConfig(**{**asdict(cfg.hog), "scale": cfg.hog_background_scale})).detect(bg, upscale=f)
+                self.stationary = found[found[:, 4] >= cfg.hog_background_min_score] * np.array([f, f, f, f, 1.0])
+            depths = [f.result() for f in depth_futs]
         self.background = background_depth(depths, "max") if depths else None
-        self.stationary = np.zeros((0, 5))
-        if cfg.hog_background and self.motion.static and self.motion.backgrounds:
-            bg = self.motion.backgrounds[len(self.motion.backgrounds) // 2]
-            f = float(self.motion.factor)
-            found = HogPeople(HogConfig(**{**asdict(cfg.hog), "scale": cfg.hog_background_scale})).detect(bg, upscale=f)
-            self.stationary = found[found[:, 4] >= cfg.hog_background_min_score] * np.array([f, f, f, f, 1.0])
+        self._depth_limit = None
+        if self.background is not None:
+            # raw depth below which a pixel is foreground: background - max(min_diff, min_rel * background)
+            bg = self.background[:: self.motion.factor, :: self.motion.factor].astype(np.float64)
+            margin = np.maximum(cfg.depth_min_diff_m / self.depth_scale, cfg.depth_min_rel * bg)
+            self._depth_limit = np.where(bg > 0, np.clip(np.ceil(bg - margin), 0, 65535), 0).astype(np.uint16)
         self._stats = {"motion": self.motion.describe(), "depth_background": self.background is not None,
                        "stationary_people": len(self.stationary)}  # fmt: skip
 
     # ---- per frame ----------------------------------------------------------------------------------
     def _depth_boxes(self, depth: np.ndarray | None) -> np.ndarray:
-        from pseudolabel.boxes import depth_layers, foreground_mask
+        from pseudolabel.boxes import depth_layers
 
-        if depth is None or self.background is None or depth.shape != self.background.shape:
+        if depth is None or self._depth_limit is None or self.background is None or depth.shape != self.background.shape:
             return np.zeros((0, 5))
-        f = self.motion.factor if self.motion.factor > 1 else 1
-        d, bg = depth[::f, ::f], self.background[::f, ::f]
-        fg = foreground_mask(d, bg, self.depth_scale, self.cfg.depth_min_diff_m, self.cfg.depth_min_rel)
+        f = self.motion.factor
+        d = depth[::f, ::f]
+        fg = (d > 0) & (d < self._depth_limit)  # closer than the background by the margin (see begin)
         if not fg.any():
             return np.zeros((0, 5))
         layers = depth_layers(d.astype(np.float32) * self.depth_scale, fg, self.cfg.depth_layer_gap_m)

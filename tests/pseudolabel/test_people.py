@@ -275,3 +275,19 @@ def test_real_walking_footage(tmp_path) -> None:
     confident = person["score"].to_numpy() >= 0.5
     head_above_ankles = kp[:, :5, 1].mean(1) < kp[:, 15:17, 1].mean(1)
     assert confident.sum() >= 0.5 * len(person) and head_above_ankles[confident].mean() >= 0.85
+
+
+def test_depth_windows_match_the_per_point_depth() -> None:
+    from pseudolabel.postprocess import depth_at, depth_windows
+
+    rng = np.random.default_rng(0)
+    d = rng.integers(1, 4000, (60, 80)).astype(np.uint16)
+    d[rng.random(d.shape) < 0.5] = 0
+    d[10:20, 10:20] = 0  # a hole larger than a window
+    pts = np.column_stack([rng.uniform(-5, 85, 300), rng.uniform(-5, 65, 300)])
+    pts[:4] = [[14.5, 14.5], [0, 0], [79.9, 59.9], [np.nan, 3]]
+    med, low = depth_windows(d, pts)
+    ref = np.array([[depth_at(d, x, y), depth_at(d, x, y, reduce="min")] for x, y in pts[4:]])
+    assert np.allclose(med[4:], ref[:, 0], equal_nan=True) and np.allclose(low[4:], ref[:, 1], equal_nan=True)
+    assert np.isnan(med[0]) and np.isnan(med[3]) and np.isfinite(med[1]) and np.isfinite(med[2])
+    assert np.isnan(ref[:, 0]).sum() > 20 and np.isfinite(ref[:, 0]).sum() > 100  # both cases covered
