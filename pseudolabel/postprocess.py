@@ -298,13 +298,12 @@ def depth_windows(depth: np.ndarray, xy: np.ndarray, radius: int = 2) -> tuple[n
     inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
     inside &= ((xi >= 0) & (xi < w) & (yi >= 0) & (yi < h))[:, None, None]
     v = depth[np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)].astype(np.float64)
-    v = np.where(inside & (v > 0), v, np.nan).reshape(len(xy), -1)
-    med = np.full(len(xy), np.nan)
-    low = np.full(len(xy), np.nan)
-    any_valid = np.isfinite(v).any(axis=1)
-    if any_valid.any():
-        med[any_valid] = np.nanmedian(v[any_valid], axis=1)
-        low[any_valid] = np.nanmin(v[any_valid], axis=1)
+    v = np.sort(np.where(inside & (v > 0), v, np.inf).reshape(len(xy), -1), axis=1)  # invalid last
+    n = np.isfinite(v).sum(axis=1)
+    rows = np.arange(len(xy))
+    lo_mid, hi_mid = np.maximum(n - 1, 0) // 2, n // 2
+    med = np.where(n > 0, (v[rows, lo_mid] + v[rows, np.minimum(hi_mid, v.shape[1] - 1)]) / 2, np.nan)
+    low = np.where(n > 0, v[:, 0], np.nan)
     return med, low
 
 

@@ -165,36 +165,47 @@ def _frames_to_label(
 
 
 # ---- decoding in background threads -------------------------------------------------------------
-def _load(root: DatasetRoot, rgb: str, depth: str | None, want_depth: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def _load(
+    root: DatasetRoot, fi: int, rgb: str, depth: str | None, want_depth: bool, prepare: Any = None
+) -> tuple[np.ndarray, np.ndarray | None, Any]:
     import cv2
 
     bgr = cv2.imread(str(root.path / rgb), cv2.IMREAD_COLOR)
     if bgr is None:
         raise GaitdataError(f"cannot decode {root.path / rgb}; re-extract this recording (gaitdata extract)")
     d = read_depth(root.path / depth) if (want_depth and depth) else None
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), d
+    img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return img, d, (prepare(fi, img, d) if prepare is not None else None)
 
 
 def iter_frames(
-    root: DatasetRoot, rows: pd.DataFrame, want_depth: bool, workers: int = 2, prefetch: int = 16
-) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
-    """Yield (frame_index, RGB, depth or None) in order; decoding runs ahead in ``workers`` threads."""
+    root: DatasetRoot, rows: pd.DataFrame, want_depth: bool, workers: int = 2, prefetch: int = 16, prepare: Any = None
+) -> Iterator[tuple]:
+    """Yield (frame_index, RGB, depth or None) in order; decoding runs ahead in ``workers`` threads.
+
+    With ``prepare(frame_index, rgb, depth)`` (thread-safe, e.g. a box proposer's per-frame
+    detection), it runs in those threads too and the tuples get its result as a fourth item.
+    """
     items = list(zip(rows["frame_index"].astype(int), rows["rgb_path"], rows["depth_path"], strict=True))
     ex = ThreadPoolExecutor(max_workers=max(int(workers), 1), thread_name_prefix="gaitdata-decode")
     pending: deque = deque()
     it = iter(items)
+
+    def submit(fi: int, rgb: str, dep: Any) -> None:
+        pending.append((fi, ex.submit(_load, root, fi, rgb, None if pd.isna(dep) else dep, want_depth, prepare)))
+
     try:
         for fi, rgb, dep in it:
-            pending.append((fi, ex.submit(_load, root, rgb, None if pd.isna(dep) else dep, want_depth)))
+            submit(fi, rgb, dep)
             if len(pending) >= max(prefetch, 1):
                 break
         while pending:
             fi, fut = pending.popleft()
             nxt = next(it, None)
             if nxt is not None:
-                pending.append((nxt[0], ex.submit(_load, root, nxt[1], None if pd.isna(nxt[2]) else nxt[2], want_depth)))
-            rgb_img, depth_img = fut.result()
-            yield fi, rgb_img, depth_img
+                submit(*nxt)
+            rgb_img, depth_img, prepared = fut.result()
+            yield (fi, rgb_img, depth_img) if prepare is None else (fi, rgb_img, depth_img, prepared)
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
 
@@ -271,16 +282,17 @@ def label_recording(
     depth_m: list[float] = []
     bg_joints: list[list[int]] = []
     height = float(video["height"]) if not pd.isna(video.get("height")) else float("nan")
-    batch: list[tuple[int, np.ndarray, np.ndarray | None]] = []
+    batch: list[tuple] = []
 
     def flush() -> None:
         imgs = [b[1] for b in batch]
         # (N, 5) x, y, w, h, proposal score: teachers use the first four columns (alphapose also the score)
-        boxes = [proposer.propose(fi, img, d) for fi, img, d in batch] if proposer is not None else None
+        # (a proposer's per-frame detections, when it has them, were made in the decoding threads)
+        boxes = [proposer.propose(*item) for item in batch] if proposer is not None else None
         out = teacher.predict(imgs, boxes)
         if len(out) != len(batch):
             raise GaitdataError(f"teacher {teacher_name} returned {len(out)} results for {len(batch)} images")
-        for (fi, _, d), poses in zip(batch, out, strict=True):
+        for (fi, _, d, *_), poses in zip(batch, out, strict=True):
             poses = sorted(poses, key=lambda p: (-p.score, p.bbox[0]))
             if not poses:
                 rows.append(_empty_row(vid, fi, teacher_name, whash))
@@ -300,7 +312,7 @@ def label_recording(
         batch.clear()
 
     try:
-        for item in iter_frames(root, frames, want_depth, workers, prefetch):
+        for item in iter_frames(root, frames, want_depth, workers, prefetch, getattr(proposer, "detect", None)):
             if np.isnan(height):
                 height = float(item[1].shape[0])
             batch.append(item)

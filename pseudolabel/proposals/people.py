@@ -25,6 +25,7 @@ best first. :attr:`track_ids` holds the ids of the last frame's boxes.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -135,8 +136,9 @@ class PeopleProposer:
         self.cfg = cfg
         self.motion = MotionModel(cfg.motion)
         self.tracker = BoxTracker(cfg.tracker)
-        self._hog: HogPeople | None = None
         self._blazepose: Any = None
+        self._lock = threading.Lock()
+        self._local = threading.local()
         self.background: np.ndarray | None = None  # depth background (raw units), also used for QA
         self._depth_limit: np.ndarray | None = None
         self.depth_scale = 0.001
@@ -145,12 +147,6 @@ class PeopleProposer:
         self._positions: dict[int, int] = {}
         self._size = (0, 0)
         self._stats: dict[str, Any] = {}
-
-    @property
-    def hog(self) -> HogPeople:
-        if self._hog is None:
-            self._hog = HogPeople(self.cfg.hog)
-        return self._hog
 
     # ---- per recording ----------------------------------------------------------------------------
     def begin(self, root: DatasetRoot, video: pd.Series, frames: pd.DataFrame) -> None:
@@ -164,6 +160,8 @@ class PeopleProposer:
         width, height = _frame_size(root, video, rgb)
         self._size = (width, height)
         self.tracker.reset()
+        if self.cfg.detector_frames:
+            self._detector()
         scale = video.get("depth_scale")
         self.depth_scale = float(scale) if scale is not None and not pd.isna(scale) else 0.001
         depth_paths = frames["depth_path"].tolist() if "depth_path" in frames else []
@@ -217,7 +215,7 @@ class PeopleProposer:
 
     def _detector(self) -> Any:
         """BlazePose's detector with blanking (:class:`pseudolabel.boxes.DetectorProposer`); None without mediapipe."""
-        if self._blazepose is None:
+        if self._blazepose is None:  # made in begin (one thread), used under the lock
             import importlib.util
 
             if importlib.util.find_spec("mediapipe") is None:
@@ -231,23 +229,35 @@ class PeopleProposer:
     def _hog_boxes(self, image: np.ndarray) -> np.ndarray:
         h = image.shape[0]
         up = float(np.clip(WINDOW_PERSON_HEIGHT / max(self.cfg.min_person_height * h, 1.0), 1.0, self.cfg.max_hog_upscale))
-        return self.hog.detect(image, upscale=up)
+        if not hasattr(self._local, "hog"):  # one detector per thread
+            self._local.hog = HogPeople(self.cfg.hog)
+        return self._local.hog.detect(image, upscale=up)
 
-    def detections(self, frame_index: int, image: np.ndarray, depth: np.ndarray | None) -> np.ndarray:
-        """Merged detections of one frame before tracking (N, 5)."""
+    def detect(self, frame_index: int, image: np.ndarray, depth: np.ndarray | None) -> np.ndarray:
+        """Merged detections of one frame before tracking (N, 5).
+
+        Depends only on the frame and what :meth:`begin` built, and may run in several threads at
+        once (the labelling run calls it in its frame-decoding threads); :meth:`propose` then
+        tracks, in frame order.
+        """
         pos = self._positions.get(int(frame_index), 0)
         groups = [self.motion.boxes(pos, image), self._depth_boxes(depth)]
         if not self.motion.static:
             if self.cfg.detector_frames and self._detector() is not None:
-                groups.append(self._detector().propose(frame_index, image, depth))
+                with self._lock:  # one mediapipe graph
+                    groups.append(self._detector().propose(frame_index, image, depth))
             if self.cfg.hog_frames:
                 groups.append(self._hog_boxes(image))
         groups.append(self.stationary)
-        return merge_boxes(groups, self.cfg.merge_inside)
-
-    def propose(self, frame_index: int, image: np.ndarray, depth: np.ndarray | None) -> np.ndarray:
         h, w = image.shape[:2]
-        det = clip_boxes(self.detections(frame_index, image, depth), w, h, self.cfg.min_visible, self.cfg.min_box_height)
+        return clip_boxes(merge_boxes(groups, self.cfg.merge_inside), w, h, self.cfg.min_visible, self.cfg.min_box_height)
+
+    def propose(
+        self, frame_index: int, image: np.ndarray, depth: np.ndarray | None, detections: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Boxes (N, 5) of one frame; ``detections``: this frame's :meth:`detect` result when made already."""
+        h, w = image.shape[:2]
+        det = self.detect(frame_index, image, depth) if detections is None else detections
         rows = self.tracker.update(int(frame_index), det)
         rows = clip_boxes(rows, w, h, self.cfg.min_visible, self.cfg.min_box_height)
         rows = rows[np.argsort(-rows[:, 4], kind="stable")][: self.cfg.max_boxes]

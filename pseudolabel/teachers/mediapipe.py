@@ -343,8 +343,8 @@ class MediaPipeTeacher:
                 continue
             x0, y0, side = crop_window(box, w, h, self.crop_context)
             crop = crop_person(image, boxes, i, x0, y0, side)
-            if side != self.crop_size:
-                interp = cv2.INTER_AREA if side > self.crop_size else cv2.INTER_LINEAR
+            if side != self.crop_size:  # (area averaging only where linear would alias: it is slow)
+                interp = cv2.INTER_AREA if side >= 2 * self.crop_size else cv2.INTER_LINEAR
                 crop = cv2.resize(crop, (self.crop_size, self.crop_size), interpolation=interp)
             lm = self._run_crop(crop)
             if lm is None:
