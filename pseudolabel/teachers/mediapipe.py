@@ -13,7 +13,9 @@ so this teacher works offline on CPU. BlazePose finds one person per call:
   recording go through one tracking graph: every crop shows its person centred at the same scale,
   so the region found in one crop seeds the next and the person detector runs only when tracking
   fails (then the crop is retried in static mode); in ``mode="static"`` every crop is detected
-  afresh. A pose whose box does not overlap its proposal is dropped, and duplicates from
+  afresh. Crops of one frame are spread over ``crop_workers`` lanes (crop j to lane j modulo
+  their number), each with its own graphs, run in parallel threads: each lane sees its crops in
+  a fixed order, so results do not depend on thread timing. A pose whose box does not overlap its proposal is dropped, and duplicates from
   overlapping crops are suppressed. An empty box array (a frame in which the proposer found
   nobody) is searched whole, as without boxes, unless ``search_empty=False``.
 
@@ -248,6 +250,7 @@ class MediaPipeTeacher:
         nms_iou: float = 0.6,
         crop_size: int = 256,
         search_empty: bool = True,
+        crop_workers: int = 2,
     ) -> None:
         if mode not in ("video", "static"):
             raise ValueError(f"mediapipe teacher: mode must be 'video' or 'static', got {mode!r}")
@@ -262,7 +265,11 @@ class MediaPipeTeacher:
             raise ValueError(f"mediapipe teacher: crop_size must be at least 64, got {crop_size}")
         self.crop_size = int(crop_size)
         self.search_empty = bool(search_empty)
-        self._crop_video: Any = None
+        if crop_workers < 1:
+            raise ValueError(f"mediapipe teacher: crop_workers must be at least 1, got {crop_workers}")
+        self.crop_workers = int(crop_workers)
+        self._lanes: dict[int, list[Any]] = {}  # lane -> [tracking graph, static graph] for crops
+        self._pool: Any = None
         self.weights_hash: str | None = bundled_weights_hash()
         self._video: Any = None
         self._static: Any = None
@@ -287,10 +294,16 @@ class MediaPipeTeacher:
             self._video = self._make(False)
         return self._video
 
-    def _crop_graph(self) -> Any:
-        if self._crop_video is None:
-            self._crop_video = self._make(False)
-        return self._crop_video
+    def _lane(self, k: int) -> list[Any]:
+        """The graphs of crop lane ``k`` (made on first use; lane 0's static graph is the shared one)."""
+        if k not in self._lanes:
+            self._lanes[k] = [None, None]
+        lane = self._lanes[k]
+        if self.mode == "video" and lane[0] is None:
+            lane[0] = self._make(False)
+        if lane[1] is None:
+            lane[1] = self._graph(True) if k == 0 else self._make(True)
+        return lane
 
     @staticmethod
     def _landmarks(result: Any) -> np.ndarray | None:
@@ -306,13 +319,30 @@ class MediaPipeTeacher:
             warnings.simplefilter("ignore", UserWarning)
             return self._landmarks((graph or self._graph(static)).process(img))
 
-    def _run_crop(self, crop: np.ndarray) -> np.ndarray | None:
+    def _run_crop(self, crop: np.ndarray, lane: int = 0) -> np.ndarray | None:
         """Landmarks of the person a crop was cut for (tracking graph first in video mode, then static)."""
-        if self.mode == "video":
-            lm = self._run(crop, False, self._crop_graph())
+        video, static = self._lane(lane)
+        if video is not None:
+            lm = self._run(crop, False, video)
             if lm is not None:
                 return lm
-        return self._run(crop, True)
+        return self._run(crop, True, static)
+
+    def _run_crops(self, crops: list[np.ndarray]) -> list[np.ndarray | None]:
+        """Landmarks per crop. Crop j goes to lane ``j % lanes``; lanes run in parallel threads, each
+        through its own graphs in a fixed order, so the result does not depend on thread timing."""
+        lanes = min(self.crop_workers, len(crops))
+        if lanes <= 1:
+            return [self._run_crop(c, 0) for c in crops]
+        from concurrent.futures import ThreadPoolExecutor
+
+        for k in range(lanes):  # graphs are made here, in one thread
+            self._lane(k)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.crop_workers, thread_name_prefix="gaitdata-mediapipe")
+        futs = [self._pool.submit(lambda k: [self._run_crop(c, k) for c in crops[k::lanes]], k) for k in range(lanes)]
+        parts = [f.result() for f in futs]
+        return [parts[j % lanes][j // lanes] for j in range(len(crops))]
 
     # ---- Teacher protocol -------------------------------------------------------------------------
     def pose_from_landmarks(self, lm: np.ndarray, width: int, height: int, extras: dict | None = None) -> Pose:
@@ -337,7 +367,8 @@ class MediaPipeTeacher:
             lm = self._run(image, static=self.mode == "static")
             return [] if lm is None else [self.pose_from_landmarks(lm, w, h)]
         boxes = boxes.reshape(-1, boxes.shape[-1])
-        found: list[Pose] = []
+        items: list[tuple[np.ndarray, int, int, int]] = []  # (box, x0, y0, side)
+        crops: list[np.ndarray] = []
         for i, box in enumerate(boxes[:, :4]):
             if box[2] <= 1 or box[3] <= 1:
                 continue
@@ -346,7 +377,10 @@ class MediaPipeTeacher:
             if side != self.crop_size:  # (area averaging only where linear would alias: it is slow)
                 interp = cv2.INTER_AREA if side >= 2 * self.crop_size else cv2.INTER_LINEAR
                 crop = cv2.resize(crop, (self.crop_size, self.crop_size), interpolation=interp)
-            lm = self._run_crop(crop)
+            items.append((box, x0, y0, side))
+            crops.append(crop)
+        found: list[Pose] = []
+        for (box, x0, y0, side), lm in zip(items, self._run_crops(crops), strict=True):
             if lm is None:
                 continue
             # crop-normalised -> full-image-normalised coordinates
@@ -374,15 +408,23 @@ class MediaPipeTeacher:
         if self._video is not None:
             self._video.close()
             self._video = None
-        if self._crop_video is not None:
-            self._crop_video.close()
-            self._crop_video = None
+        for lane in self._lanes.values():  # lane 0's static graph is the shared one, closed by close()
+            if lane[0] is not None:
+                lane[0].close()
+                lane[0] = None
 
     def close(self) -> None:
         self.reset()
+        for k, lane in self._lanes.items():
+            if k and lane[1] is not None:
+                lane[1].close()
+        self._lanes = {}
         if self._static is not None:
             self._static.close()
             self._static = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def __del__(self) -> None:  # graphs hold native resources
         # Closing a mediapipe graph while the interpreter finalises blocks forever on its worker

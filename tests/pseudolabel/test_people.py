@@ -291,3 +291,20 @@ def test_depth_windows_match_the_per_point_depth() -> None:
     assert np.allclose(med[4:], ref[:, 0], equal_nan=True) and np.allclose(low[4:], ref[:, 1], equal_nan=True)
     assert np.isnan(med[0]) and np.isnan(med[3]) and np.isfinite(med[1]) and np.isfinite(med[2])
     assert np.isnan(ref[:, 0]).sum() > 20 and np.isfinite(ref[:, 0]).sum() > 100  # both cases covered
+
+
+@pytest.mark.mediapipe
+def test_parallel_crop_lanes_give_the_same_result_every_run(crowd) -> None:
+    from pseudolabel.registry import create_teacher
+
+    frames = [np.ascontiguousarray(f) for f in crowd.colour[:3]]
+    boxes = [np.concatenate([[crowd.meta["bboxes"][i]], crowd.meta["others_bboxes"][i]]) for i in range(3)]
+    runs = []
+    for _ in range(2):
+        teacher = create_teacher("mediapipe", crop_workers=2)
+        runs.append(teacher.predict(frames, boxes))
+        teacher.close()
+    assert [len(p) for p in runs[0]] == [len(p) for p in runs[1]] and sum(len(p) for p in runs[0]) >= 10
+    for a, b in zip(runs[0], runs[1], strict=True):
+        for p, q in zip(a, b, strict=True):
+            assert np.array_equal(p.keypoints, q.keypoints)
