@@ -5,7 +5,7 @@ Per recording (:meth:`PeopleProposer.begin`): a colour background model for a st
 background from the same frames; and OpenCV's HOG people detector run once on the colour
 background, which finds people who stand still through most of the recording (motion cannot).
 
-Per frame (:meth:`PeopleProposer.propose`), in order of trust:
+Per frame (:meth:`PeopleProposer.detect`, then tracking in :meth:`PeopleProposer.propose`), in order of trust:
 
 1. moving people: colour foreground blobs split into person-shaped boxes;
 2. depth foreground (closer than the depth background), split into depth layers, then into
@@ -76,7 +76,7 @@ def merge_boxes(groups: list[np.ndarray], inside: float = 0.7, same_iou: float =
             continue
         k = np.stack(kept)
         iou = iou_xywh(boxes[:, :4], k[:, :4])
-        inter = iou * 0  # intersection area / area of the new box
+        inter = np.zeros_like(iou)  # intersection area / area of the new box
         for i, b in enumerate(boxes):
             x0 = np.maximum(b[0], k[:, 0])
             y0 = np.maximum(b[1], k[:, 1])
