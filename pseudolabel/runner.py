@@ -166,7 +166,7 @@ def _frames_to_label(
 
 # ---- decoding in background threads -------------------------------------------------------------
 def _load(
-    root: DatasetRoot, fi: int, rgb: str, depth: str | None, want_depth: bool, prepare: Any = None
+    root: DatasetRoot, fi: int, rgb: str, depth: str | None, want_depth: bool, per_frame: Any = None
 ) -> tuple[np.ndarray, np.ndarray | None, Any]:
     import cv2
 
@@ -175,15 +175,15 @@ def _load(
         raise GaitdataError(f"cannot decode {root.path / rgb}; re-extract this recording (gaitdata extract)")
     d = read_depth(root.path / depth) if (want_depth and depth) else None
     img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    return img, d, (prepare(fi, img, d) if prepare is not None else None)
+    return img, d, (per_frame(fi, img, d) if per_frame is not None else None)
 
 
 def iter_frames(
-    root: DatasetRoot, rows: pd.DataFrame, want_depth: bool, workers: int = 2, prefetch: int = 16, prepare: Any = None
+    root: DatasetRoot, rows: pd.DataFrame, want_depth: bool, workers: int = 2, prefetch: int = 16, per_frame: Any = None
 ) -> Iterator[tuple]:
     """Yield (frame_index, RGB, depth or None) in order; decoding runs ahead in ``workers`` threads.
 
-    With ``prepare(frame_index, rgb, depth)`` (thread-safe, e.g. a box proposer's per-frame
+    With ``per_frame(frame_index, rgb, depth)`` (thread-safe, e.g. a box proposer's per-frame
     detection), it runs in those threads too and the tuples get its result as a fourth item.
     """
     items = list(zip(rows["frame_index"].astype(int), rows["rgb_path"], rows["depth_path"], strict=True))
@@ -192,7 +192,7 @@ def iter_frames(
     it = iter(items)
 
     def submit(fi: int, rgb: str, dep: Any) -> None:
-        pending.append((fi, ex.submit(_load, root, fi, rgb, None if pd.isna(dep) else dep, want_depth, prepare)))
+        pending.append((fi, ex.submit(_load, root, fi, rgb, None if pd.isna(dep) else dep, want_depth, per_frame)))
 
     try:
         for fi, rgb, dep in it:
@@ -205,7 +205,7 @@ def iter_frames(
             if nxt is not None:
                 submit(*nxt)
             rgb_img, depth_img, prepared = fut.result()
-            yield (fi, rgb_img, depth_img) if prepare is None else (fi, rgb_img, depth_img, prepared)
+            yield (fi, rgb_img, depth_img) if per_frame is None else (fi, rgb_img, depth_img, prepared)
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
 
