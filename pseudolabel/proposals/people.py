@@ -13,7 +13,9 @@ Per frame (:meth:`PeopleProposer.detect`, then tracking in :meth:`PeopleProposer
 3. when the camera is not static (or the recording is too short for a background, e.g. a photo):
    BlazePose's person detector on the whole frame, blanking each person found and searching
    again (large people), and HOG on the frame, upscaled so that people down to
-   ``min_person_height`` of the frame height are found;
+   ``min_person_height`` of the frame height are found. Both are slow: in a video they run on
+   every ``still_every``-th frame, and tracking bridges the frames between (where nobody is
+   proposed, the mediapipe teacher searches the whole frame);
 4. the people standing still found on the background.
 
 Overlapping boxes from different sources are merged (a later box mostly inside an earlier one is
@@ -53,6 +55,7 @@ class PeopleConfig:
     hog_background_scale: float = 1.2  # pyramid step of that one search (coarser than per frame)
     hog_frames: bool = True  # HOG on every frame when there is no static background
     detector_frames: int = 4  # ... and BlazePose's detector, blanking each person found, up to this many
+    still_every: int = 5  # in a video without a static background, those two run on every n-th frame only
     min_person_height: float = 0.12  # share of the frame height the per-frame HOG is scaled for
     max_hog_upscale: float = 2.0
     merge_inside: float = 0.7  # a box this much inside a kept one is the same person
@@ -242,7 +245,8 @@ class PeopleProposer:
         """
         pos = self._positions.get(int(frame_index), 0)
         groups = [self.motion.boxes(pos, image), self._depth_boxes(depth)]
-        if not self.motion.static:
+        video = len(self._positions) >= self.cfg.motion.min_frames
+        if not self.motion.static and (not video or pos % max(self.cfg.still_every, 1) == 0):
             if self.cfg.detector_frames and self._detector() is not None:
                 with self._lock:  # one mediapipe graph
                     groups.append(self._detector().propose(frame_index, image, depth))

@@ -308,3 +308,20 @@ def test_parallel_crop_lanes_give_the_same_result_every_run(crowd) -> None:
     for a, b in zip(runs[0], runs[1], strict=True):
         for p, q in zip(a, b, strict=True):
             assert np.array_equal(p.keypoints, q.keypoints)
+
+
+@pytest.mark.mediapipe
+def test_moving_camera_uses_the_still_image_detectors_every_few_frames(tmp_path, crowd) -> None:
+    shift = lambda i: 5 * i  # noqa: E731 - the camera pans: the whole picture moves
+    rng = np.random.default_rng(0)
+    texture = rng.integers(-40, 40, (480 // 16, 640 // 16, 1)).repeat(16, 0).repeat(16, 1)  # a textured scene
+    pan = np.stack([np.roll(np.clip(crowd.colour[i] + texture, 0, 255).astype(np.uint8), shift(i), axis=1) for i in range(12)])
+    root = make_root(tmp_path / "r", {"pan": (pan, None)}, fps=10)
+    prop = PeopleProposer()
+    prop.begin(root, root.read_videos().iloc[0], root.read_frames())
+    assert not prop.motion.static
+    for i in range(12):
+        boxes = prop.propose(i, pan[i], None)
+        gt = crowd.meta["bboxes"][i] + np.array([shift(i), 0, 0, 0])
+        if i % prop.cfg.still_every == 0:  # BlazePose's detector finds the large walker
+            assert len(boxes) and iou_xywh(gt, boxes[:, :4]).max() >= 0.5, i
