@@ -155,14 +155,22 @@ def _split_columns(mask: np.ndarray, k: int) -> list[tuple[int, int]]:
     return [(cuts[i], cuts[i + 1]) for i in range(k) if cuts[i + 1] > cuts[i]]
 
 
-def _has_valley(mask: np.ndarray) -> bool:
-    """Whether the column profile of a blob drops, in its middle, below a third of its peaks on both sides."""
-    w = mask.shape[1]
-    if w < 6:
-        return False
-    prof = mask.sum(axis=0).astype(np.float64)
-    mid = prof[int(0.3 * w) : int(np.ceil(0.7 * w))]
-    return bool(len(mid)) and float(mid.min()) < 0.35 * min(float(prof[: w // 2].max()), float(prof[w // 2 :].max()))
+def _valley_cuts(mask: np.ndarray, c0: int, c1: int, min_width: float, depth: int = 0) -> list[tuple[int, int]]:
+    """Column ranges of ``mask[:, c0:c1]`` cut, recursively, where the column profile of the upper
+    body (the upper 60% of the blob: feet and shadows of people side by side often touch, their
+    heads and shoulders rarely) drops below a third of the peaks on both sides; each part at least
+    ``min_width`` columns wide."""
+    w = c1 - c0
+    if w < 2 * min_width or depth > 3:
+        return [(c0, c1)]
+    prof = mask[: max(int(0.6 * mask.shape[0]), 1), c0:c1].sum(axis=0).astype(np.float64)
+    lo, hi = int(np.ceil(min_width)), int(w - np.ceil(min_width))
+    if hi <= lo:
+        return [(c0, c1)]
+    cut = lo + int(np.argmin(prof[lo:hi]))
+    if prof[cut] >= 0.35 * min(float(prof[:cut].max()), float(prof[cut + 1 :].max())):
+        return [(c0, c1)]
+    return _valley_cuts(mask, c0, c0 + cut, min_width, depth + 1) + _valley_cuts(mask, c0 + cut, c1, min_width, depth + 1)
 
 
 def _tight(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -213,11 +221,12 @@ def person_boxes(
                 continue  # a band across the scene (a tape, a shadow edge), or far too low for a person there
             ref_h = max(th, min(exp_h, 1.5 * th))
             k_est = tw / (cfg.person_aspect * ref_h)
-            k = max(int(round(k_est)), 1)
-            if k == 1 and k_est >= 1.2 and _has_valley(sub):
-                k = 2
-            cols = _split_columns(sub, k)
-            if k > 1:  # people side by side are about as tall as each other: else it is one person's stride
+            cols = [(0, tw)]
+            if k_est >= 1.2:  # wider than one person: cut at deep valleys of the column profile, else evenly
+                cols = _valley_cuts(sub, 0, tw, max(2.0, 0.2 * ref_h))
+                if len(cols) == 1 and round(k_est) >= 2:
+                    cols = _split_columns(sub, int(round(k_est)))
+            if len(cols) > 1:  # people side by side are about as tall as each other: else it is one person's stride
                 tall = [_tight(sub[:, c0:c1]) for c0, c1 in cols]
                 if any(t is None or t[3] < 0.7 * th for t in tall):
                     cols = [(0, tw)]

@@ -104,7 +104,7 @@ def test_person_boxes_split_people_side_by_side_and_one_behind_the_other() -> No
     mask[50:150, 20:50] = True  # one person
     mask[50:150, 100:130] = True  # two people shoulder to shoulder (one blob)
     mask[50:150, 134:164] = True
-    mask[90:110, 125:140] = True
+    mask[95:105, 125:140] = True  # touching hands
     mask[60:180, 220:250] = True  # one person in front ...
     mask[5:100, 225:245] = True  # ... of a smaller one standing further away (one tall blob)
     boxes = person_boxes(mask, MotionConfig(pad=0.0))
