@@ -126,7 +126,7 @@ def _rows(
     width: int, height: int,
 ) -> list[dict]:  # fmt: skip
     rows = []
-    for kp, box, is_subject in people:
+    for walker, (kp, box, is_subject) in enumerate(people):  # one track per walker: subject 0, others 1, 2, ...
         kp = np.asarray(kp, np.float64).copy()
         v = kp[:, 2].astype(np.int64)
         if not (v > 0).any():
@@ -143,7 +143,7 @@ def _rows(
             "video_id": video_id, "frame_index": frame_index, "person_index": len(rows), "has_person": True,
             "bbox_x": bx[0], "bbox_y": bx[1], "bbox_w": bx[2], "bbox_h": bx[3], "score": 1.0,
             "keypoints": np.column_stack([kp[:, :2], conf]).ravel().tolist(), "visibility": v.tolist(),
-            "num_visible": int((v > 0).sum()), "track_id": 0 if is_subject else 1, "is_subject": is_subject,
+            "num_visible": int((v > 0).sum()), "track_id": walker, "is_subject": is_subject,
             "teacher": TEACHER, "weights_hash": None, "qa_flags": [],
         })  # fmt: skip
     if not rows:
@@ -191,14 +191,21 @@ def ground_truth_labels(
         sx, sy = W / float(sw), H / float(sh)
         kps = gt["keypoints_2d"]
         boxes = gt["meta"].get("bboxes")
-        by_kp = gt["meta"].get("bystander_keypoints_2d")
-        by_box = gt["meta"].get("bystander_bboxes")
+        # every other walker (the bystander, far walkers); older sidecars hold the bystander alone
+        by_kp = gt["meta"].get("others_keypoints_2d")
+        by_box = gt["meta"].get("others_bboxes")
+        if by_kp is None and gt["meta"].get("bystander_keypoints_2d") is not None:
+            by_kp = np.asarray(gt["meta"]["bystander_keypoints_2d"])[:, None]
+            by_box = gt["meta"].get("bystander_bboxes")
+            by_box = None if by_box is None else np.asarray(by_box)[:, None]
         for fi, r in zip(fr["frame_index"].to_numpy(), rows, strict=True):
             people: list[tuple[np.ndarray, tuple | None, bool]] = []
             if 0 <= r < len(kps):
                 people.append((kps[r], None if boxes is None else tuple(boxes[r]), True))
                 if include_bystanders and by_kp is not None:
-                    people.append((by_kp[r], None if by_box is None else tuple(by_box[r]), False))
+                    for k in range(np.asarray(by_kp).shape[1]):
+                        bb = None if by_box is None else tuple(np.asarray(by_box)[r, k])
+                        people.append((np.asarray(by_kp)[r, k], bb, False))
             out += _rows(str(v["video_id"]), int(fi), people, sx, sy, W, H)
     if not found:
         raise GaitdataError(

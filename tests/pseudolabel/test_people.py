@@ -325,3 +325,24 @@ def test_moving_camera_uses_the_still_image_detectors_every_few_frames(tmp_path,
         gt = crowd.meta["bboxes"][i] + np.array([shift(i), 0, 0, 0])
         if i % prop.cfg.still_every == 0:  # BlazePose's detector finds the large walker
             assert len(boxes) and iou_xywh(gt, boxes[:, :4]).max() >= 0.5, i
+
+
+def test_ground_truth_label_set_holds_every_walker(tmp_path, crowd) -> None:
+    import pandas as pd
+
+    from gaitdata.dataset import DatasetRoot
+
+    src = tmp_path / "crowd.bag"
+    synth.save_ground_truth(crowd, src)
+    root = DatasetRoot(tmp_path / "root")
+    root.init()
+    root.write_videos(pd.DataFrame([{"video_id": "v", "source_path": str(src), "kind": "bag", "status": "ok",
+                                     "n_colour_frames": 12, "width": 640, "height": 480}]))  # fmt: skip
+    root.write_frames(pd.DataFrame([{"video_id": "v", "frame_index": i, "colour_frame_number": int(n), "status": "ok",
+                                     "rgb_path": f"frames/v/rgb/{i:06d}.jpg"} for i, n in enumerate(crowd.colour_frame_numbers)]))  # fmt: skip
+    df = synth.ground_truth_labels(root)
+    assert (df.groupby("frame_index").size() == 4).all()  # the subject, the bystander, two far walkers
+    assert sorted(df["track_id"].unique().tolist()) == [0, 1, 2, 3]
+    assert df.loc[df["track_id"] == 0, "is_subject"].all() and not df.loc[df["track_id"] > 0, "is_subject"].any()
+    far = df[df["track_id"] == 3]
+    assert np.allclose(far["bbox_h"], crowd.meta["others_bboxes"][:, 2, 3])
