@@ -10,14 +10,15 @@ so this teacher works offline on CPU. BlazePose finds one person per call:
   (``crop_context`` times its longer side; the other boxes' pixels outside it blanked with the
   crop's mean colour), resized to ``crop_size`` (small people are upscaled to the model's working
   size), processed and mapped back to the frame (top-down). In ``mode="video"`` the crops of a
-  recording go through one tracking graph: every crop shows its person centred at the same scale,
+  recording go through tracking graphs: every crop shows its person centred at the same scale,
   so the region found in one crop seeds the next and the person detector runs only when tracking
   fails (then the crop is retried in static mode); in ``mode="static"`` every crop is detected
-  afresh. Crops of one frame are spread over ``crop_workers`` lanes (crop j to lane j modulo
-  their number), each with its own graphs, run in parallel threads: each lane sees its crops in
-  a fixed order, so results do not depend on thread timing. A pose whose box does not overlap its proposal is dropped, and duplicates from
-  overlapping crops are suppressed. An empty box array (a frame in which the proposer found
-  nobody) is searched whole, as without boxes, unless ``search_empty=False``.
+  afresh. The crops of one frame are spread over ``crop_workers`` lanes (crop j to lane j modulo
+  their number), each with its own graphs, run in parallel threads; each lane sees its crops in
+  a fixed order, so results do not depend on thread timing. A pose whose box does not overlap
+  its proposal is dropped; duplicates from overlapping crops (boxes overlapping, or the joints
+  coinciding) are suppressed. An empty box array (a frame in which the proposer found nobody) is
+  searched whole, as without boxes, unless ``search_empty=False``.
 
 The 33 BlazePose landmarks map to COCO-17 with :data:`BLAZEPOSE_TO_COCO` (person's left = COCO
 left). Per-joint confidence is the landmark visibility; joints outside the image get at most
