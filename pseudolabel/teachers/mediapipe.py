@@ -296,14 +296,13 @@ class MediaPipeTeacher:
         return self._video
 
     def _lane(self, k: int) -> list[Any]:
-        """The graphs of crop lane ``k`` (made on first use; lane 0's static graph is the shared one)."""
+        """[tracking graph (video mode), static graph] of crop lane ``k``; the tracking graph is made
+        here, the static one when a crop first needs it (lane 0's is the shared static graph)."""
         if k not in self._lanes:
             self._lanes[k] = [None, None]
         lane = self._lanes[k]
         if self.mode == "video" and lane[0] is None:
             lane[0] = self._make(False)
-        if lane[1] is None:
-            lane[1] = self._graph(True) if k == 0 else self._make(True)
         return lane
 
     @staticmethod
@@ -322,12 +321,14 @@ class MediaPipeTeacher:
 
     def _run_crop(self, crop: np.ndarray, lane: int = 0) -> np.ndarray | None:
         """Landmarks of the person a crop was cut for (tracking graph first in video mode, then static)."""
-        video, static = self._lane(lane)
-        if video is not None:
-            lm = self._run(crop, False, video)
+        graphs = self._lane(lane)
+        if graphs[0] is not None:
+            lm = self._run(crop, False, graphs[0])
             if lm is not None:
                 return lm
-        return self._run(crop, True, static)
+        if graphs[1] is None:  # (a lane's graphs are only ever used by one thread at a time)
+            graphs[1] = self._graph(True) if lane == 0 else self._make(True)
+        return self._run(crop, True, graphs[1])
 
     def _run_crops(self, crops: list[np.ndarray]) -> list[np.ndarray | None]:
         """Landmarks per crop. Crop j goes to lane ``j % lanes``; lanes run in parallel threads, each
@@ -337,7 +338,7 @@ class MediaPipeTeacher:
             return [self._run_crop(c, 0) for c in crops]
         from concurrent.futures import ThreadPoolExecutor
 
-        for k in range(lanes):  # graphs are made here, in one thread
+        for k in range(lanes):  # tracking graphs are made here, in one thread
             self._lane(k)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.crop_workers, thread_name_prefix="gaitdata-mediapipe")
