@@ -36,7 +36,7 @@ def margin_score(weights: np.ndarray) -> np.ndarray:
 
 
 class HogPeople:
-    """HOG people detection on whole frames or regions (see the module docstring)."""
+    """HOG people detection on whole frames (see the module docstring)."""
 
     def __init__(self, cfg: HogConfig | None = None) -> None:
         import cv2
@@ -45,22 +45,11 @@ class HogPeople:
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
 
-    def detect(
-        self, image: np.ndarray, upscale: float = 1.0, roi: tuple[int, int, int, int] | None = None
-    ) -> np.ndarray:
-        """Person boxes (N, 5: x, y, w, h, score) in ``image`` pixels; ``roi`` (x, y, w, h) limits the search."""
+    def detect(self, image: np.ndarray, upscale: float = 1.0) -> np.ndarray:
+        """Person boxes (N, 5: x, y, w, h, score) in ``image`` pixels, best first."""
         import cv2
 
         cfg = self.cfg
-        h, w = image.shape[:2]
-        x0, y0 = 0, 0
-        if roi is not None:
-            rx, ry, rw, rh = (int(round(v)) for v in roi)
-            x0, y0 = max(rx, 0), max(ry, 0)
-            x1, y1 = min(rx + rw, w), min(ry + rh, h)
-            if x1 <= x0 or y1 <= y0:
-                return np.zeros((0, 5))
-            image = image[y0:y1, x0:x1]
         if upscale != 1.0:
             image = cv2.resize(image, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_LINEAR)
         ih, iw = image.shape[:2]
@@ -76,7 +65,7 @@ class HogPeople:
         r = np.asarray(rects, np.float64).reshape(-1, 4) / upscale
         s = margin_score(np.asarray(weights, np.float64).reshape(-1))
         fx, fy, fw, fh = WINDOW_TO_PERSON
-        out = np.stack([r[:, 0] + fx * r[:, 2] + x0, r[:, 1] + fy * r[:, 3] + y0, fw * r[:, 2], fh * r[:, 3], s], axis=1)
+        out = np.stack([r[:, 0] + fx * r[:, 2], r[:, 1] + fy * r[:, 3], fw * r[:, 2], fh * r[:, 3], s], axis=1)
         out = out[out[:, 4] >= cfg.min_score]
         return out[np.argsort(-out[:, 4], kind="stable")]
 

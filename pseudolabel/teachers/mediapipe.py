@@ -215,27 +215,6 @@ def _overlaps_square(box: np.ndarray, side: int) -> bool:
     return x < side and y < side and x + w > 0 and y + h > 0
 
 
-def blank_other_boxes(image: np.ndarray, boxes: np.ndarray, keep: int) -> np.ndarray:
-    """A copy of ``image`` with the other people's boxes (outside box ``keep``) filled with the image mean.
-
-    BlazePose finds the most prominent person of a crop; hiding the neighbours makes it find the
-    one the crop was cut for.
-    """
-    out = np.array(image, copy=True)
-    h, w = out.shape[:2]
-    fill = out.reshape(-1, 3).mean(axis=0).astype(np.uint8)
-    kx, ky, kw, kh = boxes[keep]
-    inside = np.zeros((h, w), bool)
-    inside[int(max(ky, 0)) : int(min(ky + kh, h)), int(max(kx, 0)) : int(min(kx + kw, w))] = True
-    for j, (x, y, bw, bh) in enumerate(boxes):
-        if j == keep:
-            continue
-        m = np.zeros((h, w), bool)
-        m[int(max(y, 0)) : int(min(y + bh, h)), int(max(x, 0)) : int(min(x + bw, w))] = True
-        out[m & ~inside] = fill
-    return out
-
-
 class MediaPipeTeacher:
     """BlazePose full as a :class:`pseudolabel.registry.Teacher` (see the module docstring)."""
 

@@ -348,3 +348,23 @@ def test_ground_truth_label_set_holds_every_walker(tmp_path, crowd) -> None:
     assert df.loc[df["track_id"] == 0, "is_subject"].all() and not df.loc[df["track_id"] > 0, "is_subject"].any()
     far = df[df["track_id"] == 3]
     assert np.allclose(far["bbox_h"], crowd.meta["others_bboxes"][:, 2, 3])
+
+
+def test_hog_people_detector_finds_people_and_not_empty_scenes(crowd) -> None:
+    import cv2
+
+    from pseudolabel.proposals.hog import HogPeople
+
+    hog = HogPeople()
+    frame = np.ascontiguousarray(crowd.colour[0])
+    found = hog.detect(frame)
+    x, y, w, h = crowd.meta["bboxes"][0]
+    best = found[np.argmax(iou_xywh(crowd.meta["bboxes"][0], found[:, :4])[0])]
+    assert x <= best[0] + best[2] / 2 <= x + w and y <= best[1] + best[3] / 2 <= y + h  # the large walker
+    assert iou_xywh(crowd.meta["bboxes"][0], best[:4])[0, 0] >= 0.3  # measured 0.40 (HOG's scale steps)
+    assert (found[:, 4] > 0).all() and (found[:, 4] < 1).all()
+    assert hog.detect(np.full((480, 640, 3), 120, np.uint8)).shape == (0, 5)
+    photo = OPENCV_SAMPLES / "basketball1.png"  # a real photo of two people, when opencv-doc is installed
+    if photo.is_file():
+        real = hog.detect(cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB))
+        assert iou_xywh([40, 85, 110, 390], real[:, :4]).max() >= 0.5  # the man on the left, by hand
