@@ -68,8 +68,3 @@ class HogPeople:
         out = np.stack([r[:, 0] + fx * r[:, 2], r[:, 1] + fy * r[:, 3], fw * r[:, 2], fh * r[:, 3], s], axis=1)
         out = out[out[:, 4] >= cfg.min_score]
         return out[np.argsort(-out[:, 4], kind="stable")]
-
-    def describe(self) -> dict:
-        c = self.cfg
-        return {"detector": "opencv HOG default people SVM", "win_stride": c.win_stride, "scale": c.scale,
-                "hit_threshold": c.hit_threshold, "group_threshold": c.group_threshold, "min_score": c.min_score}  # fmt: skip
