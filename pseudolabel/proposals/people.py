@@ -167,8 +167,9 @@ class PeopleProposer:
             self._detector()
         scale = video.get("depth_scale")
         self.depth_scale = float(scale) if scale is not None and not pd.isna(scale) else 0.001
-        depth_paths = frames["depth_path"].tolist() if "depth_path" in frames else []
-        with_depth = cfg.use_depth and len(depth_paths) >= 3 and all(isinstance(p, str) and p for p in depth_paths)
+        # frames written without a depth partner have none: the depth model comes from those that do
+        depth_paths = [p for p in frames["depth_path"] if isinstance(p, str) and p] if "depth_path" in frames else []
+        with_depth = cfg.use_depth and len(depth_paths) >= 3
         factor = working_factor(width, cfg.motion.target_width)
         colour_pos = sorted({int(p) for _, pick in self.motion.windows(len(rgb)) for p in pick})
         depth_pos = (

@@ -368,3 +368,18 @@ def test_hog_people_detector_finds_people_and_not_empty_scenes(crowd) -> None:
     if photo.is_file():
         real = hog.detect(cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB))
         assert iou_xywh([40, 85, 110, 390], real[:, :4]).max() >= 0.5  # the man on the left, by hand
+
+
+def test_frames_without_depth_keep_the_depth_model(tmp_path, crowd) -> None:
+    root = make_root(tmp_path / "r", {"s01_walk": (crowd.colour, crowd.depth_registered)}, fps=10)
+    frames = root.read_frames()
+    frames.loc[[2, 5, 9], "depth_path"] = None  # colour frames written without a depth partner
+    prop = PeopleProposer()
+    prop.begin(root, root.read_videos().iloc[0], frames)
+    assert prop.background is not None
+    assert len(prop.propose(5, crowd.colour[5], None))  # colour motion still proposes on them
+    full = PeopleProposer(use_depth=False)
+    full.begin(root, root.read_videos().iloc[0], frames)
+    assert full.background is None
+    with pytest.raises(ValueError, match="unknown options"):
+        PeopleProposer(nonsense=1)
