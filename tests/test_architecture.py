@@ -48,8 +48,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "frames -> labels: teachers, boxes, the labelling run, post-processing, agreement",
         (
             "pseudolabel", "pseudolabel.agreement", "pseudolabel.alphapose_results", "pseudolabel.boxes",
-            "pseudolabel.checkpoints", "pseudolabel.models", "pseudolabel.postprocess", "pseudolabel.registry",
-            "pseudolabel.runner", "pseudolabel.teachers",
+            "pseudolabel.checkpoints", "pseudolabel.models", "pseudolabel.postprocess", "pseudolabel.proposals",
+            "pseudolabel.registry", "pseudolabel.runner", "pseudolabel.teachers", "pseudolabel.tracking",
         ),
     ),
     (

@@ -36,6 +36,8 @@ import pandas as pd
 
 from gaitdata.dataset import DatasetRoot
 from pseudolabel.postprocess import iou_xywh
+from pseudolabel.proposals.depth import background_depth, depth_layers, read_depth
+from pseudolabel.proposals.detector import DetectorProposer
 from pseudolabel.proposals.hog import WINDOW_PERSON_HEIGHT, HogConfig, HogPeople
 from pseudolabel.proposals.motion import MotionConfig, MotionModel, person_boxes, read_reduced, working_factor
 from pseudolabel.tracking import BoxTracker, TrackerConfig
@@ -155,8 +157,6 @@ class PeopleProposer:
     def begin(self, root: DatasetRoot, video: pd.Series, frames: pd.DataFrame) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        from pseudolabel.boxes import background_depth, read_depth
-
         cfg = self.cfg
         rgb = frames["rgb_path"].tolist()
         self._positions = {int(f): i for i, f in enumerate(frames["frame_index"].astype(int))}
@@ -202,8 +202,6 @@ class PeopleProposer:
 
     # ---- per frame ----------------------------------------------------------------------------------
     def _depth_boxes(self, depth: np.ndarray | None) -> np.ndarray:
-        from pseudolabel.boxes import depth_layers
-
         if depth is None or self._depth_limit is None or self.background is None or depth.shape != self.background.shape:
             return np.zeros((0, 5))
         f = self.motion.factor
@@ -218,15 +216,13 @@ class PeopleProposer:
         return boxes
 
     def _detector(self) -> Any:
-        """BlazePose's detector with blanking (:class:`pseudolabel.boxes.DetectorProposer`); None without mediapipe."""
+        """BlazePose's detector with blanking (:class:`pseudolabel.proposals.detector.DetectorProposer`); None without mediapipe."""
         if self._blazepose is None:  # made in begin (one thread), used under the lock
             import importlib.util
 
             if importlib.util.find_spec("mediapipe") is None:
                 self._blazepose = False
             else:
-                from pseudolabel.boxes import DetectorProposer
-
                 self._blazepose = DetectorProposer(max_persons=self.cfg.detector_frames)
         return self._blazepose or None
 
