@@ -20,9 +20,11 @@ apt_install() {
 }
 
 # libusb: pyrealsense2 cannot be imported without it. chromium: the browser test screenshots the
-# FiftyOne App with it (headless); without apt that one test skips.
+# FiftyOne App with it (headless). opencv-doc: OpenCV's sample data, real footage of several people
+# walking (vtest.avi) and real photos, for the multi-person tests and tools/bench_label.py.
+# Without apt those tests skip.
 if command -v apt-get >/dev/null 2>&1; then
-  apt_install libusb-1.0-0 chromium
+  apt_install libusb-1.0-0 chromium opencv-doc
 fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"

@@ -242,14 +242,24 @@ def test_crops_blank_only_the_neighbours() -> None:
     assert (crop[0, 0] == 200).all()
 
 
-# ---- real footage (when an installed package ships it) --------------------------------------------
+# ---- real footage (shipped by an installed package) ------------------------------------------------
+def _opencv_sample(name: str) -> Path:
+    """A file of OpenCV's sample data; the set-up installs it wherever apt exists (else the test skips)."""
+    import shutil
+
+    path = OPENCV_SAMPLES / name
+    if not path.is_file():
+        if shutil.which("apt-get"):
+            pytest.fail(f"{path} missing although apt is available: run tools/setup_env.sh (installs opencv-doc)")
+        pytest.skip(f"{path} missing and no apt-get to install opencv-doc")
+    return path
+
+
 @pytest.mark.mediapipe
 def test_real_walking_footage(tmp_path) -> None:
     import cv2
 
-    video = OPENCV_SAMPLES / "vtest.avi"
-    if not video.is_file():
-        pytest.skip("OpenCV's vtest.avi not installed (Debian package opencv-doc)")
+    video = _opencv_sample("vtest.avi")
     from pseudolabel.runner import label
 
     cap = cv2.VideoCapture(str(video))
@@ -364,10 +374,9 @@ def test_hog_people_detector_finds_people_and_not_empty_scenes(crowd) -> None:
     assert iou_xywh(crowd.meta["bboxes"][0], best[:4])[0, 0] >= 0.3  # measured 0.40 (HOG's scale steps)
     assert (found[:, 4] > 0).all() and (found[:, 4] < 1).all()
     assert hog.detect(np.full((480, 640, 3), 120, np.uint8)).shape == (0, 5)
-    photo = OPENCV_SAMPLES / "basketball1.png"  # a real photo of two people, when opencv-doc is installed
-    if photo.is_file():
-        real = hog.detect(cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB))
-        assert iou_xywh([40, 85, 110, 390], real[:, :4]).max() >= 0.5  # the man on the left, by hand
+    photo = _opencv_sample("basketball1.png")  # a real photo of two people
+    real = hog.detect(cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB))
+    assert iou_xywh([40, 85, 110, 390], real[:, :4]).max() >= 0.5  # the man on the left, by hand
 
 
 def test_frames_without_depth_keep_the_depth_model(tmp_path, crowd) -> None:
