@@ -74,6 +74,7 @@ from gaitdata.labels import (
 )
 from gaitdata.lineage import export_lineage, option
 from gaitdata.lock import writes_root
+from gaitdata.progress import progress_bar
 from gaitdata.schema import KeypointSchema
 from gaitdata.staleness import require_fresh_inputs
 
@@ -630,12 +631,7 @@ def count_entries(path: str | os.PathLike) -> tuple[int, int]:
 
 
 def _materialise(root: DatasetRoot, dest: Path, rels: Iterable[str], mode: str, progress: bool) -> None:
-    items: Iterable[str] = list(rels)
-    if progress:
-        from rich.progress import track
-
-        items = track(items, description=f"{mode} images", transient=True)
-    for rel in items:
+    for rel in progress_bar(list(rels), desc=f"{mode} images", unit="image", enabled=progress, transient=True):
         src = root.path / rel
         dst = dest / rel
         if dst.is_symlink() or dst.exists():

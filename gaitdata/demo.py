@@ -8,12 +8,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from gaitdata.lock import writes_root
+from gaitdata.progress import console as make_console
+from gaitdata.progress import is_quiet
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass(frozen=True)
@@ -42,13 +44,13 @@ def _stage(console: Console, result: DemoResult, name: str, fn: Callable[[], tup
     value, summary = fn()
     dt = time.perf_counter() - t0
     result.stages.append((name, dt, summary))
-    console.print(f"[green]✓[/] {name}: {summary} [dim]({dt:.1f} s)[/]")
+    console.print(f"[green]✓[/] {name}: {summary} [dim]({dt:.1f} s)[/]", highlight=False)
     return value
 
 
 def run_demo(opts: DemoOptions = DemoOptions(), console: Console | None = None) -> DemoResult:
     """Run every stage (holding the dataset root's lock), then open the App when asked (without it)."""
-    result = _run_stages(opts, console or Console())
+    result = _run_stages(opts, console or make_console())
     if opts.browse:
         from gaitdata import browse
 
@@ -71,8 +73,9 @@ def _run_stages(opts: DemoOptions, console: Console) -> DemoResult:
     sample = _stage(
         console, result, "synth",
         lambda: _with_summary(
-            synth.make_sample_set(rec_dir, n_subjects=opts.subjects, n_frames=opts.frames, seed=opts.seed),
-            lambda s: f"{len(s.recordings)} recordings of {opts.subjects} subjects in {rec_dir}",
+            synth.make_sample_set(rec_dir, n_subjects=opts.subjects, n_frames=opts.frames, seed=opts.seed,
+                                  progress=True),
+            lambda s: f"{len(s.recordings)} recordings of {opts.subjects} subjects in {_rel(rec_dir, out)}",
         ),
     )  # fmt: skip
 
@@ -141,14 +144,14 @@ def _run_stages(opts: DemoOptions, console: Console) -> DemoResult:
             console, result, "train student",
             lambda: _with_summary(
                 student.train(root, export_dir, model="fastpose_res18_w050_128x96", batch_size=8,
-                              epochs=opts.epochs, seed=opts.seed, progress=True),
-                lambda p: f"run {p}",
+                              epochs=opts.epochs, seed=opts.seed, progress=not is_quiet()),
+                lambda p: f"run {_rel(p, out)}",
             ),
         )  # fmt: skip
         _stage(
             console, result, "compress",
             lambda: _with_summary(
-                [student.compress(run_dir, "slim", ratio=0.2, finetune_epochs=6),
+                [student.compress(run_dir, "slim", ratio=0.2, finetune_epochs=6, progress=not is_quiet()),
                  student.compress(run_dir, "int8"), student.compress(run_dir, "onnx")],
                 lambda paths: ", ".join(Path(p).name for p in paths),
             ),
@@ -156,8 +159,8 @@ def _run_stages(opts: DemoOptions, console: Console) -> DemoResult:
         ev = _stage(
             console, result, "evaluate",
             lambda: _with_summary(
-                student.evaluate(root, run_dir, split="test", labels=opts.teacher),
-                lambda e: f"report {e.report}",
+                student.evaluate(root, run_dir, split="test", labels=opts.teacher, progress=not is_quiet()),
+                lambda e: f"report {_rel(e.report, out)}",
             ),
         )  # fmt: skip
         _print_student(console, ev, opts.teacher)
@@ -165,6 +168,14 @@ def _run_stages(opts: DemoOptions, console: Console) -> DemoResult:
 
     _print_summary(console, result)
     return result
+
+
+def _rel(path: str | Path, base: Path) -> str:
+    """``path`` relative to the demo folder (the summary table stays narrow; full paths are printed under it)."""
+    try:
+        return Path(path).resolve().relative_to(base).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _fractions(n_subjects: int) -> tuple[float, float, float]:
@@ -175,11 +186,14 @@ def _fractions(n_subjects: int) -> tuple[float, float, float]:
 
 def _print_student(console: Console, ev: Any, teacher: str) -> None:
     """Student variants against the teacher and the ground truth, with their cost, side by side."""
+    from gaitdata.tables import key_column, make_table, num_column
+
     m = ev.metrics
     cost = {row.get("model"): row for row in ev.cost}
-    table = Table(title="student on the held-out subject")
-    for col in ("model", f"AP vs {teacher}", "PCK@0.1 vs GT", "MMACs", "CPU ms/crop"):
-        table.add_column(col, justify="left" if col == "model" else "right")
+    table = make_table("student on the held-out subject")
+    key_column(table, "model")
+    for col in (f"AP vs\n{teacher}", "PCK@0.1\nvs GT", "MMACs", "CPU\nms/crop"):
+        num_column(table, col)
 
     def _cost(row: dict) -> tuple[str, str]:
         macs, ms = row.get("macs"), row.get("cpu_ms")
@@ -205,12 +219,14 @@ def _agreement(console: Console, root: Path, teacher: str) -> tuple[Any, str]:
     """Per-recording agreement of the teacher with the synthetic ground truth (OKS, PCK@0.1)."""
     import numpy as np
 
+    from gaitdata.tables import key_column, make_table, num_column
     from pseudolabel.agreement import compare_label_sets
 
     df = compare_label_sets(root, "ground_truth", teacher)
-    table = Table(title=f"{teacher} vs synthetic ground truth")
-    for col in ("recording", "persons", "mean OKS", "PCK@0.1"):
-        table.add_column(col, justify="right" if col != "recording" else "left")
+    table = make_table(f"{teacher} vs synthetic ground truth")
+    key_column(table, "recording")
+    for col in ("persons", "mean OKS", "PCK@0.1"):
+        num_column(table, col)
     matched = df[df["oks"].notna()] if "oks" in df else df
     for vid, g in matched.groupby("video_id", sort=True):
         table.add_row(str(vid), str(len(g)), f"{g['oks'].mean():.3f}", f"{_pck(g):.3f}")
@@ -227,13 +243,15 @@ def _pck(g: Any) -> float:
 
 
 def _print_summary(console: Console, result: DemoResult) -> None:
-    table = Table(title="gaitdata demo")
-    table.add_column("stage")
-    table.add_column("time", justify="right")
-    table.add_column("result")
+    from gaitdata.tables import key_column, make_table, num_column, text_column
+
+    table = make_table("gaitdata demo")
+    key_column(table, "stage")
+    num_column(table, "time")
+    text_column(table, "result")
     for name, dt, summary in result.stages:
         table.add_row(name, f"{dt:.1f} s", summary)
     console.print(table)
-    console.print(f"dataset root: {result.root}")
+    console.print(f"dataset root: {result.root}", highlight=False, soft_wrap=True)
     if result.report:
-        console.print(f"report: {result.report}")
+        console.print(f"report: {result.report}", highlight=False, soft_wrap=True)

@@ -998,43 +998,40 @@ def _can_spawn() -> bool:
 
 
 class _Progress:
-    """A rich progress bar over recordings (quiet when disabled)."""
+    """Progress over recordings, with the frames written so far and the recording in work."""
 
     def __init__(self, total: int, enabled: bool):
-        self._p = None
-        if not enabled:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from gaitdata.progress import progress_bar
 
-        self._p = Progress(TextColumn("extract"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[frames]} frames"),
-                           TextColumn("{task.fields[last]}"), TimeElapsedColumn(), transient=False)  # fmt: skip
-        self._p.start()
-        self._task = self._p.add_task("extract", total=total, frames=0, last="")
+        self._bar = progress_bar(total=total, desc="extract", unit="recording", enabled=enabled)
         self._frames = 0
         self._live = 0
+        self._last = ""
+
+    def _show(self) -> None:
+        self._bar.set_status(f"{self._frames + self._live} frames" + (f", {self._last}" if self._last else ""))
 
     def advance(self, n: int, frames: int, result: RecordingResult | None = None) -> None:
-        if self._p is None:
-            return
         self._frames += frames
         self._live = 0
-        last = f"{result.video_id}: {result.status}" if result else ""
-        self._p.update(self._task, advance=n, frames=self._frames, last=last)
+        self._last = f"{result.video_id}: {result.status}" if result else ""
+        self._show()
+        self._bar.update(n)
 
     def start_recording(self, video_id: str) -> None:
-        if self._p is not None:
-            self._live = 0
-            self._p.update(self._task, last=f"{video_id}: extracting")
+        self._live = 0
+        self._last = f"{video_id}: extracting"
+        self._show()
 
     def tick(self, n: int) -> None:
         """Frames of the recording in progress (in-process extraction only)."""
-        if self._p is not None:
-            self._live += n
-            self._p.update(self._task, frames=self._frames + self._live)
+        self._live += n
+        self._show()
 
     def close(self) -> None:
-        if self._p is not None:
-            self._p.stop()
+        self._last = ""
+        self._show()
+        self._bar.close()
 
 
 __all__ = ["ExtractOptions", "ExtractSummary", "FramePlan", "RecordingResult", "extract", "pair_by_timestamp",

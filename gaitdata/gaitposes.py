@@ -70,6 +70,7 @@ from gaitdata.gaitnames import (
 from gaitdata.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from gaitdata.labels import read_labels
 from gaitdata.lock import writes_root
+from gaitdata.progress import progress_bar
 from gaitdata.staleness import require_fresh_inputs
 
 if TYPE_CHECKING:
@@ -136,12 +137,9 @@ def _sequences(
     videos = r.read_videos().set_index("video_id")
     chosen = {str(v): g for v, g in _chosen_rows(lab, k).groupby("video_id", sort=False)}
     it = lab.groupby("video_id", sort=True)
-    if progress:
-        from rich.progress import track
-
-        it = track(it, total=it.ngroups, description="gait poses", transient=True)
     out = []
-    for vid, g in it:
+    for vid, g in progress_bar(it, total=it.ngroups, desc="gait poses", unit="video", enabled=progress,
+                               transient=True):  # fmt: skip
         vid = str(vid)
         fidx = np.array(sorted(g["frame_index"].astype(int).unique()), dtype=np.int64)
         arr = np.zeros((len(fidx), k, 3), dtype=np.float32)

@@ -47,6 +47,7 @@ from gaitdata.labels import (
     write_labels,
 )
 from gaitdata.lock import writes_root
+from gaitdata.progress import progress_bar
 from gaitdata.schema import COCO17, KeypointSchema
 
 DISAGREE_FLAG = "disagree"
@@ -165,11 +166,7 @@ def _persons(df: pd.DataFrame, k: int) -> _Persons:
 
 
 def _progress(it: Iterable, total: int, progress: bool, desc: str) -> Iterable:
-    if not progress:
-        return it
-    from tqdm import tqdm
-
-    return tqdm(it, total=total, desc=desc, unit="frame")
+    return progress_bar(it, total=total, desc=desc, unit="frame", enabled=progress, transient=True)
 
 
 def _compare_frames(

@@ -48,6 +48,7 @@ from gaitdata.labels import (
 )
 from gaitdata.lineage import frame_fingerprints, label_set_lineage, option
 from gaitdata.lock import writes_root
+from gaitdata.progress import progress_bar
 from gaitdata.records import Pose
 from gaitdata.staleness import require_fresh_inputs
 from pseudolabel.boxes import BoxProposer, make_proposer, read_depth, recording_background
@@ -493,11 +494,7 @@ def label(
     final = root.label_path(name)
 
     stats: list[RecordingStats] = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(frames), unit="frame", desc=f"label {name}", dynamic_ncols=True)
+    bar = progress_bar(total=len(frames), unit="frame", desc=f"label {name}", enabled=progress)
     n_new = 0
     relabelled: list[str] = []
     try:
@@ -507,22 +504,20 @@ def label(
             done = _reusable_part(part, fr, frames_fps[str(vid)])
             if done is not None:
                 stats.append(recording_stats(done, resumed=True))
-                if bar is not None:
-                    bar.update(len(fr))
+                bar.update(len(fr))
                 continue
             if part.is_file():
                 relabelled.append(str(vid))
             df = label_recording(
                 root, vids.loc[vid], fr, model, teacher, proposer, cfg,
                 batch_size=batch_size, workers=workers, prefetch=prefetch,
-                on_frames=bar.update if bar is not None else None,
+                on_frames=bar.update,
             )  # fmt: skip
             _write_part(part, df, frames_fps[str(vid)])
             n_new += len(fr)
             stats.append(recording_stats(df, resumed=False))
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         close = getattr(model, "close", None)
         if callable(close):
             close()

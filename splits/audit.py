@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +39,7 @@ import pandas as pd
 from gaitdata.dataset import DatasetRoot, written_frames
 from gaitdata.errors import GaitdataError, require
 from gaitdata.lock import tables_lock
+from gaitdata.progress import progress_bar
 from splits.record import Split, inputs_fingerprint, load_split, video_table
 
 PHASH_THRESHOLD = 4
@@ -291,12 +291,8 @@ def _near_duplicates(
     hashes: list[int] = []
     kept: list[tuple[str, str]] = []
     unreadable: list[str] = []
-    it: Iterable[tuple[str, str, int]] = items
-    if progress:
-        from rich.progress import track
-
-        it = track(items, description="perceptual hashes", transient=True)
-    for vid, rel, fi in it:
+    for vid, rel, fi in progress_bar(items, desc="perceptual hashes", unit="frame", enabled=progress,
+                                     transient=True):  # fmt: skip
         box = boxes.get((vid, fi)) if boxes is not None else None
         try:
             hashes.append(phash_file(root.path / rel, box=box))
@@ -523,27 +519,29 @@ def audit(
     return report
 
 
-def print_report(report: AuditReport, console: Any = None, max_pairs: int = 10) -> None:
-    """Print the statistics table, warnings, errors and some near-duplicate pairs with rich."""
+def print_report(report: AuditReport, console: Any = None, max_pairs: int = 10, warnings_to: Any = None) -> None:
+    """Print the statistics table, the QA flags under it, some near-duplicate pairs, warnings and errors
+    with rich (warnings and errors on ``warnings_to`` when given). Fits 80 columns."""
     from rich.console import Console
     from rich.table import Table
 
+    from gaitdata.tables import key_column, make_table, num_column
+
     console = console or Console()
-    table = Table(title=f"split {report.name}" + (f" (labels: {report.labels})" if report.labels else ""))
+    warnings_to = warnings_to or console
+    table = make_table(f"split {report.name}" + (f" (labels: {report.labels})" if report.labels else ""))
     cols = ["split", "subjects", "videos", "frames"]  # "split": the part (the key stored in the split file)
     if report.stats and "labelled_persons" in report.stats[0]:
-        cols += ["labelled_frames", "labelled_persons", "mean_score", "mean_joint_confidence", "qa_flags"]
-    heads = {"split": "part", "labelled_frames": "lab. frames", "labelled_persons": "persons", "mean_score": "score",
-             "mean_joint_confidence": "joint conf", "qa_flags": "QA flags"}  # fmt: skip
+        cols += ["labelled_frames", "labelled_persons", "mean_score", "mean_joint_confidence"]
+    heads = {"split": "part", "labelled_frames": "labelled\nframes", "labelled_persons": "persons",
+             "mean_score": "score", "mean_joint_confidence": "joint\nconf."}  # fmt: skip
     for c in cols:
-        table.add_column(heads.get(c, c), justify="left" if c in ("split", "qa_flags") else "right")
+        (key_column if c == "split" else num_column)(table, heads.get(c, c))
     for row in report.stats:
         cells = []
         for c in cols:
             v = row.get(c)
-            if c == "qa_flags":
-                cells.append("\n".join(f"{k} {n}" for k, n in (v or {}).items()) or "-")
-            elif isinstance(v, float):
+            if isinstance(v, float):
                 cells.append(f"{v:.3f}")
             else:
                 cells.append("-" if v is None else str(v))
@@ -551,17 +549,38 @@ def print_report(report: AuditReport, console: Any = None, max_pairs: int = 10) 
     console.print(table)
     if report.labels is None:
         console.print("labelled persons, confidence and QA flags: name a label set (--labels SET)")
+    elif any("qa_flags" in row for row in report.stats):
+        flags = Table.grid(padding=(0, 1))
+        flags.add_column(no_wrap=True)
+        flags.add_column(overflow="fold", ratio=1)
+        for row in report.stats:
+            flags.add_row(f"  {row.get('split')}:", _flag_summary(row.get("qa_flags") or {}))
+        console.print("QA flags (label rows flagged; per joint where the flag names one):")
+        console.print(flags)
     if report.n_hashed:
         console.print(
             f"perceptual hashes ({report.region}): {report.n_hashed} frames, {report.n_near_duplicates} near-duplicate pair(s) "
             f"across parts (Hamming <= {report.threshold})"
         )
     for d in report.near_duplicates[:max_pairs]:
-        console.print(
-            f"  [yellow]~{d.distance}[/] {d.part_a}: {d.path_a}  <->  {d.part_b}: {d.path_b}",
-            highlight=False,
-        )
+        console.print(f"  [yellow]~{d.distance}[/] {d.part_a}: {d.path_a}", highlight=False, soft_wrap=True)
+        console.print(f"     {' ' * len(str(d.distance))}{d.part_b}: {d.path_b}", highlight=False, soft_wrap=True)
     for w in report.warnings:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        warnings_to.print(f"[yellow]warning:[/] {w}", highlight=False)
     for e in report.errors:
-        console.print(f"[red]error:[/] {e}", highlight=False)
+        warnings_to.print(f"[red]error:[/] {e}", highlight=False)
+
+
+def _flag_summary(flags: dict[str, int]) -> str:
+    """``{"background:left_knee": 5, "jitter:nose": 2}`` -> ``"background 5 (left_knee 5); jitter 2 (nose 2)"``."""
+    if not flags:
+        return "none"
+    groups: dict[str, dict[str, int]] = {}
+    for key, n in flags.items():
+        kind, _, where = str(key).partition(":")
+        groups.setdefault(kind, {})[where] = groups.setdefault(kind, {}).get(where, 0) + int(n)
+    parts = []
+    for kind, where in sorted(groups.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])):
+        detail = ", ".join(f"{w} {n}" for w, n in sorted(where.items(), key=lambda kv: (-kv[1], kv[0])) if w)
+        parts.append(f"{kind} {sum(where.values())}" + (f" ({detail})" if detail else ""))
+    return "; ".join(parts)

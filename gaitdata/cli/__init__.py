@@ -1,7 +1,10 @@
 """The ``gaitdata`` command line: a thin layer over library functions.
 
-Each verb lives in its own module under ``gaitdata/cli/`` and is imported only when invoked, so
-``gaitdata --help`` stays fast. A verb module defines a click command named ``command``.
+Each verb lives in its own module under ``gaitdata/cli/`` and is imported only when invoked: the
+group's ``--help`` lists the verbs from :data:`VERBS` without importing any of them, and a verb
+module imports its heavy dependencies (numpy, pandas, torch, ...) inside the command, so
+``gaitdata --help`` and ``gaitdata VERB --help`` stay fast. A verb module defines a click command
+named ``command``. Every verb takes ``-q/--quiet`` and ``--verbose`` (:mod:`gaitdata.cli.common`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ VERBS: dict[str, tuple[str, str]] = {
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(VERBS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The verb list of ``--help``, from :data:`VERBS` (no verb module is imported)."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short) for name, (_, short) in VERBS.items()])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in VERBS:

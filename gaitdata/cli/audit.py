@@ -6,8 +6,11 @@ import json
 
 import click
 
+from gaitdata.cli.common import output_options
+
 
 @click.command()
+@output_options
 @click.argument("root", type=click.Path(file_okay=False, path_type=str))
 @click.option(
     "--split", "name", default="default", show_default=True, help="Split name (ROOT/splits/NAME.json)."
@@ -53,18 +56,18 @@ def command(root: str, name: str, labels: str | None, threshold: int, frames_per
       gaitdata audit data/root --split cv5 --labels mediapipe --all-frames --threshold 2
       gaitdata audit data/root --json audit.json --strict
     """
-    from rich.console import Console
-
     from gaitdata.io import atomic_write_json
+    from gaitdata.progress import console as make_console
+    from gaitdata.progress import warnings_console
     from splits.audit import audit, print_report
 
-    console = Console()
+    console = make_console()
     report = audit(
         root, name, labels=labels, near_duplicates=not no_near_duplicates, threshold=threshold,
         frames_per_video=0 if all_frames else frames_per_video, all_frames=all_frames, strict=strict,
-        raise_on_leak=False, progress=console.is_terminal, region=region,
+        raise_on_leak=False, progress=True, region=region,
     )  # fmt: skip
-    print_report(report, console, max_pairs=max_pairs)
+    print_report(report, console, max_pairs=max_pairs, warnings_to=warnings_console())
     if json_out:
         atomic_write_json(json_out, json.loads(json.dumps(report.to_dict(), default=str)))
     if not report.ok:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from gaitdata.cli.common import no_wait_option
+from gaitdata.cli.common import no_wait_option, output_options
 
 
 @click.command()
 @no_wait_option
+@output_options
 @click.argument("root", type=click.Path(file_okay=False, path_type=str))
 @click.option("--labels", "labels", multiple=True, metavar="SET",
               help="Label set to show (repeatable; default: every label set of the root).")  # fmt: skip
@@ -46,12 +47,12 @@ def command(root: str, labels: tuple[str, ...], split: str | None, port: int | N
       gaitdata browse data/root --pull --label-set mediapipe   # -> labels/mediapipe.reviewed
       GAITDATA_FIFTYONE_DIR=~/.cache/gaitdata gaitdata browse data/root --port 5252
     """
-    from rich.console import Console
-
     from gaitdata.browse import build_dataset, launch, pull
     from gaitdata.browse.db import describe
+    from gaitdata.progress import console as make_console
+    from gaitdata.progress import is_quiet
 
-    con = Console(stderr=False, highlight=False)
+    con = make_console(highlight=False)
     if do_pull:
         if not label_set:
             raise click.UsageError("--pull needs --label-set NAME (the label set you reviewed)")
@@ -88,7 +89,7 @@ def command(root: str, labels: tuple[str, ...], split: str | None, port: int | N
 
     if no_launch:
         ds = build_dataset(root, labels=chosen, split=split, db_dir=db_dir, video_level=video_level,
-                           progress=True, rebuild=rebuild, editable=editable)  # fmt: skip
+                           progress=not is_quiet(), rebuild=rebuild, editable=editable)  # fmt: skip
         summary(ds)
         return
     if rebuild or editable:
@@ -103,5 +104,5 @@ def command(root: str, labels: tuple[str, ...], split: str | None, port: int | N
                   f"ssh -N -L {app.port}:127.0.0.1:{app.port} HOST). Ctrl-C to stop.")  # type: ignore[attr-defined]  # fmt: skip
 
     launch(root, labels=chosen, split=split, port=port, db_dir=db_dir, video_level=video_level,
-           progress=True, on_ready=ready, view=saved_view)  # fmt: skip
+           progress=not is_quiet(), on_ready=ready, view=saved_view)  # fmt: skip
     con.print("App stopped.")

@@ -1,4 +1,4 @@
-"""Options shared by the verbs that write into a dataset root."""
+"""Options shared by the verbs: output (``-q/--quiet``, ``--verbose``) and root locking (``--no-wait``)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,23 @@ def no_wait_option(f: F) -> F:
         from gaitdata.lock import lock_policy
 
         with lock_policy(wait=not no_wait):
+            return f(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def output_options(f: F) -> F:
+    """Add ``-q/--quiet`` (only warnings and errors) and ``--verbose`` (native libraries' logs too)."""
+
+    @click.option("--quiet", "-q", is_flag=True, help="Print only warnings and errors: no progress, no summary.")
+    @click.option("--verbose", is_flag=True,
+                  help="Also show the log lines of native libraries (mediapipe, TF Lite, absl), hidden by default.")  # fmt: skip
+    @functools.wraps(f)
+    def wrapper(*args: Any, quiet: bool = False, verbose: bool = False, **kwargs: Any) -> Any:
+        from gaitdata.nativelog import native_logs
+        from gaitdata.progress import quiet_output
+
+        with quiet_output(quiet), native_logs(verbose):
             return f(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

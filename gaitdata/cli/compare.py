@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from gaitdata.cli.common import no_wait_option
+from gaitdata.cli.common import no_wait_option, output_options
 
 
 @click.command()
 @no_wait_option
+@output_options
 @click.argument("root", type=click.Path(file_okay=False, path_type=str))
 @click.argument("set_a")
 @click.argument("set_b")
@@ -19,10 +20,9 @@ from gaitdata.cli.common import no_wait_option
               help="Merged keypoints: SET_A's, or the confidence-weighted average of both.")  # fmt: skip
 @click.option("--drop-disagreeing", is_flag=True, help="Leave frames the teachers disagree on out of the merge "
               "(default: keep them, flagged 'disagree').")  # fmt: skip
-@click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(
     root: str, set_a: str, set_b: str, merge_name: str | None, threshold: float, keypoints: str,
-    drop_disagreeing: bool, quiet: bool,
+    drop_disagreeing: bool,
 ) -> None:  # fmt: skip
     """Compare two label sets of ROOT: per-person OKS and per-joint pixel distances.
 
@@ -38,22 +38,21 @@ def command(
       gaitdata compare-labels data/root mediapipe centernet
       gaitdata compare-labels data/root mediapipe centernet --merge agreed --threshold 0.8
     """
-    from rich.console import Console
-    from rich.table import Table
-
+    from gaitdata.progress import console as make_console
+    from gaitdata.tables import key_column, make_table, num_column
     from pseudolabel.agreement import agreement_path, compare_label_sets, merge_label_sets
 
-    console = Console()
+    console = make_console()
     if merge_name:
         ms = merge_label_sets(
             root, set_a, set_b, merge_name, threshold, keypoints=keypoints,
-            keep_disagreeing=not drop_disagreeing, progress=not quiet,
+            keep_disagreeing=not drop_disagreeing, progress=True,
         )  # fmt: skip
         from gaitdata.labels import read_label_meta
 
         summary = read_label_meta(root, merge_name).get("summary", {})
     else:
-        summary = compare_label_sets(root, set_a, set_b, progress=not quiet, threshold=threshold).attrs[
+        summary = compare_label_sets(root, set_a, set_b, progress=True, threshold=threshold).attrs[
             "summary"
         ]
         ms = None
@@ -61,19 +60,23 @@ def command(
     def fmt(v: object) -> str:
         return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
 
-    t = Table(title=f"{set_a} vs {set_b}", show_header=False)
+    t = make_table(f"{set_a} vs {set_b}", show_header=False)
+    key_column(t, "measure")
+    num_column(t, "value")
     for key in ("frames_compared", "frames_only_a", "frames_only_b", "persons_matched", "persons_only_a",
                 "persons_only_b", "mean_oks", "median_oks", "fraction_below_threshold", "median_dist_px"):  # fmt: skip
         t.add_row(key, fmt(summary.get(key)))
     console.print(t)
     joints = summary.get("per_joint_median_dist_px", {})
     if joints:
-        console.print(
-            "median distance per joint (px): " + ", ".join(f"{n} {fmt(v)}" for n, v in joints.items())
-        )
-    console.print(f"table: {agreement_path(root, set_a, set_b)}")
+        from rich.columns import Columns
+
+        console.print("median distance per joint (px):")
+        console.print(Columns([f"  {n} {fmt(v)}" for n, v in joints.items()], equal=True), highlight=False)
+    console.print(f"table: {agreement_path(root, set_a, set_b)}", highlight=False, soft_wrap=True)
     if ms is not None:
         console.print(
             f"merged label set {ms.label_set!r}: {ms.frames_agree}/{ms.frames} frames agree (OKS >= {ms.threshold}), "
-            f"{ms.frames_disagree} flagged 'disagree', {ms.frames_not_compared} not in {set_b!r}; {ms.rows} rows -> {ms.path}"
+            f"{ms.frames_disagree} flagged 'disagree', {ms.frames_not_compared} not in {set_b!r}; {ms.rows} rows"
         )
+        console.print(f"wrote {ms.path}", highlight=False, soft_wrap=True)

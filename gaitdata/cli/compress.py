@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from gaitdata.cli.common import no_wait_option
+from gaitdata.cli.common import no_wait_option, output_options
 
 
 @click.command()
 @no_wait_option
+@output_options
 @click.argument("model", type=click.Path(exists=True, path_type=str))
 @click.option(
     "--method",
@@ -40,9 +41,8 @@ from gaitdata.cli.common import no_wait_option
     help="int8: training crops used for calibration.",
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=str), help="Output file (one method only).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(model: str, methods: tuple[str, ...], ratio: float, finetune_epochs: int, calibration: int,
-            out: str | None, quiet: bool) -> None:  # fmt: skip
+            out: str | None) -> None:  # fmt: skip
     """Compress a trained student (run directory or .pt checkpoint).
 
     slim: network slimming (channels pruned by batch-norm scale, pixel-shuffle groups kept whole) +
@@ -58,13 +58,13 @@ def command(model: str, methods: tuple[str, ...], ratio: float, finetune_epochs:
     import json
     from pathlib import Path
 
-    from rich.console import Console
-
     from gaitdata import student
+    from gaitdata.progress import console as make_console
+    from gaitdata.progress import is_quiet
 
     if out and len(methods) > 1:
         raise click.UsageError("--out works with one --method only")
-    console = Console()
+    console = make_console()
     for method in methods:
         path = student.compress(
             model,
@@ -73,7 +73,7 @@ def command(model: str, methods: tuple[str, ...], ratio: float, finetune_epochs:
             finetune_epochs=finetune_epochs,
             calibration=calibration,
             out=out,
-            progress=not quiet,
+            progress=not is_quiet(),
         )
         run_dir = Path(model) if Path(model).is_dir() else Path(model).parent  # compress.json sits beside the source
         info = json.loads((run_dir / "compress.json").read_text()).get(Path(path).name, {})
@@ -87,4 +87,6 @@ def command(model: str, methods: tuple[str, ...], ratio: float, finetune_epochs:
             extra = f"calibrated on {info['calibration_crops']} crops, max |diff| {info['max_abs_diff']:.4f}"
         else:
             extra = f"onnxruntime max |diff| {info['max_abs_diff']:.1e} (tolerance {info['tolerance']:.0e})"
-        console.print(f"[green]{method}[/] -> {path} ({info.get('size_bytes', 0) / 1e6:.2f} MB): {extra}")
+        console.print(f"[green]{method}[/] -> {path} ({info.get('size_bytes', 0) / 1e6:.2f} MB)", highlight=False,
+                      soft_wrap=True)  # fmt: skip
+        console.print(f"  {extra}", highlight=False)

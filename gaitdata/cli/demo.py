@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from gaitdata.cli.common import no_wait_option
+from gaitdata.cli.common import no_wait_option, output_options
 
 
 @click.command()
 @no_wait_option
+@output_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_output"),
               show_default=True, help="Folder for the sample recordings and the dataset root.")
 @click.option("--subjects", type=click.IntRange(3, 20), default=4, show_default=True,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from gaitdata.cli.common import no_wait_option
+from gaitdata.cli.common import no_wait_option, output_options
 
 
 @click.command()
 @no_wait_option
+@output_options
 @click.argument("root", type=click.Path(file_okay=False, exists=True, path_type=str))
 @click.option(
     "--model",
@@ -63,10 +64,9 @@ def command(root: str, model_path: str, split: str, labels: str | None, gt: str,
       gaitdata evaluate data/root --model data/root/models/fastpose_res18_w050 --labels mediapipe --gt ground_truth
       gaitdata evaluate data/root --model run/pruned.pt --no-latency --no-variants --out /tmp/eval
     """
-    from rich.console import Console
-    from rich.table import Table
-
     from gaitdata import student
+    from gaitdata.progress import console as make_console
+    from gaitdata.tables import key_column, make_table, num_column
 
     res = student.evaluate(
         root,
@@ -81,10 +81,11 @@ def command(root: str, model_path: str, split: str, labels: str | None, gt: str,
         make_variants=not no_variants,
         flip_test=flip_test,
     )
-    console = Console()
-    table = Table(title=f"student vs {res.metrics['reference']} ({res.metrics['persons']} persons)")
-    for col in ("model", "AP", "PCK@0.1", "vs GT PCK@0.1", "CPU ms/crop"):
-        table.add_column(col, justify="right" if col != "model" else "left")
+    console = make_console()
+    table = make_table(f"student vs {res.metrics['reference']} ({res.metrics['persons']} persons)")
+    key_column(table, "model")
+    for col in ("AP", "PCK@0.1", "vs GT\nPCK@0.1", "CPU\nms/crop"):
+        num_column(table, col)
     cpu = {c["model"]: c["cpu_ms"] for c in res.cost}
     for name, m in res.metrics["variants"].items():
         g = m.get("vs_gt", {}).get("PCK@0.1")
@@ -106,4 +107,4 @@ def command(root: str, model_path: str, split: str, labels: str | None, gt: str,
             "-" if tc is None else f"{tc['cpu_ms']:.2f}",
         )
     console.print(table)
-    console.print(f"report: {res.report}")
+    console.print(f"report: {res.report}", highlight=False, soft_wrap=True)

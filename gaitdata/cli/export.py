@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gaitdata.cli.common import no_wait_option
+from gaitdata.cli.common import no_wait_option, output_options
 
 
 @click.group()
@@ -31,6 +31,7 @@ def _read_exclude(path: str | None) -> set[tuple[str, int]] | None:
 
 @command.command("coco")
 @no_wait_option
+@output_options
 @click.argument("root", type=click.Path(file_okay=False, path_type=str))
 @click.option("--labels", required=True, help="Label set to export (ROOT/labels/NAME.parquet).")
 @click.option(
@@ -80,28 +81,28 @@ def coco(root: str, labels: str, split_name: str, parts: tuple[str, ...], out: s
     """
     import warnings
 
-    from rich.console import Console
-
     from gaitdata.coco import EmptyPartWarning, count_entries, export_coco
+    from gaitdata.progress import console as make_console
 
-    console = Console()
+    console = make_console()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EmptyPartWarning)
         files = export_coco(
             root, labels, None if split_name.lower() == "none" else split_name, out=out, min_score=min_score,
             min_visible=min_visible, exclude_flags=exclude_flags, subject_only=subject_only,
-            exclude_frames=_read_exclude(exclude_frames), progress=console.is_terminal, parts=parts or None,
+            exclude_frames=_read_exclude(exclude_frames), progress=True, parts=parts or None,
             images=images or "none",
         )  # fmt: skip
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
     for part, path in files.items():
         n_img, n_ann = count_entries(path)
-        console.print(f"{part}: {n_img} images, {n_ann} person annotations -> {path}", highlight=False)
+        console.print(f"{part}: {n_img} images, {n_ann} person annotations -> {path}", highlight=False, soft_wrap=True)
 
 
 @command.command("gait-poses")
 @no_wait_option
+@output_options
 @click.argument("root", type=click.Path(file_okay=False, path_type=str))
 @click.option("--labels", required=True, help="Label set to export.")
 @click.option(
@@ -165,15 +166,15 @@ def gait_poses(root: str, labels: str, out: str | None, split_name: str | None, 
     import json
 
     import pandas as pd
-    from rich.console import Console
 
     from gaitdata.gaitnames import CasiaBNaming, parse_map
     from gaitdata.gaitposes import export_gait_poses
+    from gaitdata.progress import console as make_console
 
-    console = Console()
+    console = make_console()
     casiab = CasiaBNaming(parse_map(type_map, "--type-map"), parse_map(view_map, "--view-map"))
     index = export_gait_poses(
-        root, labels, out, split_name=split_name, split_part=part, progress=console.is_terminal, layout=layout,
+        root, labels, out, split_name=split_name, split_part=part, progress=True, layout=layout,
         naming=naming, casiab=casiab, test_parts=test_parts or None, train_parts=train_parts or None,
     )  # fmt: skip
     df = pd.read_csv(index, dtype={"path": str})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gaitdata.cli.common import no_wait_option
+from gaitdata.cli.common import no_wait_option, output_options
 
 
 def _resize(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
@@ -19,6 +19,7 @@ def _resize(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
 
 @click.command()
 @no_wait_option
+@output_options
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option(
     "--out",
@@ -62,8 +63,7 @@ def _resize(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
 @click.option("--keep-going", is_flag=True, help="Exit 0 even when some recordings fail or lose frames.")
 @click.option("--reader", type=click.Choice(["auto", "pyrealsense2", "python"]), default="auto", show_default=True,
               help="RealSense reader (auto: pyrealsense2 when importable).")  # fmt: skip
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def command(sources: tuple[str, ...], out: str, quiet: bool, **opts) -> None:
+def command(sources: tuple[str, ...], out: str, **opts) -> None:
     """Extract time-aligned RGB + registered raw 16-bit depth frames into a dataset root.
 
     SOURCES are files or folders (searched recursively): RealSense .bag/.db3, colour+depth pairs
@@ -100,7 +100,7 @@ def command(sources: tuple[str, ...], out: str, quiet: bool, **opts) -> None:
             err.print(f"[yellow]damaged[/yellow] {r.source}: {r.n_decode_error} frames could not be decoded{when} "
                       f"(status decode_error); the other frames are extracted", highlight=False, soft_wrap=True)  # fmt: skip
 
-    summary = extract(list(sources), out, options, progress=not quiet, on_result=None if options.dry_run else report)
+    summary = extract(list(sources), out, options, progress=True, on_result=None if options.dry_run else report)
     if not summary.results:
         err.print(f"no recordings found under {', '.join(sources)} (.bag, .db3, videos, image folders)")
         raise click.exceptions.Exit(1)
@@ -113,25 +113,25 @@ def command(sources: tuple[str, ...], out: str, quiet: bool, **opts) -> None:
 
 
 def _print_summary(summary) -> None:
-    """The per-recording table, the notes under it, and one line of totals."""
-    from rich.console import Console
-    from rich.table import Table
+    """The per-recording table, the notes under it (frames not written and why), and one line of totals."""
+    from gaitdata.progress import console as make_console
+    from gaitdata.tables import key_column, make_table, num_column
 
-    console = Console()
-    table = Table(title=f"{'dry run: ' if summary.dry_run else ''}{summary.root}")
-    counts = ("colour", "depth", "written", "no depth partner", "depth unpaired", "decode errors")
-    for col in ("recording", "kind", "status", *counts):
-        table.add_column(col, justify="right" if col in counts else "left")
+    console = make_console()
+    table = make_table(f"{'dry run: ' if summary.dry_run else ''}{summary.root}")
+    key_column(table, "recording")
+    key_column(table, "kind")
+    key_column(table, "status")
+    for col in ("colour", "depth", "written"):
+        num_column(table, col)
     for r in summary.results:
         style = {"failed": "red", "skipped": "dim"}.get(r.status, "")
         table.add_row(r.video_id, r.kind, f"[{style}]{r.status}[/{style}]" if style else r.status, str(r.n_colour),
-                      str(r.n_depth), str(r.n_written), str(r.n_no_depth_partner), str(r.n_depth_unpaired),
-                      str(r.n_decode_error))  # fmt: skip
+                      str(r.n_depth), str(r.n_written))  # fmt: skip
     console.print(table)
     for r in summary.results:
-        for note in r.notes:
-            if note != "no depth stream: colour only":
-                console.print(f"  {r.video_id}: {note}", highlight=False, soft_wrap=True)
+        for note in _frame_notes(r) + [n for n in r.notes if n != "no depth stream: colour only"]:
+            console.print(f"  {r.video_id}: {note}", highlight=False, soft_wrap=True)
     colour_only = sum("no depth stream: colour only" in r.notes for r in summary.results)
     n_no_depth = sum(r.n_no_depth for r in summary.results)
     lost = f"{summary.n_frames_lost} frames lost to decode errors; " if summary.n_frames_lost else ""
@@ -151,3 +151,17 @@ def _print_summary(summary) -> None:
         f"{sum(r.n_no_depth_partner for r in summary.results if r.status == 'ok')} colour frames without a depth "
         f"partner (not written); {summary.seconds:.1f} s"
     )
+
+
+def _frame_notes(r) -> list[str]:
+    """Colour frames not written for want of a depth partner, and depth frames left unpaired (decode
+    errors have a note of their own)."""
+    def n(k: int, what: str) -> str:
+        return f"{k} {what.replace('frames', 'frame') if k == 1 else what}"
+
+    notes = []
+    if r.n_no_depth_partner:
+        notes.append(n(r.n_no_depth_partner, "colour frames without a depth partner (not written)"))
+    if r.n_depth_unpaired:
+        notes.append(n(r.n_depth_unpaired, "depth frames unpaired"))
+    return notes

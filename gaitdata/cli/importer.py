@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from gaitdata.cli.common import no_wait_option
-from gaitdata.cli.label import _thresholds
+from gaitdata.cli.common import no_wait_option, output_options
+from gaitdata.cli.label import _thresholds, recordings_table
 
 
 @click.group()
@@ -22,6 +22,7 @@ def command() -> None:
 
 @command.command("coco")
 @no_wait_option
+@output_options
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=str))
 @click.option("--root", required=True, type=click.Path(file_okay=False, path_type=str), help="Dataset root.")
 @click.option("--label-set", required=True, help="Name of the label set to create.")
@@ -46,6 +47,7 @@ def coco(
     """
     from gaitdata.coco import import_coco
     from gaitdata.labels import read_label_meta, read_labels
+    from gaitdata.progress import say
 
     path = import_coco(list(files), root, label_set, overwrite=overwrite, teacher=teacher, video=video)
     df = read_labels(root, label_set)
@@ -53,11 +55,12 @@ def coco(
     n_persons = int(df["has_person"].fillna(False).astype(bool).sum())
     for note in read_label_meta(root, label_set).get("import_notes", []):
         click.echo(f"note: {note}", err=True)
-    click.echo(f"label set {label_set}: {n_frames} frames, {n_persons} persons -> {path}")
+    say(f"label set {label_set}: {n_frames} frames, {n_persons} persons -> {path}")
 
 
 @command.command("alphapose")
 @no_wait_option
+@output_options
 @click.argument("path", type=click.Path(exists=True, path_type=str))
 @click.option("--root", required=True, type=click.Path(file_okay=False, path_type=str), help="Dataset root.")
 @click.option("--video", default=None, help="Recording of a results file with bare image names (or the one to take from a folder).")
@@ -92,25 +95,15 @@ def alphapose(
       gaitdata import alphapose ap_out/s01_walk/alphapose-results.json --root data/root
       gaitdata import alphapose results.json --root data/root --video s01_walk --label-set ap_s01
     """
-    from rich.console import Console
-    from rich.table import Table
-
+    from gaitdata.progress import console as make_console
     from pseudolabel.importers.alphapose import import_alphapose
 
     s = import_alphapose(
         path, root, label_set, video=video, overwrite=overwrite, vis_thresholds=vis_thresholds,
         smooth="one_euro" if smooth else None, select_subject=not no_subject, qa=not no_qa, body17=body17,
     )  # fmt: skip
-    table = Table(title=f"label set {s.label_set} (AlphaPose results)")
-    for col in ("recording", "frames", "persons", "no person", "subject frames", "flagged", "mean conf"):
-        table.add_column(col, justify="left" if col == "recording" else "right")
-    for r in s.recordings:
-        table.add_row(
-            r.video_id, str(r.n_frames), str(r.n_persons), str(r.n_no_person), str(r.n_subject),
-            str(r.n_flagged), f"{r.mean_confidence:.3f}",
-        )  # fmt: skip
-    console = Console()
-    console.print(table)
+    console = make_console()
+    console.print(recordings_table(f"label set {s.label_set} (AlphaPose results)", s.recordings))
     for f in s.files:
         console.print(
             f"{f['path']}: {f['persons']} persons, {f['keypoints_written'] or 0} joints each "
@@ -121,6 +114,7 @@ def alphapose(
 
 @command.command("labels")
 @no_wait_option
+@output_options
 @click.argument("src", type=click.Path(dir_okay=False, exists=True, path_type=str))
 @click.option("--root", required=True, type=click.Path(file_okay=False, path_type=str), help="Dataset root.")
 @click.option("--label-set", default=None, help="Name in this root (default: the file's own name).")
@@ -138,10 +132,11 @@ def labels(src: str, root: str, label_set: str | None, overwrite: bool) -> None:
       gaitdata compare-labels data/root mediapipe centernet --merge agreed
     """
     from gaitdata.labels import read_labels
+    from gaitdata.progress import say
     from pseudolabel.importers.labelset import import_label_set
 
     path = import_label_set(src, root, label_set, overwrite=overwrite)
     df = read_labels(root, path.stem)
     n_frames = len(df.drop_duplicates(["video_id", "frame_index"]))
     n_persons = int(df["has_person"].fillna(False).astype(bool).sum())
-    click.echo(f"label set {path.stem}: {n_frames} frames, {n_persons} persons -> {path}")
+    say(f"label set {path.stem}: {n_frames} frames, {n_persons} persons -> {path}")

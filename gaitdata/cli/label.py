@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gaitdata.cli.common import no_wait_option
+from gaitdata.cli.common import no_wait_option, output_options
 
 
 def _thresholds(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
@@ -19,6 +19,7 @@ def _thresholds(ctx: click.Context, param: click.Parameter, value: str) -> tuple
 
 @click.command()
 @no_wait_option
+@output_options
 @click.argument("root", required=False, type=click.Path(file_okay=False, path_type=str))
 @click.option("--teacher", "-t", default="mediapipe", show_default=True, help="Teacher name; 'list' prints them.")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=str), help="Checkpoint of a teacher that needs one.")
@@ -40,11 +41,10 @@ def _thresholds(ctx: click.Context, param: click.Parameter, value: str) -> tuple
 @click.option("--video", "videos", multiple=True, help="Label only these video ids (repeatable).")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Frame-decoding threads.")
 @click.option("--overwrite", is_flag=True, help="Relabel from scratch (drops earlier parts of this label set).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(
     root: str | None, teacher: str, weights: str | None, device: str, batch_size: int, label_set: str | None,
     boxes: str, smooth: bool, vis_thresholds: tuple[float, float], mode: str | None, no_subject: bool,
-    no_qa: bool, videos: tuple[str, ...], workers: int, overwrite: bool, quiet: bool,
+    no_qa: bool, videos: tuple[str, ...], workers: int, overwrite: bool,
 ) -> None:  # fmt: skip
     """Pseudo-label every extracted frame of ROOT with a teacher pose model.
 
@@ -70,30 +70,42 @@ def command(
     if root is None:
         raise click.UsageError("missing ROOT (a dataset root made by gaitdata extract)")
 
-    from rich.console import Console
-    from rich.table import Table
-
+    from gaitdata.progress import console as make_console
     from pseudolabel.runner import label
 
     opts = {"mode": mode} if mode else {}
     s = label(
         root, teacher=teacher, label_set=label_set, weights=weights, device=device, batch_size=batch_size,
-        boxes=boxes, progress=not quiet, smooth="one_euro" if smooth else None, vis_thresholds=vis_thresholds,
+        boxes=boxes, progress=True, smooth="one_euro" if smooth else None, vis_thresholds=vis_thresholds,
         select_subject=not no_subject, qa=not no_qa, videos=list(videos) or None, overwrite=overwrite,
         workers=workers, **opts,
     )  # fmt: skip
-    table = Table(title=f"label set {s.label_set} ({s.teacher})")
-    for col in ("recording", "frames", "persons", "no person", "subject frames", "flagged", "mean conf", "resumed"):
-        table.add_column(col, justify="left" if col == "recording" else "right")
-    for r in s.recordings:
+    console = make_console()
+    console.print(recordings_table(f"label set {s.label_set} ({s.teacher})", s.recordings, total=s))
+    resumed = [r.video_id for r in s.recordings if r.resumed]
+    if resumed:
+        console.print(f"labelled by an earlier run (kept): {len(resumed)} of {len(s.recordings)} recordings"
+                      + (f" ({', '.join(resumed)})" if len(resumed) <= 5 else ""), highlight=False)  # fmt: skip
+    console.print(f"wrote {s.path} in {s.seconds:.1f} s ({s.frames_per_second:.1f} frames/s)", highlight=False)
+
+
+def recordings_table(title: str, recordings, total=None):
+    """Per-recording counts of a label set (and a total row from a summary), fitting 80 columns."""
+    from gaitdata.tables import key_column, make_table, num_column
+
+    table = make_table(title)
+    key_column(table, "recording")
+    for col in ("frames", "persons", "no\nperson", "subject\nframes", "flagged", "mean\nconf"):
+        num_column(table, col)
+    for r in recordings:
         table.add_row(
             r.video_id, str(r.n_frames), str(r.n_persons), str(r.n_no_person), str(r.n_subject),
-            str(r.n_flagged), f"{r.mean_confidence:.3f}", "yes" if r.resumed else "",
+            str(r.n_flagged), f"{r.mean_confidence:.3f}",
         )  # fmt: skip
-    table.add_row(
-        "total", str(s.n_frames), str(s.n_persons), str(s.n_no_person), "", str(s.n_flagged),
-        f"{s.mean_confidence:.3f}", str(s.n_resumed), style="bold",
-    )  # fmt: skip
-    console = Console()
-    console.print(table)
-    console.print(f"wrote {s.path} in {s.seconds:.1f} s ({s.frames_per_second:.1f} frames/s)")
+    if total is not None:
+        table.add_section()
+        table.add_row(
+            "total", str(total.n_frames), str(total.n_persons), str(total.n_no_person), "", str(total.n_flagged),
+            f"{total.mean_confidence:.3f}", style="bold",
+        )  # fmt: skip
+    return table

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from gaitdata.cli.common import no_wait_option
+from gaitdata.cli.common import no_wait_option, output_options
 
 
 @click.command()
 @no_wait_option
+@output_options
 @click.argument("root", type=click.Path(file_okay=False, exists=True, path_type=str))
 def command(root: str) -> None:
     """Upgrade a dataset root written by an older gaitdata to the current layout, in place.
@@ -21,11 +22,12 @@ def command(root: str) -> None:
       gaitdata migrate data/root
     """
     from gaitdata.migrate import migrate
+    from gaitdata.progress import say
 
     rep = migrate(root)
     if not rep.migrated:
-        click.echo(f"{rep.root}: already at dataset schema {rep.to_version}; nothing to do")
+        say(f"{rep.root}: already at dataset schema {rep.to_version}; nothing to do")
         return
     for c in rep.changes:
-        click.echo(f"  {c}")
-    click.echo(f"{rep.root}: migrated from dataset schema {rep.from_version} to {rep.to_version}")
+        say(f"  {c}")
+    say(f"{rep.root}: migrated from dataset schema {rep.from_version} to {rep.to_version}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gaitdata.cli.common import no_wait_option
+from gaitdata.cli.common import no_wait_option, output_options
 
 
 def _fractions(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, ...]:
@@ -18,6 +18,7 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
 
 @click.command()
 @no_wait_option
+@output_options
 @click.argument("root", type=click.Path(file_okay=False, path_type=str))
 @click.option(
     "--by",
@@ -76,22 +77,23 @@ def command(root: str, by: str | None, fractions: tuple[float, ...], names: str 
       gaitdata split data/root --stratify view,condition --labels mediapipe
       gaitdata split data/root --folds 5 --name cv5
     """
-    from rich.console import Console
-    from rich.table import Table
-
     import splits
+    from gaitdata.progress import console as make_console
+    from gaitdata.progress import warnings_console
+    from gaitdata.tables import key_column, make_table, num_column
 
-    console = Console()
+    console = make_console()
     sp = splits.make_split(
         root, by=by, fractions=fractions, seed=seed, stratify=[s for s in stratify.split(",") if s], name=name,
         folds=folds, labels=labels, names=names.split(",") if names else None, trials=trials,
         near_duplicates=not no_near_duplicates, frames_per_video=frames_per_video, strict=strict, region=region,
-        progress=console.is_terminal,
+        progress=True,
     )  # fmt: skip
     weight = "labelled persons" if sp.weight == "labelled_persons" else "frames"
-    table = Table(title=f"split {sp.name}: by {sp.unit}, seed {seed}, fractions of {weight}")
-    for c in ("part", "target", f"{weight} %", f"{sp.unit}s %", sp.unit + "s", "videos", "frames"):
-        table.add_column(c, justify="left" if c == "part" else "right")
+    table = make_table(f"split {sp.name}: by {sp.unit}, seed {seed}, fractions of {weight}")
+    key_column(table, "part")
+    for c in ("target %", f"{weight.replace(' ', chr(10))} %", f"{sp.unit}s %", sp.unit + "s", "videos", "frames"):
+        num_column(table, c)
     for s in sp.part_names:
         c = sp.counts[s]
         table.add_row(
@@ -105,9 +107,8 @@ def command(root: str, by: str | None, fractions: tuple[float, ...], names: str 
         console.print(
             f"audit: {nd['pairs']} near-duplicate pair(s) across parts among {nd['frames_hashed']} hashed frames"
         )
+    warn = warnings_console()
     for w in a.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {w}", highlight=False)
-    console.print(
-        f"saved {sp.path} ({sp.content_hash[:19]}); statistics: gaitdata audit {root} --split {sp.name}",
-        highlight=False,
-    )
+        warn.print(f"[yellow]warning:[/] {w}", highlight=False)
+    console.print(f"saved {sp.path} ({sp.content_hash[:19]})", highlight=False, soft_wrap=True)
+    console.print(f"statistics: gaitdata audit {root} --split {sp.name}", highlight=False, soft_wrap=True)

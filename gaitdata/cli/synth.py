@@ -4,9 +4,26 @@ from __future__ import annotations
 
 import click
 
-from gaitdata.synth.walk import DIRECTION_ALIASES, DIRECTIONS
+from gaitdata.cli.common import output_options
 
 _KINDS = ("bag", "db3", "pair", "video", "images")
+
+
+class _Directions(click.Choice):
+    """The walker's directions, read from the renderer only when the option is used or shown."""
+
+    def __init__(self) -> None:
+        super().__init__([], case_sensitive=True)
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        from gaitdata.synth.walk import DIRECTION_ALIASES, DIRECTIONS
+
+        return (*DIRECTIONS, *DIRECTION_ALIASES)
+
+    @choices.setter
+    def choices(self, value: object) -> None:
+        pass
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -18,6 +35,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 @click.command()
+@output_options
 @click.argument("out", type=click.Path(file_okay=False, path_type=str))
 @click.option("--kind", "kinds", multiple=True, default=("all",), show_default=True,
               type=click.Choice([*_KINDS, "all"]), help="Container kind(s); repeat the option or use 'all'.")  # fmt: skip
@@ -35,7 +53,7 @@ def _size(text: str) -> tuple[int, int]:
     help="Colour frames per recording.",
 )
 @click.option("--direction", "directions", multiple=True, default=("left_to_right",), show_default=True,
-              type=click.Choice([*DIRECTIONS, *DIRECTION_ALIASES]), help="Walking direction(s); repeatable.")  # fmt: skip
+              type=_Directions(), help="Walking direction(s); repeatable.")  # fmt: skip
 @click.option(
     "--seed", default=0, show_default=True, type=int, help="Seed of appearance, gait phase and noise."
 )
@@ -63,11 +81,10 @@ def _size(text: str) -> tuple[int, int]:
     is_flag=True,
     help="Write the built-in sample set instead (every kind, side + front views, metadata CSV).",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(
     out: str, kinds: tuple[str, ...], subjects: int | None, frames: int, directions: tuple[str, ...], seed: int, fps: float,
     size: str, depth_size: str, depth_noise: float, depth_holes: float, drop_prob: float, offset_ms: float,
-    jitter_ms: float, bystander: bool, sample_set: bool, quiet: bool,
+    jitter_ms: float, bystander: bool, sample_set: bool,
 ) -> None:  # fmt: skip
     """Render synthetic RGB-D gait recordings (a clothed walker with exact depth and ground truth).
 
@@ -84,13 +101,13 @@ def command(
     """
     from pathlib import Path
 
-    from rich.console import Console
-    from rich.table import Table
-
     from gaitdata.errors import GaitdataError
+    from gaitdata.progress import console as make_console
+    from gaitdata.progress import say
     from gaitdata.synth import WalkSpec, make_sample_set, render_walk, write_recording
+    from gaitdata.tables import key_column, make_table, num_column
 
-    console = Console(stderr=True, quiet=quiet)
+    hint = make_console(stderr=True)
     if subjects is None:
         subjects = 3 if sample_set else 1
     colour_size, dsize = _size(size), _size(depth_size)
@@ -99,15 +116,16 @@ def command(
     if sample_set:
         try:
             s = make_sample_set(root, n_subjects=subjects, n_frames=frames, seed=seed, colour_size=colour_size,
-                                depth_size=dsize, progress=not quiet)  # fmt: skip
+                                depth_size=dsize, progress=True)  # fmt: skip
         except OSError as exc:
             raise GaitdataError(
                 f"{root}: cannot write the sample set ({exc}); choose a writable OUT"
             ) from exc
         rows = [(e.subject, e.kind, str(e.path), e.n_colour_frames, e.n_depth_frames) for e in s.entries]
-        console.print(
-            f"extract with: gaitdata extract {root} --out ROOT --id-pattern '{s.id_pattern}' --metadata {s.metadata_csv}"
-        )
+        hint.print(
+            f"extract with: gaitdata extract {root} --out ROOT --id-pattern '{s.id_pattern}' --metadata {s.metadata_csv}",
+            highlight=False, markup=False, soft_wrap=True,
+        )  # fmt: skip
     else:
         chosen = _KINDS if "all" in kinds else tuple(dict.fromkeys(kinds))
         for i in range(subjects):
@@ -123,7 +141,7 @@ def command(
                     )  # fmt: skip
                 except ValueError as exc:
                     raise click.UsageError(str(exc)) from None
-                rec = render_walk(spec, progress=not quiet)
+                rec = render_walk(spec, progress=True)
                 for kind in chosen:
                     target = root / subject / f"{spec.direction}_{kind}"
                     try:
@@ -141,10 +159,21 @@ def command(
                             0 if rec.depth is None or kind in ("video", "images") else len(rec.depth),
                         )
                     )
-    table = Table(title=f"synthetic recordings in {root}")
-    for col in ("subject", "kind", "path", "colour frames", "depth frames"):
-        table.add_column(col)
+    table = make_table(f"synthetic recordings in {root} (frames per stream)")
+    for col in ("subject", "kind", "path"):
+        key_column(table, col)
+    num_column(table, "colour")
+    num_column(table, "depth")
     for r in rows:
-        table.add_row(r[0], r[1], r[2], str(r[3]), str(r[4]))
-    Console(quiet=quiet).print(table)
-    click.echo(f"{len(rows)} recordings written to {root}")
+        table.add_row(r[0], r[1], _relative(r[2], root), str(r[3]), str(r[4]))
+    make_console().print(table)
+    say(f"{len(rows)} recording{'' if len(rows) == 1 else 's'} written to {root}")
+
+
+def _relative(path: str, root) -> str:
+    from pathlib import Path
+
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gaitdata.cli.common import no_wait_option
+from gaitdata.cli.common import no_wait_option, output_options
 
 
 def _hw(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
@@ -19,6 +19,7 @@ def _hw(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[
 
 @click.command()
 @no_wait_option
+@output_options
 @click.argument("root", required=False, type=click.Path(file_okay=False, path_type=str))
 @click.option(
     "--export",
@@ -81,12 +82,11 @@ def _hw(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[
 @click.option("--flip-prob", default=0.5, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--workers", "num_workers", default=0, show_default=True, type=click.IntRange(min=0))
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(root: str | None, export_dir: str | None, model: str, epochs: int, batch_size: int, lr: float,
             schedule: str, input_size: tuple[int, int] | None, width_mult: float | None, out: str | None, seed: int,
             resume: bool, overwrite: bool, image_root: str | None, teacher_weights: str | None,
             distill_alpha: float, distill_loss: str, slim_l1: float, flip_prob: float, device: str,
-            num_workers: int, quiet: bool) -> None:  # fmt: skip
+            num_workers: int) -> None:  # fmt: skip
     """Train a student SPPE on a COCO keypoints export of ROOT.
 
     Writes ROOT/models/MODEL/ (or --out): best.pt, last.pt (every epoch), train_log.csv, config.json.
@@ -102,14 +102,14 @@ def command(root: str | None, export_dir: str | None, model: str, epochs: int, b
       gaitdata train data/root --out data/root/models/run1 --resume --epochs 40
       torchrun --nproc_per_node 2 -m gaitdata train data/root --device cuda
     """
-    from rich.console import Console
-
     from gaitdata import student
+    from gaitdata.progress import console as make_console
+    from gaitdata.progress import is_quiet
 
-    console = Console()
+    console = make_console()
     if model == "list":
         for name in student.list_students():
-            console.print(name)
+            click.echo(name)
         return
     if root is None:
         raise click.UsageError("ROOT is required (or --model list)")
@@ -119,7 +119,7 @@ def command(root: str | None, export_dir: str | None, model: str, epochs: int, b
     if width_mult:
         kw["width_mult"] = width_mult
     run = student.train(
-        root, export_dir, model=model, epochs=epochs, out=out, seed=seed, progress=not quiet, resume=resume,
+        root, export_dir, model=model, epochs=epochs, out=out, seed=seed, progress=not is_quiet(), resume=resume,
         overwrite=overwrite, image_root=image_root, batch_size=batch_size, lr=lr, schedule=schedule,
         model_kwargs=kw, teacher_weights=teacher_weights, distill_alpha=distill_alpha, distill_loss=distill_loss,
         slim_l1=slim_l1, flip_prob=flip_prob, device=device, num_workers=num_workers,
@@ -137,5 +137,6 @@ def command(root: str | None, export_dir: str | None, model: str, epochs: int, b
     console.print(
         f"[green]trained[/] {model} ({cfg['params'] / 1e6:.2f} M params, {cfg['macs'] / 1e9:.3f} GMACs) on "
         f"{cfg['train_instances']} persons: best val PCK@0.1 {m.get('best_val_pck', float('nan')):.3f}, "
-        f"epoch {ck.get('epoch')} -> {run}"
+        f"epoch {ck.get('epoch')}"
     )
+    console.print(f"run: {run}", highlight=False, soft_wrap=True)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import click
 
+from gaitdata.cli.common import output_options
+
 
 @click.command()
+@output_options
 @click.argument("root", type=click.Path(file_okay=False, path_type=str))
 @click.option("--no-files", is_flag=True, help="Skip checking that every referenced file exists.")
 def command(root: str, no_files: bool) -> None:
@@ -21,6 +24,7 @@ def command(root: str, no_files: bool) -> None:
       gaitdata validate data/root
     """
     from gaitdata.dataset import validate
+    from gaitdata.progress import say
     from gaitdata.staleness import DAMAGED, STALE, UNKNOWN, check_root
 
     report = validate(root, check_files=not no_files)
@@ -40,7 +44,7 @@ def command(root: str, no_files: bool) -> None:
         click.echo(f"stale: {s.describe()}", err=True)
     c = report.counts
     if c:
-        click.echo(
+        say(
             f"{report.root}: {c['videos_ok']}/{c['videos']} recordings ok, {c['videos_failed']} failed, "
             f"{c['frames_written']}/{c['frames']} frames written, label sets: {', '.join(c['label_sets']) or 'none'}"
         )
@@ -48,4 +52,4 @@ def command(root: str, no_files: bool) -> None:
         click.echo(f"{len(stale)} stale artefact(s): refresh them in the order listed", err=True)
     if not report.ok or stale or damaged:
         raise click.exceptions.Exit(1)
-    click.echo("valid")
+    say("valid")

@@ -11,6 +11,7 @@ from typing import Any
 from gaitdata.containers.kinds import KINDS
 from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_write_json, atomic_write_text
+from gaitdata.progress import progress_bar
 from gaitdata.synth.groundtruth import save_ground_truth, sidecar_path
 from gaitdata.synth.recording import SynthRecording
 from gaitdata.synth.walk import RENDER_VERSION, WalkSpec, render_walk
@@ -147,12 +148,8 @@ def make_sample_set(
             return existing
     specs = sample_specs(n_subjects, n_frames, seed, colour_size, depth_size)
     entries = []
-    it = specs
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(specs, desc="sample set", unit="rec")
-    for spec, kind, session, view, condition in it:
+    for spec, kind, session, view, condition in progress_bar(specs, desc="sample set", unit="recording",
+                                                             enabled=progress):
         rec = render_walk(spec)
         path = write_recording(rec, _target(root, spec, kind, session, view), kind)
         entries.append(SampleEntry(

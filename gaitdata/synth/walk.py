@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from gaitdata.progress import progress_bar
 from gaitdata.records import Extrinsics, Intrinsics
 from gaitdata.synth.body import Appearance, body_prims, coco_joints_world, visibility
 from gaitdata.synth.gait import Skeleton, rot_axis, skeleton_at
@@ -368,12 +369,7 @@ def render_walk(spec: WalkSpec, progress: bool = False) -> SynthRecording:
     normal = np.zeros((H, W, 3), np.float64)
     albedo = np.zeros((H, W, 3), np.float32)
     specb = np.zeros((H, W), np.float32)
-    it = range(n)
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(it, desc=f"render {spec.recording_name}", unit="frame")
-    for i in it:
+    for i in progress_bar(range(n), desc=f"render {spec.recording_name}", unit="frame", enabled=progress):
         t = (c_ts[i] - spec.t0_ms) / 1000.0
         prims, skels = scene.at(t)
         buf = Buffers(

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from gaitdata.errors import GaitdataError, require
+from gaitdata.nativelog import filtered_native_logs, quiet_native_env
 from gaitdata.records import Pose
 from pseudolabel.registry import TeacherConfig, register_teacher
 
@@ -76,12 +77,29 @@ MEDIAPIPE_CONFIG = TeacherConfig(
 
 def _import_mediapipe():
     """Import mediapipe with its protobuf deprecation warning and native INFO logs silenced."""
-    import os
-
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_native_env()
     warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated")
     return require("mediapipe", "teachers")
+
+
+class _Graph:
+    """A mediapipe solution graph whose first run (when its C++ calculators start and log to
+    descriptor 2) happens inside :func:`gaitdata.nativelog.filtered_native_logs`."""
+
+    def __init__(self, graph: Any) -> None:
+        self._graph = graph
+        self._started = False
+
+    def process(self, image: np.ndarray) -> Any:
+        if self._started:
+            return self._graph.process(image)
+        with filtered_native_logs():
+            result = self._graph.process(image)
+        self._started = True
+        return result
+
+    def close(self) -> None:
+        self._graph.close()
 
 
 def bundled_model_files() -> list[Path]:
@@ -256,14 +274,16 @@ class MediaPipeTeacher:
 
     # ---- mediapipe graphs -----------------------------------------------------------------------
     def _make(self, static: bool) -> Any:
-        return self._mp.solutions.pose.Pose(
-            static_image_mode=static,
-            model_complexity=1,
-            smooth_landmarks=False,  # smoothing is a post-processing choice recorded with the labels
-            enable_segmentation=False,
-            min_detection_confidence=self.min_detection_confidence,
-            min_tracking_confidence=self.min_tracking_confidence,
-        )
+        with filtered_native_logs():
+            graph = self._mp.solutions.pose.Pose(
+                static_image_mode=static,
+                model_complexity=1,
+                smooth_landmarks=False,  # smoothing is a post-processing choice recorded with the labels
+                enable_segmentation=False,
+                min_detection_confidence=self.min_detection_confidence,
+                min_tracking_confidence=self.min_tracking_confidence,
+            )
+        return _Graph(graph)
 
     def _graph(self, static: bool) -> Any:
         if static:

@@ -111,14 +111,14 @@ def test_damaged_db3_both_readers_skip_only_the_damaged_messages(tmp_path, reade
 def test_cli_exit_status_counts_lost_frames(tmp_path):
     folder, path, good = _damaged(tmp_path, "video", "a.mp4", "mp4v", _opencv_decodable)
     root = tmp_path / "root"
-    res = CliRunner().invoke(cli, ["extract", str(folder), "--out", str(root), "-q", "--workers", "1"])
+    res = CliRunner().invoke(cli, ["extract", str(folder), "--out", str(root), "--workers", "1"])
     assert res.exit_code == 1, res.output
     line = next(ln for ln in res.output.splitlines() if ln.startswith("damaged "))
     assert str(path) in line and f"{N - good} frames could not be decoded" in line
     assert f"{N - good} frames lost to decode errors" in " ".join(res.output.split())
-    again = CliRunner().invoke(cli, ["extract", str(folder), "--out", str(root), "-q", "--keep-going"])
+    again = CliRunner().invoke(cli, ["extract", str(folder), "--out", str(root), "--keep-going"])
     assert again.exit_code == 0 and "1 skipped" in again.output, again.output  # skipped, still counted, tolerated
-    dry = CliRunner().invoke(cli, ["extract", str(folder), "--out", str(tmp_path / "dry"), "-q", "--dry-run"])
+    dry = CliRunner().invoke(cli, ["extract", str(folder), "--out", str(tmp_path / "dry"), "--dry-run"])
     assert dry.exit_code == 0 and "nothing was written" in dry.output  # lost frames show only when decoding
 
 

@@ -321,7 +321,7 @@ def test_label_set_from_another_machine_imports_and_merges(tmp_path, capsys) -> 
     pd.testing.assert_frame_equal(read_labels(root, "remote"), read_labels(gpu, "remote"))
     meta = read_label_meta(root, "remote")
     assert meta["teacher"] == "test_blob" and meta["copied_from"]["sha256"]
-    rc, out, err = _cli(["compare-labels", str(root.path), "local", "remote", "--merge", "agreed", "--quiet"], capsys)
+    rc, out, err = _cli(["compare-labels", str(root.path), "local", "remote", "--merge", "agreed"], capsys)
     assert rc == 0 and "frames agree" in out
     merged = read_labels(root, "agreed")
     assert len(merged.drop_duplicates(["video_id", "frame_index"])) == 2 * N_FRAMES

@@ -163,7 +163,7 @@ def test_frame_iterator_keeps_order_with_threads(tmp_path) -> None:
 
 def test_cli_label_prints_a_summary(tmp_path) -> None:
     root = _root(tmp_path)
-    res = CliRunner().invoke(cli, ["label", str(root.path), "--teacher", "test_blob", "-q", "--smooth"])
+    res = CliRunner().invoke(cli, ["label", str(root.path), "--teacher", "test_blob", "--smooth"])
     assert res.exit_code == 0, res.output
     assert "s1_walk" in res.output and "total" in res.output and "wrote" in res.output
     assert read_label_meta(root, "test_blob")["postprocess"]["smooth"] == "one_euro"
