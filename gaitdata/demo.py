@@ -44,7 +44,7 @@ def _stage(console: Console, result: DemoResult, name: str, fn: Callable[[], tup
     value, summary = fn()
     dt = time.perf_counter() - t0
     result.stages.append((name, dt, summary))
-    console.print(f"[green]✓[/] {name}: {summary} [dim]({dt:.1f} s)[/]", highlight=False)
+    console.print(f"[green]✓[/] {name} [dim]({dt:.1f} s)[/]: {summary}", highlight=False)
     return value
 
 

@@ -20,6 +20,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import IO
 
 NATIVE_LOGS_ENV = "GAITDATA_NATIVE_LOGS"
 
@@ -34,11 +35,43 @@ _NATIVE_NOISE = re.compile(
 
 
 class _Capture:
-    """Descriptor 2 is one per process: one capture at a time (nested blocks join the open one)."""
+    """Descriptor 2 is one per process: overlapping captures (nested, or from several threads) share
+    one redirection, which ends when the last of them does."""
 
     def __init__(self) -> None:
-        self.lock = threading.RLock()
+        self.lock = threading.Lock()
         self.depth = 0
+        self.saved: int | None = None
+        self.tmp: IO[bytes] | None = None
+
+    def start(self) -> bool:
+        with self.lock:
+            if self.depth == 0:
+                try:
+                    saved = os.dup(2)
+                except OSError:
+                    return False
+                tmp = tempfile.TemporaryFile()  # noqa: SIM115  (closed by stop())
+                _flush_stderr()
+                os.dup2(tmp.fileno(), 2)
+                self.saved, self.tmp = saved, tmp
+            self.depth += 1
+            return True
+
+    def stop(self) -> None:
+        with self.lock:
+            self.depth -= 1
+            if self.depth or self.saved is None or self.tmp is None:
+                return
+            _flush_stderr()
+            os.dup2(self.saved, 2)
+            os.close(self.saved)
+            tmp, self.saved, self.tmp = self.tmp, None, None
+        with tmp:
+            tmp.seek(0)
+            rest = strip_native_noise(tmp.read())
+        if rest:
+            os.write(2, rest)
 
 
 _CAPTURE = _Capture()
@@ -84,40 +117,39 @@ def strip_native_noise(data: bytes) -> bytes:
     return b"".join(line for line in lines if not _NATIVE_NOISE.match(line.rstrip(b"\n")))
 
 
-@contextmanager
-def filtered_native_logs() -> Iterator[None]:
-    """Within this block, native INFO/WARNING lines written to descriptor 2 are dropped.
+class NativeLogFilter:
+    """Native INFO/WARNING lines written to descriptor 2 are dropped from :meth:`start` (or entering
+    the ``with`` block) until :meth:`stop` (or leaving it); see :func:`filtered_native_logs`."""
 
-    What else is written to stderr meanwhile (by any thread) comes out when the block ends.
-    Re-entrant; does nothing when native logs are asked for or descriptor 2 cannot be duplicated.
+    def __init__(self) -> None:
+        self._active = False
+
+    def start(self) -> NativeLogFilter:
+        if not self._active and not native_logs_shown():
+            self._active = _CAPTURE.start()
+        return self
+
+    def stop(self) -> None:
+        if self._active:
+            self._active = False
+            _CAPTURE.stop()
+
+    def __enter__(self) -> NativeLogFilter:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def filtered_native_logs() -> NativeLogFilter:
+    """Within this block (or between ``start()`` and ``stop()``), native INFO/WARNING lines written to
+    descriptor 2 are dropped.
+
+    What else is written to stderr meanwhile (by any thread) comes out when the capture ends.
+    Overlapping captures share one; nothing is caught when native logs are asked for or
+    descriptor 2 cannot be duplicated.
     """
-    if native_logs_shown():
-        yield
-        return
-    with _CAPTURE.lock:
-        if _CAPTURE.depth:
-            yield
-            return
-        try:
-            saved = os.dup(2)
-        except OSError:
-            yield
-            return
-        with tempfile.TemporaryFile() as tmp:
-            _flush_stderr()
-            os.dup2(tmp.fileno(), 2)
-            _CAPTURE.depth = 1
-            try:
-                yield
-            finally:
-                _CAPTURE.depth = 0
-                _flush_stderr()
-                os.dup2(saved, 2)
-                os.close(saved)
-                tmp.seek(0)
-                rest = strip_native_noise(tmp.read())
-                if rest:
-                    os.write(2, rest)
+    return NativeLogFilter()
 
 
 def _flush_stderr() -> None:
@@ -125,5 +157,5 @@ def _flush_stderr() -> None:
         sys.stderr.flush()
 
 
-__all__ = ["NATIVE_LOGS_ENV", "filtered_native_logs", "native_logs", "native_logs_shown", "quiet_native_env",
+__all__ = ["NATIVE_LOGS_ENV", "NativeLogFilter", "filtered_native_logs", "native_logs", "native_logs_shown", "quiet_native_env",
            "strip_native_noise"]  # fmt: skip

@@ -82,7 +82,9 @@ def live_display_possible(stream: IO[str] | None = None) -> bool:
 
 
 def _plural(unit: str, n: float) -> str:
-    return unit if n == 1 or not unit or unit.endswith("s") else unit + "s"
+    if n == 1 or not unit or unit.endswith("s"):
+        return unit
+    return unit + ("es" if unit.endswith(("x", "z", "ch", "sh")) else "s")
 
 
 def _clock_text(seconds: float) -> str:

@@ -174,6 +174,6 @@ def _relative(path: str, root) -> str:
     from pathlib import Path
 
     try:
-        return Path(path).relative_to(root).as_posix()
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
     except ValueError:
         return path

@@ -83,22 +83,22 @@ def _import_mediapipe():
 
 
 class _Graph:
-    """A mediapipe solution graph whose first run (when its C++ calculators start and log to
-    descriptor 2) happens inside :func:`gaitdata.nativelog.filtered_native_logs`."""
+    """A mediapipe solution graph. Its C++ calculators start in background threads after it is made
+    and log to descriptor 2 until its first run returns: that span is caught by a
+    :class:`gaitdata.nativelog.NativeLogFilter`, which lets errors and other output through."""
 
-    def __init__(self, graph: Any) -> None:
+    def __init__(self, graph: Any, native_logs: Any) -> None:
         self._graph = graph
-        self._started = False
+        self._native_logs = native_logs
 
     def process(self, image: np.ndarray) -> Any:
-        if self._started:
+        try:
             return self._graph.process(image)
-        with filtered_native_logs():
-            result = self._graph.process(image)
-        self._started = True
-        return result
+        finally:
+            self._native_logs.stop()
 
     def close(self) -> None:
+        self._native_logs.stop()
         self._graph.close()
 
 
@@ -274,7 +274,8 @@ class MediaPipeTeacher:
 
     # ---- mediapipe graphs -----------------------------------------------------------------------
     def _make(self, static: bool) -> Any:
-        with filtered_native_logs():
+        native_logs = filtered_native_logs().start()
+        try:
             graph = self._mp.solutions.pose.Pose(
                 static_image_mode=static,
                 model_complexity=1,
@@ -283,7 +284,10 @@ class MediaPipeTeacher:
                 min_detection_confidence=self.min_detection_confidence,
                 min_tracking_confidence=self.min_tracking_confidence,
             )
-        return _Graph(graph)
+        except BaseException:
+            native_logs.stop()
+            raise
+        return _Graph(graph, native_logs)
 
     def _graph(self, static: bool) -> Any:
         if static:
