@@ -27,10 +27,11 @@ PACKAGES = ("gaitdata", "pseudolabel", "splits")
 # bottom first: (layer, units). Every unit stands on exactly one layer.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
-        "foundation: errors, atomic files, records, keypoint schema, geometry",
+        "foundation: errors, atomic files, records, keypoint schema, geometry, output (progress, tables, native logs)",
         (
             "gaitdata", "gaitdata._version", "gaitdata.errors", "gaitdata.io", "gaitdata.procs", "gaitdata.records",
-            "gaitdata.schema", "gaitdata.align", "gaitdata.metrics",
+            "gaitdata.schema", "gaitdata.align", "gaitdata.metrics", "gaitdata.progress", "gaitdata.tables",
+            "gaitdata.nativelog",
         ),
     ),
     (

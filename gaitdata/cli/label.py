@@ -86,7 +86,8 @@ def command(
     if resumed:
         console.print(f"labelled by an earlier run (kept): {len(resumed)} of {len(s.recordings)} recordings"
                       + (f" ({', '.join(resumed)})" if len(resumed) <= 5 else ""), highlight=False)  # fmt: skip
-    console.print(f"wrote {s.path} in {s.seconds:.1f} s ({s.frames_per_second:.1f} frames/s)", highlight=False)
+    console.print(f"wrote {s.path} in {s.seconds:.1f} s ({s.frames_per_second:.1f} frames/s)", highlight=False,
+                  soft_wrap=True)
 
 
 def recordings_table(title: str, recordings, total=None):
