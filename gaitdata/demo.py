@@ -75,7 +75,7 @@ def _run_stages(opts: DemoOptions, console: Console) -> DemoResult:
         lambda: _with_summary(
             synth.make_sample_set(rec_dir, n_subjects=opts.subjects, n_frames=opts.frames, seed=opts.seed,
                                   progress=True),
-            lambda s: f"{len(s.recordings)} recordings of {opts.subjects} subjects in {_rel(rec_dir, out)}",
+            lambda s: f"{len(s.recordings)} recordings of {opts.subjects} subjects in {rec_dir.name}/",
         ),
     )  # fmt: skip
 
@@ -145,7 +145,7 @@ def _run_stages(opts: DemoOptions, console: Console) -> DemoResult:
             lambda: _with_summary(
                 student.train(root, export_dir, model="fastpose_res18_w050_128x96", batch_size=8,
                               epochs=opts.epochs, seed=opts.seed, progress=not is_quiet()),
-                lambda p: f"run {_rel(p, out)}",
+                lambda p: f"run {Path(p).name} (models/)",
             ),
         )  # fmt: skip
         _stage(
@@ -160,7 +160,7 @@ def _run_stages(opts: DemoOptions, console: Console) -> DemoResult:
             console, result, "evaluate",
             lambda: _with_summary(
                 student.evaluate(root, run_dir, split="test", labels=opts.teacher, progress=not is_quiet()),
-                lambda e: f"report {_rel(e.report, out)}",
+                lambda e: f"{Path(e.report).name} in the run folder",
             ),
         )  # fmt: skip
         _print_student(console, ev, opts.teacher)
@@ -168,14 +168,6 @@ def _run_stages(opts: DemoOptions, console: Console) -> DemoResult:
 
     _print_summary(console, result)
     return result
-
-
-def _rel(path: str | Path, base: Path) -> str:
-    """``path`` relative to the demo folder (the summary table stays narrow; full paths are printed under it)."""
-    try:
-        return Path(path).resolve().relative_to(base).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _fractions(n_subjects: int) -> tuple[float, float, float]:
