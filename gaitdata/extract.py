@@ -35,6 +35,7 @@ fingerprint and options, and produces the same tables as an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -46,6 +47,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -56,6 +58,9 @@ from gaitdata.discover import META_FIELDS, Source, compile_id_pattern, discover,
 from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_write_parquet, file_fingerprint
 from gaitdata.lock import tables_lock, writes_root
+
+if TYPE_CHECKING:
+    from gaitdata.distributed import RayOptions
 
 PARTS_DIR = ".gaitdata/parts"
 STAGING_DIR = "frames/.staging"
@@ -82,6 +87,7 @@ class ExtractOptions:
     keep_going: bool = False  # tolerate failed recordings (exit status 0)
     reader: str = "auto"  # RealSense reader: auto | pyrealsense2 | python
     images_fps: float = 30.0  # frame rate assumed for image folders without timestamps.csv
+    ray: RayOptions | None = None  # run the recordings as tasks on a Ray cluster instead of local processes
 
     def __post_init__(self) -> None:
         if self.stride < 1:
@@ -410,16 +416,28 @@ def extract_one(job: _Job, tick: Callable[[int], None] | None = None) -> _Out:
     try:
         if src.error:
             raise GaitdataError(src.error)
-        return _extract_one(job, t0, tick)
+        out = _extract_one(job, t0, tick)
+        out.extra["staging"] = job.staging
+        return out
     except Exception as exc:  # one bad recording never stops the batch: it is reported and marked failed
-        msg = _one_line(exc)
-        if str(src.path) not in msg:
-            msg = f"{src.path}: {msg}"
         shutil.rmtree(job.staging, ignore_errors=True)
-        res = RecordingResult(
-            src.video_id, str(src.path), src.kind, "failed", msg, seconds=time.monotonic() - t0
-        )
-        return _Out(res, _video_row(job, "failed", msg, n_written=0))
+        return _failed(job, _one_line(exc), t0)
+
+
+def _failed(job: _Job, msg: str, t0: float) -> _Out:
+    src = job.src
+    if str(src.path) not in msg:
+        msg = f"{src.path}: {msg}"
+    res = RecordingResult(src.video_id, str(src.path), src.kind, "failed", msg, seconds=time.monotonic() - t0)
+    return _Out(res, _video_row(job, "failed", msg, n_written=0))
+
+
+def _extract_attempt(job: _Job) -> _Out:
+    """:func:`extract_one` into a staging folder of this attempt's own (a task Ray retries never
+    shares its folder with an attempt that may still be writing); the result names the folder."""
+    import uuid
+
+    return extract_one(replace(job, staging=f"{job.staging}.{uuid.uuid4().hex[:12]}"))
 
 
 def _open(src: Source, options: ExtractOptions):
@@ -670,9 +688,10 @@ class _Manifest:
     """Per-recording table parts (the source of truth) and the merged tables built from them.
 
     Parts are read once and cached; the merged tables are rewritten after each committed recording,
-    at most every ``interval_s`` seconds during a run (a lagging merged table only omits recordings,
-    it never refers to missing files), immediately when a recording's old frames are about to be
-    removed, and at the end of the run.
+    at most every ``interval_s`` seconds and at least ten times the last merge's duration apart
+    during a run (a large corpus spends at most ~10% of the driver's time merging; a lagging merged
+    table only omits recordings, it never refers to missing files), immediately when a recording's
+    old frames are about to be removed, and at the end of the run.
     """
 
     def __init__(self, root: DatasetRoot, interval_s: float = 5.0):
@@ -681,6 +700,7 @@ class _Manifest:
         self.interval_s = interval_s
         self._cache: dict[str, tuple[pd.DataFrame, pd.DataFrame | None]] | None = None
         self._last_write = 0.0
+        self._last_cost = 0.0  # seconds the last merge took
 
     def part_paths(self, vid: str) -> tuple[Path, Path]:
         return self.parts / f"{vid}.video.parquet", self.parts / f"{vid}.frames.parquet"
@@ -702,12 +722,11 @@ class _Manifest:
     def _load(self) -> dict[str, tuple[pd.DataFrame, pd.DataFrame | None]]:
         if self._cache is None:
             self._cache = {}
-            for vpath in sorted(self.parts.glob("*.video.parquet")) if self.parts.is_dir() else []:
-                vid = vpath.name[: -len(".video.parquet")]
+            vpaths = sorted(self.parts.glob("*.video.parquet")) if self.parts.is_dir() else []
+            for vid, vdf in self._video_parts(vpaths).items():
+                fpath = self.part_paths(vid)[1]
+                ok = vdf["status"].iloc[0] == "ok"
                 try:
-                    vdf = conform(pd.read_parquet(vpath), VIDEO_COLUMNS, str(vpath))  # older parts: new columns null
-                    fpath = self.part_paths(vid)[1]
-                    ok = vdf["status"].iloc[0] == "ok"
                     fdf = pd.read_parquet(fpath) if ok and fpath.is_file() else None
                 except Exception:  # unreadable part: left out of the tables, redone by the next run
                     continue
@@ -715,6 +734,33 @@ class _Manifest:
                     continue
                 self._cache[vid] = (vdf, fdf)
         return self._cache
+
+    @staticmethod
+    def _video_parts(paths: list[Path]) -> dict[str, pd.DataFrame]:
+        """The one-row video table of each readable part (older parts: new columns null), read as one
+        table: per-part pandas overhead would make a 100,000-recording root take an hour to open."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tables: dict[str, pa.Table] = {}
+        for vpath in paths:
+            try:
+                table = pq.read_table(vpath)
+            except Exception:  # unreadable part: left out of the tables, redone by the next run
+                continue
+            if table.num_rows == 1:
+                tables[vpath.name[: -len(".video.parquet")]] = table
+        if not tables:
+            return {}
+        try:
+            df = conform(pa.concat_tables(tables.values(), promote_options="permissive").to_pandas(), VIDEO_COLUMNS, "video parts")
+        except Exception:  # parts that do not fit together: conformed one by one, the unfit ones left out
+            out = {}
+            for vid, table in tables.items():
+                with contextlib.suppress(Exception):
+                    out[vid] = conform(table.to_pandas(), VIDEO_COLUMNS, vid)
+            return out
+        return {vid: df.iloc[i : i + 1].reset_index(drop=True) for i, vid in enumerate(tables)}
 
     def drop(self, vid: str) -> None:
         vpath, fpath = self.part_paths(vid)
@@ -759,8 +805,9 @@ class _Manifest:
         self.merge()
 
     def merge(self, force: bool = False) -> None:
-        if not force and time.monotonic() - self._last_write < self.interval_s:
+        if not force and time.monotonic() - self._last_write < max(self.interval_s, 10 * self._last_cost):
             return
+        t0 = time.monotonic()
         cache = self._load()
         vids = sorted(cache)
         videos = [cache[v][0] for v in vids]
@@ -771,6 +818,7 @@ class _Manifest:
             self.root.write_frames(fdf)
             self.root.write_videos(vdf)
         self._last_write = time.monotonic()
+        self._last_cost = self._last_write - t0
 
 
 # ---- what to do with each recording (shared by --dry-run and the real run) ----------------------------
@@ -887,6 +935,10 @@ def _extract(sources: Sequence[str | os.PathLike] | str | os.PathLike, out: str 
         decisions = _decide_all(found, manifest, root.path, options)
         results = tuple(_dry_result(d, options) for d in decisions)
         return ExtractSummary(root.path, results, time.monotonic() - t0, dry_run=True)
+    if options.ray is not None:
+        from gaitdata.distributed import preflight
+
+        preflight(options.ray)
     root.init(provenance={"extracted_with": f"gaitdata {__version__}"})
     manifest = _Manifest(root)
     manifest.clean_leftovers()
@@ -909,14 +961,17 @@ def _extract(sources: Sequence[str | os.PathLike] | str | os.PathLike, out: str 
 
     def finish(i: int, out_: _Out) -> None:
         job, d = jobs[i]
-        _commit(manifest, d, out_, Path(job.staging))
+        _commit(manifest, d, out_, Path(out_.extra.get("staging", job.staging)))
         results[i] = out_.result
         bar.advance(1, out_.result.n_written, out_.result)
         if on_result is not None:
             on_result(out_.result)
 
     try:
-        _run_jobs(jobs, options, finish, bar)
+        if options.ray is not None:
+            _run_on_ray(jobs, options.ray, root.path, finish, bar)
+        else:
+            _run_jobs(jobs, options, finish, bar)
         manifest.merge(force=True)
     finally:
         bar.close()
@@ -986,6 +1041,28 @@ def _run_jobs(jobs: dict[int, tuple[_Job, _Decision]], options: ExtractOptions,
             finish(i, extract_one(job, bar.tick))
 
 
+def _run_on_ray(jobs: dict[int, tuple[_Job, _Decision]], ray: RayOptions, root: Path,
+                finish: Callable[[int, _Out], None], bar: _Progress) -> None:  # fmt: skip
+    """One Ray task per recording; this process commits each result as it comes, like a local run."""
+    from gaitdata.distributed import RayPool, TaskLostError
+    from gaitdata.procs import as_done
+
+    if not jobs:
+        return
+    t0 = time.monotonic()
+    with RayPool(ray, paths=[root], note=bar.note) as pool:
+
+        def submit(i: int) -> Future:
+            return pool.run(f"gaitdata-extract:{jobs[i][0].src.video_id}", _extract_attempt, jobs[i][0])
+
+        for i, fut in as_done(list(jobs), submit, window=2 * pool.slots + 2):
+            try:
+                out = fut.result()
+            except TaskLostError as exc:  # a recording that keeps killing its worker fails alone
+                out = _failed(jobs[i][0], str(exc), t0)
+            finish(i, out)
+
+
 def _can_spawn() -> bool:
     """Spawned workers re-import ``__main__``: possible only when it is a real file (or a module)."""
     import sys
@@ -998,21 +1075,35 @@ def _can_spawn() -> bool:
 
 
 class _Progress:
-    """Progress over recordings, with the frames written so far and the recording in work."""
+    """Progress over recordings, with the frames written so far, frames/s, failures and the recording in work."""
 
     def __init__(self, total: int, enabled: bool):
         from gaitdata.progress import progress_bar
 
         self._bar = progress_bar(total=total, desc="extract", unit="recording", enabled=enabled)
         self._frames = 0
+        self._new = 0  # frames written by this run (skipped recordings excluded): the rate's numerator
         self._live = 0
+        self._failed = 0
         self._last = ""
+        self._t0 = time.monotonic()
 
     def _show(self) -> None:
-        self._bar.set_status(f"{self._frames + self._live} frames" + (f", {self._last}" if self._last else ""))
+        parts = [f"{self._frames + self._live} frames"]
+        dt = time.monotonic() - self._t0
+        if dt > 0 and self._new + self._live:
+            parts.append(f"{(self._new + self._live) / dt:.1f} frames/s")
+        if self._failed:
+            parts.append(f"{self._failed} failed")
+        if self._last:
+            parts.append(self._last)
+        self._bar.set_status(", ".join(parts))
 
     def advance(self, n: int, frames: int, result: RecordingResult | None = None) -> None:
         self._frames += frames
+        if result is not None:
+            self._new += frames
+            self._failed += result.status == "failed"
         self._live = 0
         self._last = f"{result.video_id}: {result.status}" if result else ""
         self._show()
@@ -1027,6 +1118,10 @@ class _Progress:
         """Frames of the recording in progress (in-process extraction only)."""
         self._live += n
         self._show()
+
+    def note(self, text: str) -> None:
+        """One line with the bar (e.g. where the work runs)."""
+        self._bar.note(text)
 
     def close(self) -> None:
         self._last = ""

@@ -1,8 +1,12 @@
-"""Worker processes that die with their parent.
+"""Worker processes that die with their parent, and running calls on any executor with a bound.
 
 A process pool's workers outlive a parent killed with SIGKILL: nothing tells them. Workers made here
 ask the kernel to kill them when the parent goes (Linux ``prctl(PR_SET_PDEATHSIG)``) and, on every
 platform, watch their parent's pid from a daemon thread and exit when it changes.
+
+:func:`as_done` feeds calls to an executor — :func:`worker_pool` here, or
+:class:`gaitdata.distributed.RayPool` across a cluster — keeping at most ``window`` in flight, and
+yields each one as it finishes.
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import TypeVar
+
+K = TypeVar("K")
 
 _PR_SET_PDEATHSIG = 1
 
@@ -60,4 +67,30 @@ def worker_pool(max_workers: int, initializer: Callable[[], None] | None = None)
                                initializer=_init_worker, initargs=(os.getpid(), initializer))  # fmt: skip
 
 
-__all__ = ["die_with_parent", "worker_pool"]
+def as_done(keys: Iterable[K], submit: Callable[[K], Future], window: int | None = None) -> Iterator[tuple[K, Future]]:
+    """``submit(key)`` for each key with at most ``window`` futures in flight (None: all at once);
+    yields ``(key, future)`` as each finishes, in completion order. Keys are consumed lazily, so the
+    arguments of calls not yet submitted need not exist yet."""
+    if window is not None and window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    todo = iter(keys)
+    live: dict[Future, K] = {}
+
+    def top_up() -> None:
+        while window is None or len(live) < window:
+            for key in todo:
+                live[submit(key)] = key
+                break
+            else:
+                return
+
+    top_up()
+    while live:
+        done, _ = wait(live, return_when=FIRST_COMPLETED)
+        for fut in done:
+            key = live.pop(fut)
+            top_up()
+            yield key, fut
+
+
+__all__ = ["as_done", "die_with_parent", "worker_pool"]

@@ -185,6 +185,13 @@ class ProgressBar(Generic[T]):
         if self.mode == "live":
             self._live.update(self._task, description=desc)
 
+    def note(self, text: str) -> None:
+        """One line of its own: above an animated bar, between plain lines; nothing when the bar is off."""
+        if self.mode == "live":
+            self._live.console.print(text, highlight=False, soft_wrap=True)
+        elif self.mode == "plain":
+            self._write(text)
+
     def close(self) -> None:
         if self._closed:
             return

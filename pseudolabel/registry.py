@@ -106,12 +106,15 @@ class TeacherRegistry:
     def names(self) -> list[str]:
         return sorted(set(self._factories) | set(self._builtin))
 
-    def create(self, name: str, **cfg: Any) -> Teacher:
+    def factory(self, name: str) -> Callable[..., Teacher]:
         if name not in self._factories and name in self._builtin:
             importlib.import_module(self._builtin[name])
         if name not in self._factories:
             raise GaitdataError(f"unknown teacher {name!r}; valid teachers: {', '.join(self.names())}")
-        return self._factories[name](**cfg)
+        return self._factories[name]
+
+    def create(self, name: str, **cfg: Any) -> Teacher:
+        return self.factory(name)(**cfg)
 
 
 _REGISTRY = TeacherRegistry(_BUILTIN)
@@ -125,6 +128,11 @@ def register_teacher(name: str, factory: Callable[..., Teacher] | None = None):
 def create_teacher(name: str, **cfg: Any) -> Teacher:
     """Create a teacher by name; an unknown name raises an error listing the valid ones."""
     return _REGISTRY.create(name, **cfg)
+
+
+def teacher_factory(name: str) -> Callable[..., Teacher]:
+    """The factory registered under ``name`` (e.g. to make the same teacher in another process)."""
+    return _REGISTRY.factory(name)
 
 
 def list_teachers() -> list[str]:

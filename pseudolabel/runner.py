@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -60,6 +60,9 @@ from pseudolabel.postprocess import (
     torso_depth,
 )
 from pseudolabel.registry import Teacher, check_device, create_teacher
+
+if TYPE_CHECKING:
+    from gaitdata.distributed import RayOptions
 
 
 @dataclass(frozen=True)
@@ -339,6 +342,45 @@ def label_recording(
     return conform(df, LABEL_COLUMNS, f"labels of {vid}")
 
 
+# ---- one recording's part (this process, or a Ray task) ----------------------------------------
+@dataclass(frozen=True)
+class _PartJob:
+    """One recording to label and write as a part: everything but the teacher and the box proposer."""
+
+    root: str
+    video: pd.Series
+    frames: pd.DataFrame
+    part: str
+    frames_fp: str
+    teacher_name: str
+    cfg: PostprocessConfig
+    batch_size: int
+    workers: int
+    prefetch: int
+
+
+def _label_part(job: _PartJob, model: Teacher, proposer: BoxProposer | None, on_frames: Any = None) -> RecordingStats:
+    df = label_recording(
+        DatasetRoot(job.root), job.video, job.frames, model, job.teacher_name, proposer, job.cfg,
+        batch_size=job.batch_size, workers=job.workers, prefetch=job.prefetch, on_frames=on_frames,
+    )  # fmt: skip
+    _write_part(Path(job.part), df, job.frames_fp)
+    return recording_stats(df, resumed=False)
+
+
+def _bar_done(bar: Any, total: int) -> Any:
+    """Progress for recordings labelled elsewhere: their frames, and recordings done of ``total``."""
+    done = 0
+
+    def on_done(n_frames: int) -> None:
+        nonlocal done
+        done += 1
+        bar.set_status(f"{done}/{total} recordings")
+        bar.update(n_frames)
+
+    return on_done
+
+
 # ---- the run ------------------------------------------------------------------------------------
 PART_FRAMES_KEY = b"gaitdata.frames_fingerprint"  # parquet metadata of a part: the frames it was made from
 
@@ -441,6 +483,7 @@ def label(
     workers: int = 2,
     prefetch: int = 16,
     box_opts: dict | None = None,
+    ray: RayOptions | None = None,
     **opts: Any,
 ) -> LabelSummary:
     """Label every extracted frame of ``root`` with ``teacher``; writes ``labels/<label_set>.parquet``.
@@ -451,6 +494,11 @@ def label(
     or ``labels:SET`` (see :mod:`pseudolabel.boxes`). ``postprocess`` overrides ``smooth``,
     ``vis_thresholds``, ``select_subject`` and ``qa``. Remaining ``opts`` go to the teacher's
     factory (e.g. ``mode="static"`` for mediapipe).
+
+    ``ray``: label the recordings as Ray tasks, one per recording (see :mod:`gaitdata.distributed`);
+    the result is the same label set. Recordings are the unit because post-processing (tracks,
+    smoothing, the gait subject, the QA background) and a tracking teacher's state span a whole
+    recording, and a recording's part is what a rerun resumes from.
     """
     t0 = time.perf_counter()
     root = root if isinstance(root, DatasetRoot) else DatasetRoot(root)
@@ -461,11 +509,13 @@ def label(
         vis_thresholds=tuple(vis_thresholds), smooth=smooth, select_subject=select_subject, qa=qa
     )
     vids, frames, frames_fps = _frames_to_label(root, videos)
-    check_device(device)
+    if ray is None or not device.startswith("cuda"):  # on Ray, the GPU nodes check their own devices
+        check_device(device)
     kwargs: dict[str, Any] = {"device": device, **opts}
     if weights is not None:
         kwargs["weights"] = str(weights)
-    model = create_teacher(teacher, **kwargs)
+    # on Ray the teacher here only gives the label set its config and weights hash: the CPU does
+    model = create_teacher(teacher, **(kwargs if ray is None else {**kwargs, "device": "cpu"}))
     whash = getattr(model, "weights_hash", None)
 
     spec = boxes if boxes is not None else "none"
@@ -490,6 +540,10 @@ def label(
             "schema": model.cfg.schema.name,
         }
     )  # fmt: skip
+    if ray is not None:
+        from gaitdata.distributed import preflight
+
+        preflight(ray)
     pdir = _start_parts(root, name, run_cfg, overwrite)
     final = root.label_path(name)
 
@@ -497,6 +551,7 @@ def label(
     bar = progress_bar(total=len(frames), unit="frame", desc=f"label {name}", enabled=progress)
     n_new = 0
     relabelled: list[str] = []
+    todo: list[_PartJob] = []  # recordings for Ray tasks
     try:
         for vid, fr in frames.groupby("video_id", sort=True):
             fr = fr.reset_index(drop=True)
@@ -508,14 +563,19 @@ def label(
                 continue
             if part.is_file():
                 relabelled.append(str(vid))
-            df = label_recording(
-                root, vids.loc[vid], fr, model, teacher, proposer, cfg,
-                batch_size=batch_size, workers=workers, prefetch=prefetch,
-                on_frames=bar.update,
-            )  # fmt: skip
-            _write_part(part, df, frames_fps[str(vid)])
+            job = _PartJob(str(root.path), vids.loc[vid], fr, str(part), frames_fps[str(vid)], teacher, cfg,
+                           batch_size, workers, prefetch)  # fmt: skip
             n_new += len(fr)
-            stats.append(recording_stats(df, resumed=False))
+            if ray is None:
+                stats.append(_label_part(job, model, proposer, on_frames=bar.update))
+            else:
+                todo.append(job)
+        if todo:
+            from pseudolabel.remote import label_on_ray
+
+            stats += label_on_ray(todo, _label_part, ray, teacher, kwargs, spec, popts,
+                                  on_done=_bar_done(bar, len(todo)), note=bar.note)  # fmt: skip
+        stats.sort(key=lambda r: r.video_id)
     finally:
         bar.close()
         close = getattr(model, "close", None)

@@ -2,7 +2,7 @@
 
 Markers (see pyproject.toml): ``gpu`` skips without CUDA, ``weights`` skips unless
 GAITDATA_WEIGHTS_DIR names a directory holding the official checkpoint the test asks for,
-``mediapipe``/``realsense``/``fiftyone`` skip when that optional part is absent; ``browser`` skips only
+``mediapipe``/``realsense``/``fiftyone``/``ray`` skip when that optional part is absent; ``browser`` skips only
 where Chromium is absent and apt (which the set-up uses to install it) is too.
 """
 
@@ -49,6 +49,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="pyrealsense2 not importable (realsense extra + libusb)"))
         if "fiftyone" in item.keywords and not _has("fiftyone"):
             item.add_marker(pytest.mark.skip(reason="fiftyone not installed (fiftyone extra)"))
+        if "ray" in item.keywords and not _has("ray"):
+            item.add_marker(pytest.mark.skip(reason="ray not installed (distributed extra)"))
         # the set-up installs Chromium wherever apt exists: only a machine without apt skips
         if "browser" in item.keywords and not (shutil.which("chromium") or shutil.which("chromium-browser")
                                                or shutil.which("apt-get")):  # fmt: skip

@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "gaitdata", "gaitdata._version", "gaitdata.errors", "gaitdata.io", "gaitdata.procs", "gaitdata.records",
             "gaitdata.schema", "gaitdata.align", "gaitdata.metrics", "gaitdata.progress", "gaitdata.tables",
-            "gaitdata.nativelog",
+            "gaitdata.nativelog", "gaitdata.distributed",
         ),
     ),
     (
@@ -50,7 +50,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "pseudolabel", "pseudolabel.agreement", "pseudolabel.alphapose_results", "pseudolabel.boxes",
             "pseudolabel.checkpoints", "pseudolabel.models", "pseudolabel.postprocess", "pseudolabel.proposals",
-            "pseudolabel.registry", "pseudolabel.runner", "pseudolabel.teachers", "pseudolabel.tracking",
+            "pseudolabel.registry", "pseudolabel.remote", "pseudolabel.runner", "pseudolabel.teachers",
+            "pseudolabel.tracking",
         ),
     ),
     (

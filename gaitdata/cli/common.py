@@ -44,3 +44,40 @@ def output_options(f: F) -> F:
             return f(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+def ray_options(*, gpus: bool) -> Callable[[F], F]:
+    """Add ``--ray ADDRESS`` and ``--cpus-per-task`` (and ``--gpus-per-task`` where a stage uses GPUs)."""
+
+    def deco(f: F) -> F:
+        if gpus:
+            f = click.option(
+                "--gpus-per-task", type=click.FloatRange(min=0), default=None,
+                help="With --ray: GPUs per recording task; a fraction packs tasks on one GPU (0.25: four). "
+                     "Default: 1 with --device cuda, else 0.",
+            )(f)  # fmt: skip
+        f = click.option(
+            "--cpus-per-task", type=click.FloatRange(min=0), default=1.0, show_default=True,
+            help="With --ray: CPUs each recording task reserves on its node.",
+        )(f)  # fmt: skip
+        return click.option(
+            "--ray", "ray_address", metavar="ADDRESS", default=None,
+            help="Run one Ray task per recording: 'auto' (RAY_ADDRESS, else a cluster on this machine) or HOST:PORT "
+                 "of a running cluster. The dataset root must be on a filesystem every node mounts at the same path.",
+        )(f)  # fmt: skip
+
+    return deco
+
+
+def make_ray_options(address: str | None, cpus_per_task: float, gpus_per_task: float | None = None) -> Any:
+    """The stage's ``RayOptions`` from the command line (None without ``--ray``), checked before the
+    stage starts: Ray is installed and the cluster's address answers."""
+    if address is None:
+        return None
+    from gaitdata.distributed import RayOptions, preflight
+
+    try:
+        options = RayOptions(address=address, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--ray") from None
+    preflight(options)
+    return options

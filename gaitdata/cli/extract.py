@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gaitdata.cli.common import no_wait_option, output_options
+from gaitdata.cli.common import make_ray_options, no_wait_option, output_options, ray_options
 
 
 def _resize(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
@@ -63,7 +63,8 @@ def _resize(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
 @click.option("--keep-going", is_flag=True, help="Exit 0 even when some recordings fail or lose frames.")
 @click.option("--reader", type=click.Choice(["auto", "pyrealsense2", "python"]), default="auto", show_default=True,
               help="RealSense reader (auto: pyrealsense2 when importable).")  # fmt: skip
-def command(sources: tuple[str, ...], out: str, **opts) -> None:
+@ray_options(gpus=False)
+def command(sources: tuple[str, ...], out: str, ray_address: str | None, cpus_per_task: float, **opts) -> None:
     """Extract time-aligned RGB + registered raw 16-bit depth frames into a dataset root.
 
     SOURCES are files or folders (searched recursively): RealSense .bag/.db3, colour+depth pairs
@@ -81,12 +82,15 @@ def command(sources: tuple[str, ...], out: str, **opts) -> None:
       gaitdata extract recordings/ --out data/root --fps 10 --resize 640x-1 --id-pattern '{subject}/{session}_{view}'
       gaitdata extract a.bag b.db3 --out data/root --start 2 --end 12 --max-frames 100 --keep-going
       gaitdata extract recordings/ --out data/root --dry-run
+      gaitdata extract /shared/recordings --out /shared/root --ray auto          # Ray: one task per recording
+      gaitdata extract /shared/recordings --out /shared/root --ray 10.0.0.5:6379 --cpus-per-task 2
     """
     from rich.console import Console
 
     from gaitdata.extract import ExtractOptions, extract
 
     err = Console(stderr=True)
+    opts["ray"] = make_ray_options(ray_address, cpus_per_task)
     try:
         options = ExtractOptions(**opts)
     except ValueError as exc:

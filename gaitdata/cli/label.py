@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gaitdata.cli.common import no_wait_option, output_options
+from gaitdata.cli.common import make_ray_options, no_wait_option, output_options, ray_options
 
 
 def _thresholds(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
@@ -41,10 +41,12 @@ def _thresholds(ctx: click.Context, param: click.Parameter, value: str) -> tuple
 @click.option("--video", "videos", multiple=True, help="Label only these video ids (repeatable).")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Frame-decoding threads.")
 @click.option("--overwrite", is_flag=True, help="Relabel from scratch (drops earlier parts of this label set).")
+@ray_options(gpus=True)
 def command(
     root: str | None, teacher: str, weights: str | None, device: str, batch_size: int, label_set: str | None,
     boxes: str, smooth: bool, vis_thresholds: tuple[float, float], mode: str | None, no_subject: bool,
-    no_qa: bool, videos: tuple[str, ...], workers: int, overwrite: bool,
+    no_qa: bool, videos: tuple[str, ...], workers: int, overwrite: bool, ray_address: str | None,
+    cpus_per_task: float, gpus_per_task: float | None,
 ) -> None:  # fmt: skip
     """Pseudo-label every extracted frame of ROOT with a teacher pose model.
 
@@ -60,6 +62,9 @@ def command(
       gaitdata label data/root --teacher alphapose --weights fast_res50_256x192.pth --boxes depth
       gaitdata label data/root --teacher alphapose --boxes json:det_results.json --device cuda
       gaitdata label data/root --smooth --vis-thresholds 0.3,0.6 --label-set mp_smooth
+      gaitdata label /shared/root --ray auto                                 # Ray: one task per recording
+      gaitdata label /shared/root --teacher alphapose --weights /shared/w/fast_res50_256x192.pth \\
+          --device cuda --ray 10.0.0.5:6379 --gpus-per-task 0.25             # four tasks per GPU
     """
     from pseudolabel.registry import list_teachers
 
@@ -74,11 +79,12 @@ def command(
     from pseudolabel.runner import label
 
     opts = {"mode": mode} if mode else {}
+    ray = make_ray_options(ray_address, cpus_per_task, gpus_per_task)
     s = label(
         root, teacher=teacher, label_set=label_set, weights=weights, device=device, batch_size=batch_size,
         boxes=boxes, progress=True, smooth="one_euro" if smooth else None, vis_thresholds=vis_thresholds,
         select_subject=not no_subject, qa=not no_qa, videos=list(videos) or None, overwrite=overwrite,
-        workers=workers, **opts,
+        workers=workers, ray=ray, **opts,
     )  # fmt: skip
     console = make_console()
     console.print(recordings_table(f"label set {s.label_set} ({s.teacher})", s.recordings, total=s))
