@@ -56,6 +56,11 @@ class Teacher(Protocol):
         ...
 
 
+# A teacher may also define ``refine_recording(rows, near_depths)``: the runner calls it once per
+# recording with the recording's raw label rows (and per-row joint depths), before post-processing,
+# to change keypoints in place with the whole recording in view (e.g. left/right consistency).
+
+
 def check_device(device: str) -> None:
     """``auto``/``cpu`` always pass; ``cuda[:N]`` needs torch with a visible CUDA device."""
     if device in ("auto", "cpu"):
@@ -84,6 +89,7 @@ _BUILTIN: dict[str, str] = {
     "mediapipe": "pseudolabel.teachers.mediapipe",
     "alphapose": "pseudolabel.teachers.alphapose",
     "centernet": "pseudolabel.teachers.centernet",
+    "student": "pseudolabel.teachers.student",
 }
 
 

@@ -324,6 +324,9 @@ def label_recording(
                 flush()
         if batch:
             flush()
+        refine = getattr(teacher, "refine_recording", None)
+        if callable(refine):  # a teacher that looks at the whole recording (see pseudolabel.registry)
+            refine(rows, near_depths)
         background = background_future.result() if background_future is not None else None
     finally:
         bg_pool.shutdown(wait=True, cancel_futures=True)

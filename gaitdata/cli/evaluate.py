@@ -1,4 +1,4 @@
-"""``gaitdata evaluate ROOT --model PATH --split test``."""
+"""``gaitdata evaluate ROOT --run RUN --split test``."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from gaitdata.cli.common import no_wait_option, output_options
 @output_options
 @click.argument("root", type=click.Path(file_okay=False, exists=True, path_type=str))
 @click.option(
-    "--model",
-    "model_path",
-    required=True,
+    "--run",
+    "run_path",
     type=click.Path(exists=True, path_type=str),
-    help="Student run directory (evaluates best.pt, pruned.pt, int8.pt found there) or a checkpoint.",
+    help="Student run directory (evaluates best.pt and the pruned.pt / int8.pt found there) or a checkpoint.",
 )
+@click.option("--model", "model_path", type=click.Path(exists=True, path_type=str), hidden=True,
+              help="Deprecated spelling of --run.")  # fmt: skip
 @click.option("--split", default="test", show_default=True, help="Export part to evaluate on (e.g. test).")
 @click.option("--labels", help="Teacher label set used as reference [default: the export's annotations].")
 @click.option(
@@ -34,77 +35,95 @@ from gaitdata.cli.common import no_wait_option, output_options
 @click.option(
     "--teacher-weights",
     type=click.Path(dir_okay=False, exists=True, path_type=str),
-    help="Teacher checkpoint for the cost table (random weights otherwise; cost does not depend on them).",
+    help="FastPose-R50 checkpoint for the cost table (random weights otherwise: cost only).",
 )
 @click.option("--no-latency", is_flag=True, help="Skip latency measurements.")
 @click.option(
     "--flip-test", is_flag=True, help="Average each prediction with the mirrored crop's (2x inference)."
 )
 @click.option(
-    "--no-variants",
+    "--no-consistency",
     is_flag=True,
-    help="Do not create the run's missing pruned.pt / int8.pt first (by default they are made with "
-    "gaitdata compress defaults, so the cost table is complete).",
+    help="Evaluate the raw per-frame poses (by default left/right are made consistent along each track).",
 )
+@click.option(
+    "--tolerance",
+    default=0.02,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="PCK@0.1 (fraction) a compressed variant may lose against fp32.",
+)
+@click.option(
+    "--make-variants",
+    is_flag=True,
+    help="First create the run's missing pruned.pt / int8.pt with gaitdata compress defaults.",
+)
+@click.option("--no-variants", is_flag=True, hidden=True, help="Deprecated: variants are made only with --make-variants.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=str),
     help="Report folder [default: the run directory].",
 )
-def command(root: str, model_path: str, split: str, labels: str | None, gt: str, export: str | None,
-            teacher_weights: str | None, no_latency: bool,
-    flip_test: bool, no_variants: bool, out: str | None) -> None:  # fmt: skip
+def command(root: str, run_path: str | None, model_path: str | None, split: str, labels: str | None, gt: str,
+            export: str | None, teacher_weights: str | None, no_latency: bool, flip_test: bool, no_consistency: bool,
+            tolerance: float, make_variants: bool, no_variants: bool, out: str | None) -> None:  # fmt: skip
     """Evaluate a student on held-out videos against the teacher (and ground truth on synthetic data).
 
-    Writes report.md, metrics.json and report/*.png into the run directory (or --out).
+    Accuracy (OKS AP, PCK, per joint), gait angles per view, heel strikes / step time / cadence in
+    side views, each compressed variant against fp32, and cost. Writes report.md, metrics.json and
+    report/*.png into the run directory (or --out); writes nothing else.
 
     \b
     Examples:
-      gaitdata evaluate data/root --model data/root/models/fastpose_res18_w050 --split test
-      gaitdata evaluate data/root --model data/root/models/fastpose_res18_w050 --labels mediapipe --gt ground_truth
-      gaitdata evaluate data/root --model run/pruned.pt --no-latency --no-variants --out /tmp/eval
+      gaitdata evaluate data/root --run data/root/models/fastpose_res18_w050 --split test
+      gaitdata evaluate data/root --run data/root/models/fastpose_res18_w050 --labels mediapipe --gt ground_truth
+      gaitdata evaluate data/root --run run/pruned.pt --no-latency --out /tmp/eval
     """
     from gaitdata import student
-    from gaitdata.progress import console as make_console
-    from gaitdata.tables import key_column, make_table, num_column
+    from gaitdata.student.consistency import ConsistencyConfig
 
+    console = Console()
+    if model_path is not None:
+        console.print("[yellow]warning:[/] evaluate --model is deprecated; use --run RUN_DIR|CHECKPOINT")
+        if run_path is not None and run_path != model_path:
+            raise click.UsageError("give the run once: --run (or the deprecated --model), not both")
+        run_path = run_path or model_path
+    if run_path is None:
+        raise click.UsageError("missing --run RUN_DIR|CHECKPOINT (the student to evaluate)")
+    if no_variants:
+        console.print("[yellow]warning:[/] --no-variants is deprecated: variants are only made with --make-variants")
     res = student.evaluate(
-        root,
-        model_path,
-        split=split,
-        labels=labels,
-        gt=None if gt == "none" else gt,
-        out=out,
-        export=export,
-        teacher_weights=teacher_weights,
-        latency=not no_latency,
-        make_variants=not no_variants,
-        flip_test=flip_test,
-    )
-    console = make_console()
-    table = make_table(f"student vs {res.metrics['reference']} ({res.metrics['persons']} persons)")
-    key_column(table, "model")
-    for col in ("AP", "PCK@0.1", "vs GT\nPCK@0.1", "CPU\nms/crop"):
-        num_column(table, col)
+        root, run_path, split=split, labels=labels, gt=None if gt == "none" else gt, out=out, export=export,
+        teacher_weights=teacher_weights, latency=not no_latency, make_variants=make_variants,
+        flip_test=flip_test, consistency=None if no_consistency else ConsistencyConfig(), tolerance=tolerance,
+    )  # fmt: skip
+    m = res.metrics
+    table = Table(title=f"student vs {m['reference']} ({m['persons']} persons)")
+    for col in ("model", "AP", "PCK@0.1", "vs GT PCK@0.1", "side-view angle r", "CPU ms", "vs fp32"):
+        table.add_column(col, justify="right" if col != "model" else "left")
     cpu = {c["model"]: c["cpu_ms"] for c in res.cost}
-    for name, m in res.metrics["variants"].items():
-        g = m.get("vs_gt", {}).get("PCK@0.1")
+    for name, v in m["variants"].items():
+        g = v.get("vs_gt", {}).get("PCK@0.1")
+        check = v.get("check")
+        verdict = "-" if check is None else ("ok" if check["within_tolerance"] else "[bold red]MISSES tolerance[/]")
         table.add_row(
-            name,
-            f"{m['vs_teacher']['AP']:.3f}",
-            f"{m['vs_teacher']['PCK@0.1']:.3f}",
-            "-" if g is None else f"{g:.3f}",
-            f"{cpu.get('student ' + name, float('nan')):.2f}",
-        )
-    t = res.metrics.get("teacher_vs_gt")
+            name, f"{v['vs_teacher']['AP']:.3f}", f"{v['vs_teacher']['PCK@0.1']:.3f}",
+            "-" if g is None else f"{g:.3f}", _num(v.get("side_angle_r")),
+            _num(cpu.get("student " + name), 2), verdict,
+        )  # fmt: skip
+    t = m.get("teacher_vs_gt")
     tc = next((c for c in res.cost if c["model"].startswith("teacher")), None)
     if t is not None or tc is not None:
         table.add_row(
-            "teacher",
-            "-",
-            "-",
-            "-" if t is None else f"{t['PCK@0.1']:.3f}",
-            "-" if tc is None else f"{tc['cpu_ms']:.2f}",
-        )
+            f"teacher ({m.get('teacher') or m['reference']})", "-", "-",
+            "-" if t is None else f"{t['PCK@0.1']:.3f}", _num(m["angles"]["side_r"].get("teacher_vs_gt")),
+            "-" if tc is None else f"{tc['cpu_ms']:.2f}/{tc.get('per', 'crop')}", "-",
+        )  # fmt: skip
     console.print(table)
-    console.print(f"report: {res.report}", highlight=False, soft_wrap=True)
+    console.print(f"report: {res.report}")
+
+
+def _num(v: float | None, digits: int = 3) -> str:
+    import math
+
+    return "-" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"

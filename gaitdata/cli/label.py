@@ -22,7 +22,8 @@ def _thresholds(ctx: click.Context, param: click.Parameter, value: str) -> tuple
 @output_options
 @click.argument("root", required=False, type=click.Path(file_okay=False, path_type=str))
 @click.option("--teacher", "-t", default="mediapipe", show_default=True, help="Teacher name; 'list' prints them.")
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=str), help="Checkpoint of a teacher that needs one.")
+@click.option("--weights", type=click.Path(path_type=str),
+              help="Checkpoint of a teacher that needs one (student: a run directory, .pt or .onnx).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--label-set", help="Name of the label set (default: the teacher's name).")
@@ -61,6 +62,7 @@ def command(
       gaitdata label data/root --teacher mediapipe --boxes depth --label-set mp_multi
       gaitdata label data/root --teacher alphapose --weights fast_res50_256x192.pth --boxes depth
       gaitdata label data/root --teacher alphapose --boxes json:det_results.json --device cuda
+      gaitdata label data/root --teacher student --weights data/root/models/run1 --boxes labels:mediapipe
       gaitdata label data/root --smooth --vis-thresholds 0.3,0.6 --label-set mp_smooth
       gaitdata label /shared/root --ray auto                                 # Ray: one task per recording
       gaitdata label /shared/root --teacher alphapose --weights /shared/w/fast_res50_256x192.pth \\

@@ -34,7 +34,7 @@ def _hw(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[
     show_default=True,
     help="Student name; 'list' prints them.",
 )
-@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=0))
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
 @click.option("--lr", default=2e-3, show_default=True, type=float, help="AdamW peak learning rate.")
 @click.option("--schedule", type=click.Choice(["cosine", "step"]), default="cosine", show_default=True)
@@ -79,15 +79,28 @@ def _hw(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[
     type=float,
     help="L1 on prunable batch-norm scales (network slimming) so compress --method slim can prune; 0: off.",
 )
-@click.option("--flip-prob", default=0.5, show_default=True, type=click.FloatRange(0, 1))
+@click.option(
+    "--flip-prob",
+    default="auto",
+    show_default=True,
+    help="Horizontal flip probability, or 'auto': no flips when the side views already walk both ways.",
+)
+@click.option(
+    "--no-label-consistency",
+    is_flag=True,
+    help="Train on the labels as exported (by default left/right are made consistent along each track).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--workers", "num_workers", default=0, show_default=True, type=click.IntRange(min=0))
 def command(root: str | None, export_dir: str | None, model: str, epochs: int, batch_size: int, lr: float,
             schedule: str, input_size: tuple[int, int] | None, width_mult: float | None, out: str | None, seed: int,
             resume: bool, overwrite: bool, image_root: str | None, teacher_weights: str | None,
-            distill_alpha: float, distill_loss: str, slim_l1: float, flip_prob: float, device: str,
-            num_workers: int) -> None:  # fmt: skip
+            distill_alpha: float, distill_loss: str, slim_l1: float, flip_prob: str,
+            no_label_consistency: bool, device: str, num_workers: int, quiet: bool) -> None:  # fmt: skip
     """Train a student SPPE on a COCO keypoints export of ROOT.
+
+    --model is a registered student architecture (gaitdata train --model list); the trained run is
+    what compress, evaluate and label --teacher student take.
 
     Writes ROOT/models/MODEL/ (or --out): best.pt, last.pt (every epoch), train_log.csv, config.json.
     CPU runs with the same --seed give identical weights. Multi-GPU: launch with torchrun (see
@@ -113,6 +126,14 @@ def command(root: str | None, export_dir: str | None, model: str, epochs: int, b
         return
     if root is None:
         raise click.UsageError("ROOT is required (or --model list)")
+    flip: float | None = None
+    if flip_prob != "auto":
+        try:
+            flip = float(flip_prob)
+        except ValueError:
+            raise click.BadParameter(f"expected a probability or 'auto', got {flip_prob!r}", param_hint="--flip-prob") from None
+        if not 0.0 <= flip <= 1.0:
+            raise click.BadParameter(f"must be in [0, 1], got {flip}", param_hint="--flip-prob")
     kw = {}
     if input_size:
         kw["input_size"] = list(input_size)
@@ -122,7 +143,8 @@ def command(root: str | None, export_dir: str | None, model: str, epochs: int, b
         root, export_dir, model=model, epochs=epochs, out=out, seed=seed, progress=not is_quiet(), resume=resume,
         overwrite=overwrite, image_root=image_root, batch_size=batch_size, lr=lr, schedule=schedule,
         model_kwargs=kw, teacher_weights=teacher_weights, distill_alpha=distill_alpha, distill_loss=distill_loss,
-        slim_l1=slim_l1, flip_prob=flip_prob, device=device, num_workers=num_workers,
+        slim_l1=slim_l1, flip_prob=flip, label_consistency=not no_label_consistency, device=device,
+        num_workers=num_workers,
     )  # fmt: skip
     import json
     import os

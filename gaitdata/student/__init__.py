@@ -6,14 +6,16 @@ Public API (torch is imported only when these are called)::
     student.list_students()
     net = student.create_student("fastpose_res18_w050", input_size=(128, 96))
     run = student.train(root, root / "exports/coco", model="fastpose_res18_w050", epochs=30)
-    student.compress(run, "slim")      # -> run/pruned.pt
+    student.compress(run, "slim")      # -> run/pruned.pt (30% fewer MACs, checked against fp32)
     student.compress(run, "int8")      # -> run/int8.pt
-    student.compress(run, "onnx")      # -> run/model.onnx
+    student.compress(run, "onnx")      # -> run/model.onnx (preprocessing in its metadata)
     res = student.evaluate(root, run, split="test", labels="mediapipe")   # -> res.report
 
 Modules: ``models`` (architectures, registry, parameter/FLOP counts), ``data`` (COCO crops,
-augmentation, heatmaps), ``trainer``, ``slim`` (network slimming), ``quant`` (int8, ONNX),
-``compression``, ``evaluation`` + ``report``, ``checkpoint``, ``toy`` (tiny synthetic data for tests).
+augmentation, heatmaps), ``trainer``, ``consistency`` (left/right consistency and smoothing along
+tracks), ``gait`` (angles, heel strikes, cadence), ``slim`` (channel pruning), ``quant`` (int8,
+ONNX), ``compression``, ``evaluation`` + ``report`` + ``cost``, ``checkpoint``, ``toy`` (tiny
+synthetic data for tests).
 """
 
 from __future__ import annotations
@@ -90,7 +92,8 @@ def train(
 @writes_root("compress", lambda a: {find_root(a["kw"].get("out") or a["model_path"]), find_root(a["model_path"])},
              out=lambda a: a["kw"].get("out"))
 def compress(model_path: Any, method: str, **kw: Any) -> Path:
-    """slim | int8 | onnx; returns the written file. See :func:`gaitdata.student.compression.compress`."""
+    """slim | int8 | onnx; returns the written file (its check against fp32 is in the run's
+    compress.json). See :func:`gaitdata.student.compression.compress`."""
     from gaitdata.student.compression import compress as _compress
 
     return _compress(model_path, method, **kw)
@@ -107,7 +110,9 @@ def evaluate(
     out: Any = None,
     **kw: Any,
 ):
-    """Evaluate against the teacher (and ground truth) and write the report; returns an EvalResult."""
+    """Evaluate against the teacher (and ground truth) and write the report; returns an EvalResult.
+    Keyword options (``make_variants``, ``consistency``, ``tolerance``, ...): see
+    :func:`gaitdata.student.evaluation.evaluate`."""
     from gaitdata.student.evaluation import evaluate as _evaluate
 
     return _evaluate(root, model_path, split=split, labels=labels, gt=gt, out=out, **kw)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +42,16 @@ class Instance:
     scores: np.ndarray  # (K,) teacher confidence (1 where the export carries none)
     score: float  # person score
     file_name: str
+    video_id: str | None = None  # gaitdata exports name the recording, frame and track of each person
+    frame_index: int | None = None
+    track_id: int | None = None
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    flip_prob: float = 0.5
+    # horizontal flip (labels swapped with the schema's flip pairs); None: decided from the data by
+    # :func:`scene_flip_prob` (a mirrored side view is only needed when the data lacks that direction)
+    flip_prob: float | None = None
     scale_factor: float = 0.15  # scale ~ 1 + clip(N(0, sf), -sf, sf)
     rot_factor: float = 10.0  # degrees, applied with probability rot_prob
     rot_prob: float = 0.6
@@ -55,6 +60,37 @@ class AugmentConfig:
     color_jitter: float = 0.3  # brightness, contrast and saturation factors drawn from [1 - j, 1 + j]
     channel_shuffle_prob: float = 0.2  # permute R, G, B (clothing colour must not identify a joint)
     grayscale_prob: float = 0.1
+
+
+def scene_flip_prob(instances: list[Instance], schema: KeypointSchema = COCO17, default: float = 0.5) -> tuple[float, str]:
+    """The flip probability that respects the scene, and why.
+
+    A mirrored side view is a person walking the other way, with left and right exchanged. When the
+    training data already shows people walking both ways in side views, mirrors add nothing the
+    scene needs and blur what tells the legs apart (measured on held-out synthetic subjects: flips
+    halved the students' side-view angle correlation): no flips. When side views go one way only,
+    mirrors supply the other direction (``default``); without side views, ``default`` as usual.
+    """
+    from gaitdata.student.consistency import side_view_facing
+
+    tracks: dict[tuple[str, int], list[Instance]] = {}
+    for it in instances:
+        if it.video_id is not None and it.frame_index is not None:
+            tracks.setdefault((it.video_id, -1 if it.track_id is None else it.track_id), []).append(it)
+    facings = set()
+    for rows in tracks.values():
+        if len(rows) < 3:
+            continue
+        kp = np.stack([r.keypoints for r in rows]).astype(np.float64)
+        kp[..., 2] = np.where(kp[..., 2] > 0, np.stack([r.scores for r in rows]), 0.0)
+        f = side_view_facing(kp, np.array([r.bbox[3] for r in rows]), schema)
+        if f:
+            facings.add(f)
+    if facings == {1, -1}:
+        return 0.0, "side views walk both ways: no mirrors needed"
+    if facings:
+        return default, "side views walk one way only: mirrors supply the other direction"
+    return default, "no side views"
 
 
 def color_params(rng: np.random.Generator, aug: AugmentConfig) -> dict[str, Any]:
@@ -161,6 +197,7 @@ def load_coco_instances(
             raise GaitdataError(
                 f"{coco_file}: annotation {ann.get('id')} has {scores.size} keypoint_scores, expected {k}"
             )
+        track = ann.get("track_id")
         out.append(
             Instance(
                 image_path=str(root / im["file_name"]),
@@ -171,6 +208,9 @@ def load_coco_instances(
                 scores=np.clip(scores, 0.0, 1.0).astype(np.float32),
                 score=float(ann.get("score", 1.0)),
                 file_name=str(im["file_name"]),
+                video_id=None if im.get("video_id") is None else str(im["video_id"]),
+                frame_index=None if im.get("frame_index") is None else int(im["frame_index"]),
+                track_id=None if track is None else int(track),
             )
         )
     if require and not out:
@@ -181,21 +221,65 @@ def load_coco_instances(
     return out, data
 
 
+def consistent_instances(
+    instances: list[Instance], schema: KeypointSchema = COCO17, cfg: Any = None
+) -> tuple[list[Instance], int]:
+    """Training labels with left/right kept consistent along each (recording, track).
+
+    Uses :func:`gaitdata.student.consistency.consistent_persons` on the instances that name their
+    recording and frame (gaitdata exports do); persons without a track id form one track per
+    recording when each frame has one of them. Returns the instances (same order) and how many had
+    a limb chain swapped.
+    """
+    from gaitdata.student.consistency import ConsistencyConfig, consistent_persons, limb_chains
+
+    cfg = cfg or ConsistencyConfig()
+    idx = [i for i, it in enumerate(instances) if it.video_id is not None and it.frame_index is not None]
+    if not idx:
+        return list(instances), 0
+    vids = np.array([instances[i].video_id for i in idx])
+    frames = np.array([instances[i].frame_index for i in idx], np.int64)
+    tracks = np.array([-1 if instances[i].track_id is None else instances[i].track_id for i in idx])
+    kp = np.stack([instances[i].keypoints for i in idx]).astype(np.float64)
+    conf = np.where(kp[..., 2] > 0, np.stack([instances[i].scores for i in idx]), 0.0)
+    scale = np.array([instances[i].bbox[3] for i in idx], np.float64)
+    fixed, flags = consistent_persons(vids, tracks, frames, np.concatenate([kp[..., :2], conf[..., None]], -1),
+                                      scale, schema, cfg)  # fmt: skip
+    out = list(instances)
+    perm_src = np.arange(schema.num_keypoints)
+    n = 0
+    for row, i in enumerate(idx):
+        if not flags[row].any():
+            continue
+        n += 1
+        # carry visibility and confidence with the swapped joints: find each joint's source
+        src = perm_src.copy()
+        for c, chain in enumerate(limb_chains(schema)):
+            if flags[row, c]:
+                for a, b in chain:
+                    src[a], src[b] = b, a
+        it = instances[i]
+        new_kp = it.keypoints[src].copy()
+        new_kp[:, :2] = fixed[row, :, :2]
+        out[i] = replace(it, keypoints=new_kp.astype(np.float32), scores=it.scores[src].copy())
+    return out, n
+
+
 # ------------------------------------------------------------------------------------------------
 # geometry
 
 
 def box_to_center_scale(
-    bbox: tuple[float, float, float, float] | np.ndarray, aspect: float
+    bbox: tuple[float, float, float, float] | np.ndarray, aspect: float, scale: float = BOX_SCALE
 ) -> tuple[np.ndarray, np.ndarray]:
-    """AlphaPose box -> centre and (w, h): fixed to ``aspect`` = w / h, enlarged x 1.25."""
+    """AlphaPose box -> centre and (w, h): fixed to ``aspect`` = w / h, enlarged x ``scale`` (1.25)."""
     x, y, w, h = (float(v) for v in bbox)
     c = np.array([x + w * 0.5, y + h * 0.5], dtype=np.float64)
     if w > aspect * h:
         h = w / aspect
     elif w < aspect * h:
         w = h * aspect
-    return c, np.array([w, h], dtype=np.float64) * BOX_SCALE
+    return c, np.array([w, h], dtype=np.float64) * scale
 
 
 def affine_matrix(
@@ -245,10 +329,15 @@ def warp(image: np.ndarray, mat: np.ndarray, out_hw: tuple[int, int]) -> np.ndar
     )
 
 
-def normalize(crop: np.ndarray) -> np.ndarray:
-    """uint8 RGB (H, W, 3) -> float32 (3, H, W): /255 minus the AlphaPose means."""
-    x = crop.astype(np.float32) / 255.0
-    x -= np.asarray(PIXEL_MEAN, dtype=np.float32)
+def normalize(
+    crop: np.ndarray, mean: tuple[float, ...] = PIXEL_MEAN, std: tuple[float, ...] = (1.0, 1.0, 1.0),
+    pixel_scale: float = 1.0 / 255.0,
+) -> np.ndarray:  # fmt: skip
+    """uint8 RGB (H, W, 3) -> float32 (3, H, W): (x * pixel_scale - mean) / std (default: /255 minus
+    the AlphaPose means, no std)."""
+    x = crop.astype(np.float32) * np.float32(pixel_scale)
+    x -= np.asarray(mean, dtype=np.float32)
+    x /= np.asarray(std, dtype=np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
@@ -401,6 +490,8 @@ class CropDataset:
         self.schema = schema
         self.train = train
         self.aug = augment or AugmentConfig()
+        if self.train and self.aug.flip_prob is None:
+            self.aug = replace(self.aug, flip_prob=scene_flip_prob(instances, schema)[0])
         self.sigma = sigma if sigma is not None else max(1.0, 2.0 * self.heatmap_size[1] / 48.0)
         self.seed = seed
         self.epoch = 0
@@ -487,16 +578,19 @@ class CropDataset:
 
 
 def crops_for_boxes(
-    image: np.ndarray, boxes: np.ndarray, input_size: tuple[int, int], flip: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
+    image: np.ndarray, boxes: np.ndarray, input_size: tuple[int, int], flip: bool = False, *,
+    aspect: float | None = None, box_scale: float = BOX_SCALE, mean: tuple[float, ...] = PIXEL_MEAN,
+    std: tuple[float, ...] = (1.0, 1.0, 1.0), pixel_scale: float = 1.0 / 255.0,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Inference crops: (N, 4) boxes -> (N, 3, H, W) normalised crops and (N, 2, 3) matrices
-    (mirrored crops with ``flip``; their matrices include the mirror)."""
-    aspect = input_size[1] / input_size[0]
+    (mirrored crops with ``flip``; their matrices include the mirror). The keyword arguments are
+    the preprocessing a model's metadata names (defaults: this package's students)."""
+    aspect = aspect if aspect is not None else input_size[1] / input_size[0]
     crops, mats = [], []
     for b in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
-        c, s = box_to_center_scale(b, aspect)
+        c, s = box_to_center_scale(b, aspect, box_scale)
         m = affine_matrix(c, s, 0.0, input_size, flip)
-        crops.append(normalize(warp(image, m, input_size)))
+        crops.append(normalize(warp(image, m, input_size), mean, std, pixel_scale))
         mats.append(m)
     if not crops:
         return np.zeros((0, 3, *input_size), np.float32), np.zeros((0, 2, 3))

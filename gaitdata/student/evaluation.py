@@ -1,24 +1,27 @@
 """Evaluate a student against the teacher on held-out videos, and both against ground truth.
 
-``gaitdata evaluate ROOT --model RUN --split test [--labels TEACHER_SET] [--gt ground_truth]``
+``gaitdata evaluate ROOT --run RUN --split test [--labels TEACHER_SET] [--gt ground_truth]``
 
 - The frames: the COCO export of the split (``<export>/<split>.json``; the export the model was
   trained from unless ``export`` is given). The reference: the label set ``labels`` on those frames
   (else the export's own annotations, which are the teacher's labels).
-- The student runs on the reference's person boxes (top-down, as it would behind the same proposer).
+- The student runs on the reference's person boxes (top-down, as it would behind the same
+  proposer); its per-frame poses are then made left/right consistent along each track
+  (:mod:`gaitdata.student.consistency`; ``consistency=None`` reports the raw per-frame output).
 - Accuracy vs the teacher: OKS AP (pycocotools COCOeval, iouType keypoints, the schema's sigmas,
   area = box area), PCK at 0.05 / 0.1 / 0.2 of the box's longer side, per-joint errors.
-- Gait: hip and knee flexion (180 deg minus the shoulder-hip-knee / hip-knee-ankle angle) and the
-  shank's inclination from vertical (COCO-17 has no foot points for a true ankle angle), per
-  recording, for the subject; correlation and RMSE of the student's curves against the teacher's.
-- With a ground-truth label set (synthetic data): student AND teacher against it (the student's
-  prediction for the teacher person whose box overlaps the ground-truth box most).
-- Cost, measured in the same run: CPU latency per crop (batch 1, and GPU when present) for the
-  student fp32, pruned and int8 variants found in the run directory and the FastPose-R50 teacher
-  (random weights when no checkpoint is given; latency and FLOPs do not depend on them),
-  parameters, multiply-accumulates, file size.
+- With a ground-truth label set (synthetic data): student AND teacher against it (each
+  ground-truth person matched one-to-one to the reference person whose box overlaps it most).
+- Gait, per view (from the recordings' ``view``, else the track's geometry): hip/knee flexion
+  and shank inclination curves, correlation and RMSE against ground truth and the teacher; a
+  correlation is reported only where the reference angle varies (front views: it does not); in
+  side views, heel strikes, step and stride time and cadence (:mod:`gaitdata.student.gait`).
+- Compressed variants found in the run (``pruned.pt``, ``int8.pt``, ...) are evaluated too and
+  checked against the fp32 model (PCK@0.1 drop within ``tolerance``); ``make_variants=True``
+  first creates the missing ones (off by default: evaluation writes only its report).
+- Cost, measured in the same run (:mod:`gaitdata.student.cost`).
 
-Writes ``<run>/report.md``, ``<run>/metrics.json`` and PNG plots under ``<run>/report/``.
+Writes ``<out>/report.md``, ``<out>/metrics.json`` and PNG plots under ``<out>/report/``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import io
 import json
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,8 @@ import pandas as pd
 from gaitdata.errors import GaitdataError, require
 from gaitdata.io import atomic_write_json
 from gaitdata.schema import COCO17, KeypointSchema
-from gaitdata.staleness import check_evaluate_inputs
+from gaitdata.student.consistency import ConsistencyConfig, consistent_persons, side_view_facing
+from gaitdata.student.gait import cycle_summary, gait_angles, match_events, track_events
 
 PCK_ALPHAS = (0.05, 0.1, 0.2)
 VARIANT_FILES = (
@@ -48,6 +51,9 @@ VARIANT_FILES = (
     ("int8", "int8.pt"),
     ("pruned_int8", "pruned_int8.pt"),
 )
+MIN_ANGLE_STD = 5.0  # degrees: a reference curve flatter than this makes a correlation meaningless
+EVENT_TOLERANCE_S = 0.1  # a heel strike within this of the reference's counts as found
+DEFAULT_TOLERANCE = 0.02  # PCK@0.1 a compressed variant may lose against fp32
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ class EvalResult:
     run_dir: Path
     report: Path
     metrics: dict[str, Any]  # per variant: {"vs_teacher": {...}, "vs_gt": {...}}; plus "teacher_vs_gt"
-    cost: list[dict[str, Any]]  # one row per model: name, params, macs, size_bytes, cpu_ms, gpu_ms
+    cost: list[dict[str, Any]]  # one row per model: name, params, macs, size_bytes, cpu_ms, gpu_ms, ...
     angles: dict[str, Any] = field(default_factory=dict)
     plots: tuple[Path, ...] = ()
 
@@ -75,12 +81,26 @@ class Persons:
     vis: np.ndarray  # (N, K) COCO v
     score: np.ndarray  # (N,)
     is_subject: np.ndarray  # (N,) bool
+    track_id: np.ndarray | None = None  # (N,) int, -1 unknown
+
+    def __post_init__(self) -> None:
+        if self.track_id is None:
+            self.track_id = np.full(len(self.video_id), -1, np.int64)
 
     def __len__(self) -> int:
         return len(self.video_id)
 
     def subset(self, idx: np.ndarray) -> Persons:
         return Persons(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+
+    def with_keypoints(self, kp: np.ndarray) -> Persons:
+        return Persons(self.video_id, self.frame_index, self.bbox, kp, self.vis, self.score, self.is_subject,
+                       self.track_id)  # fmt: skip
+
+
+def _empty_persons(k: int) -> Persons:
+    return Persons(np.array([], str), np.array([], int), np.zeros((0, 4)), np.zeros((0, k, 3)),
+                   np.zeros((0, k), int), np.zeros(0), np.zeros(0, bool))  # fmt: skip
 
 
 def persons_from_labels(df: pd.DataFrame, k: int) -> Persons:
@@ -91,6 +111,7 @@ def persons_from_labels(df: pd.DataFrame, k: int) -> Persons:
     if subj.isna().all():  # no subject selection: the highest-scoring person of each frame
         top = df.groupby(["video_id", "frame_index"])["score"].transform("max")
         subj = df["score"] == top
+    track = df["track_id"] if "track_id" in df else pd.Series([pd.NA] * len(df))
     return Persons(
         video_id=df["video_id"].astype(str).to_numpy(),
         frame_index=df["frame_index"].astype(int).to_numpy(),
@@ -99,6 +120,7 @@ def persons_from_labels(df: pd.DataFrame, k: int) -> Persons:
         vis=visibility_array(df, k).astype(np.int64),
         score=df["score"].fillna(1.0).to_numpy(np.float64),
         is_subject=subj.fillna(False).astype(bool).to_numpy(),
+        track_id=pd.to_numeric(track, errors="coerce").fillna(-1).astype(np.int64).to_numpy(),
     )
 
 
@@ -117,14 +139,8 @@ def frames_from_coco(coco_file: Path) -> tuple[pd.DataFrame, dict]:
                     f"{coco_file}: image {im.get('id')} has no video_id/frame_index and its file_name "
                     f"{im['file_name']!r} is not frames/<video>/rgb/<n>.jpg; evaluate a gaitdata export"
                 )
-        rows.append(
-            {
-                "image_id": int(im["id"]),
-                "video_id": str(vid),
-                "frame_index": int(fi),
-                "file_name": im["file_name"],
-            }
-        )
+        rows.append({"image_id": int(im["id"]), "video_id": str(vid), "frame_index": int(fi),
+                     "file_name": im["file_name"]})  # fmt: skip
     return pd.DataFrame(rows, columns=["image_id", "video_id", "frame_index", "file_name"]), data
 
 
@@ -135,28 +151,12 @@ def persons_from_coco(data: dict, frames: pd.DataFrame, k: int) -> Persons:
         kp = np.asarray(ann["keypoints"], np.float64).reshape(k, 3)
         conf = np.asarray(ann.get("keypoint_scores") or (kp[:, 2] > 0).astype(float), np.float64)
         im = by_id.loc[int(ann["image_id"])]
-        rows.append(
-            (
-                im["video_id"],
-                int(im["frame_index"]),
-                ann["bbox"],
-                np.c_[kp[:, :2], conf],
-                kp[:, 2],
-                float(ann.get("score", 1.0)),
-                ann.get("is_subject"),
-            )
-        )
+        track = ann.get("track_id")
+        rows.append((im["video_id"], int(im["frame_index"]), ann["bbox"], np.c_[kp[:, :2], conf], kp[:, 2],
+                     float(ann.get("score", 1.0)), ann.get("is_subject"), -1 if track is None else int(track)))  # fmt: skip
     if not rows:
-        return Persons(
-            np.array([], str),
-            np.array([], int),
-            np.zeros((0, 4)),
-            np.zeros((0, k, 3)),
-            np.zeros((0, k), int),
-            np.zeros(0),
-            np.zeros(0, bool),
-        )
-    df = pd.DataFrame(rows, columns=["v", "f", "b", "kp", "vis", "s", "subj"])
+        return _empty_persons(k)
+    df = pd.DataFrame(rows, columns=["v", "f", "b", "kp", "vis", "s", "subj", "t"])
     subj = df["subj"]
     if subj.isna().all():
         subj = df["s"] == df.groupby(["v", "f"])["s"].transform("max")
@@ -168,6 +168,7 @@ def persons_from_coco(data: dict, frames: pd.DataFrame, k: int) -> Persons:
         np.stack(df["vis"]).astype(int),
         df["s"].to_numpy(float),
         subj.fillna(False).astype(bool).to_numpy(),
+        df["t"].to_numpy(np.int64),
     )
 
 
@@ -253,7 +254,7 @@ def predict_persons(
     flush()
     vis = np.where(out_kp[..., 2] > 0.0, 2, 0)
     score = ref.score * out_kp[..., 2].mean(1) if len(ref) else np.zeros(0)
-    return Persons(ref.video_id, ref.frame_index, ref.bbox, out_kp, vis, score, ref.is_subject)
+    return Persons(ref.video_id, ref.frame_index, ref.bbox, out_kp, vis, score, ref.is_subject, ref.track_id)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -356,23 +357,31 @@ def pck_table(pred: Persons, ref: Persons, schema: KeypointSchema = COCO17) -> d
 
 
 def match_boxes(a: Persons, b: Persons, min_iou: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-    """For each person of ``a``, the index of the same-frame person of ``b`` with the best box IoU
-    (>= ``min_iou``); returns (indices into a, indices into b)."""
-    ia, ib = [], []
+    """One-to-one matching of same-frame persons by box IoU (>= ``min_iou``, best pairs first);
+    returns (indices into a, indices into b)."""
     groups: dict[tuple[str, int], list[int]] = {}
     for j in range(len(b)):
-        groups.setdefault((b.video_id[j], int(b.frame_index[j])), []).append(j)
+        groups.setdefault((str(b.video_id[j]), int(b.frame_index[j])), []).append(j)
+    by_frame: dict[tuple[str, int], list[int]] = {}
     for i in range(len(a)):
-        cand = groups.get((a.video_id[i], int(a.frame_index[i])), [])
-        best, best_iou = -1, min_iou
-        for j in cand:
-            iou = _iou(a.bbox[i], b.bbox[j])
-            if iou >= best_iou:
-                best, best_iou = j, iou
-        if best >= 0:
+        by_frame.setdefault((str(a.video_id[i]), int(a.frame_index[i])), []).append(i)
+    ia, ib = [], []
+    for key, rows in by_frame.items():
+        cand = groups.get(key, [])
+        pairs = sorted(((_iou(a.bbox[i], b.bbox[j]), i, j) for i in rows for j in cand), reverse=True)
+        used_a: set[int] = set()
+        used_b: set[int] = set()
+        for iou, i, j in pairs:
+            if iou < min_iou:
+                break
+            if i in used_a or j in used_b:
+                continue
+            used_a.add(i)
+            used_b.add(j)
             ia.append(i)
-            ib.append(best)
-    return np.asarray(ia, int), np.asarray(ib, int)
+            ib.append(j)
+    order = np.argsort(ia, kind="stable")
+    return np.asarray(ia, int)[order], np.asarray(ib, int)[order]
 
 
 def _iou(p: np.ndarray, q: np.ndarray) -> float:
@@ -383,22 +392,18 @@ def _iou(p: np.ndarray, q: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def make_consistent(p: Persons, schema: KeypointSchema, cfg: ConsistencyConfig | None) -> Persons:
+    """Predictions made left/right consistent along each (recording, track) (subject tracks when
+    the reference has no track ids)."""
+    if cfg is None or not len(p):
+        return p
+    track = np.where(p.track_id >= 0, p.track_id, np.where(p.is_subject, -1, -2 - np.arange(len(p))))
+    kp, _ = consistent_persons(p.video_id, track, p.frame_index, p.kp, p.bbox[:, 3], schema, cfg)
+    return p.with_keypoints(kp)
+
+
 # ------------------------------------------------------------------------------------------------
-# gait angles
-
-
-def gait_angles(kp: np.ndarray, schema: KeypointSchema = COCO17) -> dict[str, np.ndarray]:
-    """(T, K, 2+) -> per angle name (T,) degrees: hip/knee flexion and shank inclination, left/right."""
-    from gaitdata.metrics import joint_angle
-
-    ix = schema.index
-    out = {}
-    for side in ("left", "right"):
-        sh, hip, knee, ank = (kp[:, ix(f"{side}_{n}"), :2] for n in ("shoulder", "hip", "knee", "ankle"))
-        out[f"{side}_hip"] = 180.0 - joint_angle(sh, hip, knee)
-        out[f"{side}_knee"] = 180.0 - joint_angle(hip, knee, ank)
-        out[f"{side}_shank"] = joint_angle(knee + np.array([0.0, 1.0]), knee, ank)  # vs image vertical (down)
-    return out
+# gait: angle curves and cycle events per recording, grouped by view
 
 
 def subject_track(p: Persons) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -415,10 +420,18 @@ def subject_track(p: Persons) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def _corr(x: np.ndarray, y: np.ndarray) -> float:
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() <= 2 or x[ok].std() == 0 or y[ok].std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x[ok], y[ok])[0, 1])
+
+
 def angle_agreement(a: Persons, b: Persons, schema: KeypointSchema = COCO17) -> dict[str, Any]:
-    """Per video and angle: Pearson r and RMSE of ``a``'s curve against ``b``'s (common frames)."""
+    """Per video and angle: Pearson r and RMSE of ``a``'s curve against ``b``'s (common frames);
+    r is NaN where ``b``'s curve is flatter than :data:`MIN_ANGLE_STD` (flagged ``flat``)."""
     ta, tb = subject_track(a), subject_track(b)
-    per_video: dict[str, dict[str, dict[str, float]]] = {}
+    per_video: dict[str, dict[str, dict[str, Any]]] = {}
     curves: dict[str, dict[str, Any]] = {}
     for vid in sorted(set(ta) & set(tb)):
         fa, ka = ta[vid]
@@ -432,22 +445,24 @@ def angle_agreement(a: Persons, b: Persons, schema: KeypointSchema = COCO17) -> 
         for name in aa:
             x, y = aa[name], ab[name]
             ok = np.isfinite(x) & np.isfinite(y)
-            r = (
-                float(np.corrcoef(x[ok], y[ok])[0, 1])
-                if ok.sum() > 2 and x[ok].std() > 0 and y[ok].std() > 0
-                else float("nan")
-            )
+            flat = bool(ok.sum() > 2 and np.nanstd(y[ok]) < MIN_ANGLE_STD)
             per_video[vid][name] = {
-                "r": r,
+                "r": float("nan") if flat else _corr(x, y),
                 "rmse": float(np.sqrt(np.mean((x[ok] - y[ok]) ** 2))) if ok.any() else float("nan"),
+                "ref_std": float(np.nanstd(y[ok])) if ok.any() else float("nan"),
+                "flat": flat,
             }
-    summary = {}
-    names = sorted({n for v in per_video.values() for n in v})
+    return {"per_video": per_video, "summary": _angle_summary(per_video), "curves": curves}
+
+
+def _angle_summary(per_video: dict[str, dict[str, dict[str, Any]]], videos: list[str] | None = None) -> dict:
+    vids = [v for v in per_video if videos is None or v in videos]
+    names = sorted({n for v in vids for n in per_video[v]})
+    out = {}
     for n in names:
-        rs = [per_video[v][n]["r"] for v in per_video if n in per_video[v]]
-        es = [per_video[v][n]["rmse"] for v in per_video if n in per_video[v]]
-        summary[n] = {"r": _nanmean(rs), "rmse": _nanmean(es)}
-    return {"per_video": per_video, "summary": summary, "curves": curves}
+        rows = [per_video[v][n] for v in vids if n in per_video[v]]
+        out[n] = {"r": _nanmean([r["r"] for r in rows]), "rmse": _nanmean([r["rmse"] for r in rows])}
+    return out
 
 
 def _nanmean(x: list[float]) -> float:
@@ -455,97 +470,101 @@ def _nanmean(x: list[float]) -> float:
     return float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
 
 
-# ------------------------------------------------------------------------------------------------
-# cost
+def mean_r(summary: dict[str, dict[str, float]]) -> float:
+    """Mean correlation over the angles of a summary (NaN when none is meaningful)."""
+    return _nanmean([v["r"] for v in summary.values()])
 
 
-def measure_latency(model, input_size, device=None, warmup: int = 3, runs: int = 10, batch: int = 1) -> float:
-    """Median milliseconds per forward pass of ``batch`` crops."""
-    import torch
-
-    device = device or torch.device("cpu")
-    x = torch.randn(batch, 3, *input_size, device=device)
-    times = []
-    with torch.no_grad():
-        for i in range(warmup + runs):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            model(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if i >= warmup:
-                times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1000)
+def video_views(droot: Any, ref: Persons) -> dict[str, str]:
+    """View of each recording: the ``view`` column of videos.parquet, else ``side`` when the
+    reference's subject track is a side view and ``other`` when it is not."""
+    views: dict[str, str] = {}
+    vids = droot.read_videos() if droot.videos_path.is_file() else None
+    known = {}
+    if vids is not None and "view" in vids:
+        known = {str(v): str(w) for v, w in zip(vids["video_id"], vids["view"], strict=True) if isinstance(w, str) and w}
+    for vid, (_, kp) in subject_track(ref).items():
+        if vid in known:
+            views[vid] = known[vid]
+            continue
+        scale = np.nanmax(kp[:, :, 1], axis=1) - np.nanmin(kp[:, :, 1], axis=1)
+        views[vid] = "side" if side_view_facing(kp, scale) else "other"
+    return views
 
 
-def model_cost(
-    name: str, model, fp32_model, input_size, path: Path | None, *, gpu: bool, runs: int = 10
-) -> dict[str, Any]:
-    import torch
-
-    from gaitdata.student.models import count_flops, count_parameters
-
-    row = {
-        "model": name,
-        "params": count_parameters(fp32_model),
-        "macs": count_flops(fp32_model, tuple(input_size)),
-        "size_bytes": path.stat().st_size if path is not None and path.is_file() else None,
-        "input": f"{input_size[0]}x{input_size[1]}",
-        "cpu_ms": measure_latency(model, input_size, warmup=min(3, runs), runs=runs),
-        "gpu_ms": None,
-    }
-    if gpu and not name.endswith("int8"):
-        dev = torch.device("cuda")
-        m = fp32_model.to(dev)
-        row["gpu_ms"] = measure_latency(m, input_size, dev, warmup=min(3, runs), runs=runs)
-        fp32_model.to("cpu")
-    return row
+def is_side(view: str) -> bool:
+    return view.lower() in ("side", "sagittal", "lateral", "left", "right")
 
 
-def teacher_cost(teacher_weights: str | None, *, gpu: bool, runs: int = 5) -> dict[str, Any] | None:
-    try:
-        from pseudolabel.models.fastpose import build_fastpose_r50
-    except ImportError:
-        return None
-    import torch
-
-    torch.manual_seed(0)
-    t = build_fastpose_r50().eval()
-    path = Path(teacher_weights) if teacher_weights else None
-    if path is not None:
-        from pseudolabel.checkpoints import load_checkpoint
-
-        load_checkpoint(path, t, expected="AlphaPose fast_res50_256x192.pth")
-    row = model_cost("teacher FastPose-R50", t, t, (256, 192), path, gpu=gpu, runs=runs)
-    if path is None:
-        row["size_bytes"] = sum(p.numel() * 4 for p in t.state_dict().values() if p.is_floating_point())
-        row["note"] = "random weights (fp32 size computed)"
-    return row
+def gait_cycles(tracks: dict[str, Persons], views: dict[str, str], fps: dict[str, float], reference: str,
+                schema: KeypointSchema = COCO17) -> dict[str, Any]:  # fmt: skip
+    """Per side-view recording and source (e.g. ground truth, teacher, student): heel strikes per
+    foot, step/stride time, cadence, and the events matched to ``reference``'s per foot."""
+    per_video: dict[str, Any] = {}
+    subj = {name: subject_track(p) for name, p in tracks.items()}
+    for vid in sorted(v for v in views if is_side(views[v])):
+        if reference not in subj or vid not in subj[reference]:
+            continue
+        rate = float(fps.get(vid) or 30.0)
+        f_ref, k_ref = subj[reference][vid]
+        scale = np.nanmax(k_ref[:, :, 1], axis=1) - np.nanmin(k_ref[:, :, 1], axis=1)
+        facing = side_view_facing(k_ref, scale, schema)
+        if facing == 0:
+            continue
+        events = {}
+        out: dict[str, Any] = {"fps": rate, "facing": facing}
+        for name, tr in subj.items():
+            if vid not in tr:
+                continue
+            f, k = tr[vid]
+            ev = track_events(k, f, facing, rate, schema)
+            events[name] = ev
+            out[name] = {**cycle_summary(ev), "left": ev.left.tolist(), "right": ev.right.tolist()}
+        tol = EVENT_TOLERANCE_S * rate
+        for name, ev in events.items():
+            if name == reference:
+                continue
+            m = [match_events(getattr(events[reference], s), getattr(ev, s), tol) for s in ("left", "right")]
+            err = [x["mean_abs_error_frames"] * x["matched"] for x in m if x["matched"]]
+            matched = sum(x["matched"] for x in m)
+            out[name]["vs_" + reference] = {
+                "matched": matched,
+                "missed": sum(x["missed"] for x in m),
+                "extra": sum(x["extra"] for x in m),
+                "mean_abs_error_ms": float(sum(err) / matched / rate * 1000) if matched else float("nan"),
+            }
+        per_video[vid] = out
+    return per_video
 
 
 # ------------------------------------------------------------------------------------------------
-# the evaluation
+# the evaluation: a short orchestrator over named steps
 
 
-def _variants(model_path: Path) -> tuple[Path, list[tuple[str, Path]]]:
-    from gaitdata.student.checkpoint import find_checkpoint
+@dataclass(frozen=True)
+class EvalInputs:
+    """What is evaluated on what (resolved from :func:`evaluate`'s arguments)."""
 
-    if model_path.is_dir():
-        run_dir = model_path
-        main = find_checkpoint(run_dir)
-    elif model_path.is_file():
-        run_dir, main = model_path.parent, model_path
-    else:
-        raise FileNotFoundError(
-            f"student model {model_path} not found; pass a run directory or a .pt checkpoint"
-        )
-    found = [("fp32" if main.name in ("best.pt", "last.pt") else main.stem, main)]
-    for name, fname in VARIANT_FILES:
-        p = run_dir / fname
-        if p.is_file() and p != main and name != "fp32":
-            found.append((name, p))
-    return run_dir, found
+    droot: Any  # DatasetRoot
+    run_dir: Path
+    variants: tuple[tuple[str, Path], ...]  # (name, checkpoint); the first is the main model
+    main_ckpt: dict[str, Any]
+    schema: KeypointSchema
+    split: str
+    coco_file: Path
+    frames: pd.DataFrame
+    coco: dict
+    image_root: Path
+
+
+@dataclass(frozen=True)
+class References:
+    ref: Persons
+    ref_name: str
+    teacher: str | None  # the reference label set's teacher (from its metadata)
+    teacher_options: dict
+    gt: Persons | None
+    gt_name: str | None
 
 
 def evaluate(
@@ -561,8 +580,10 @@ def evaluate(
     teacher_weights: str | None = None,
     latency: bool = True,
     latency_runs: int = 10,
-    make_variants: bool = True,
+    make_variants: bool = False,
     flip_test: bool = False,
+    consistency: ConsistencyConfig | None = ConsistencyConfig(),
+    tolerance: float = DEFAULT_TOLERANCE,
     batch_size: int = 64,
     progress: bool = False,
 ) -> EvalResult:
@@ -572,31 +593,82 @@ def evaluate(
     ``gt``: a ground-truth label set; ``"auto"`` uses ``ground_truth`` when the root has it, None skips.
     ``export``: a COCO export folder or file (default: the export the model was trained from, else
     ``<root>/exports/coco``). ``out``: where the report goes (default: the run directory).
-    ``make_variants`` (default): first create the missing compressed variants of the run (``pruned.pt`` by
-    slimming with two fine-tuning epochs, ``int8.pt``) so that the cost table is complete.
+    ``consistency``: left/right consistency of the student's poses along each track (None: the raw
+    per-frame poses). ``tolerance``: PCK@0.1 a compressed variant may lose against fp32.
+    ``make_variants``: first create the run's missing ``pruned.pt`` and ``int8.pt`` with
+    :func:`gaitdata.student.compression.compress` defaults (off: evaluation writes only its report).
     ``flip_test``: average each prediction with that of the mirrored crop (twice the inference).
     """
-    lineage = check_evaluate_inputs(root, model_path, split=split, export=export, labels=labels, gt=gt)
-    torch = require("torch", "train")
+    require("torch", "train")
+    if make_variants:
+        create_variants(Path(model_path), progress)
+    inputs = resolve_inputs(root, model_path, split, export, image_root)
+    refs = load_references(inputs, labels, gt)
+    metrics = header_metrics(inputs, refs, flip_test, consistency, tolerance)
+    preds: dict[str, Persons] = {}
+    raw: dict[str, Persons] = {}
+    for name, path in inputs.variants:
+        raw[name], preds[name], metrics["variants"][name] = evaluate_variant(
+            inputs, refs, path, flip_test, consistency, batch_size
+        )
+    if refs.gt is not None:
+        metrics["teacher_vs_gt"] = accuracy(refs.ref, refs.gt, refs.gt, inputs.schema)
+    check_variants(metrics, tolerance)
+    metrics["compress_checks"] = compress_checks(inputs.run_dir)
+    angles = gait_section(inputs, refs, preds, raw, metrics)
+    cost = cost_table(inputs, refs, teacher_weights, latency_runs) if latency else []
+    metrics["cost"] = cost
+    from gaitdata.student.report import write_report
+
+    out_dir = Path(out) if out is not None else inputs.run_dir
+    report, plots = write_report(out_dir, inputs.run_dir, metrics, cost, angles, inputs.schema)
+    atomic_write_json(out_dir / "metrics.json", _jsonable(metrics))
+    return EvalResult(inputs.run_dir, report, metrics, cost, metrics["angles"]["side_r"], tuple(plots))
+
+
+def create_variants(model_path: Path, progress: bool = False) -> None:
+    """The run's missing pruned.pt and int8.pt, made with the compression defaults."""
+    from gaitdata.student.compression import compress
+
+    run_dir, variants = find_variants(model_path)
+    main = variants[0][1]
+    if main.name not in ("best.pt", "last.pt"):
+        return
+    if not (run_dir / "pruned.pt").is_file():
+        compress(main, "slim", progress=progress)
+    if not (run_dir / "int8.pt").is_file():
+        compress(main, "int8")
+
+
+def find_variants(model_path: Path) -> tuple[Path, list[tuple[str, Path]]]:
+    """The run directory and its checkpoints to evaluate (the given one first)."""
+    from gaitdata.student.checkpoint import find_checkpoint
+
+    if model_path.is_dir():
+        run_dir = model_path
+        main = find_checkpoint(run_dir)
+    elif model_path.is_file():
+        run_dir, main = model_path.parent, model_path
+    else:
+        raise FileNotFoundError(f"student model {model_path} not found; pass a run directory or a .pt checkpoint")
+    found = [("fp32" if main.name in ("best.pt", "last.pt") else main.stem, main)]
+    if main.name in ("best.pt", "last.pt"):
+        for name, fname in VARIANT_FILES:
+            p = run_dir / fname
+            if p.is_file() and p != main and name != "fp32":
+                found.append((name, p))
+    return run_dir, found
+
+
+def resolve_inputs(root, model_path, split: str, export, image_root) -> EvalInputs:
+    """The run, its variants, the evaluation export and its frames, and the image root."""
     from gaitdata.dataset import DatasetRoot
-    from gaitdata.labels import read_labels
-    from gaitdata.student.checkpoint import load_checkpoint, model_from_checkpoint, schema_of
+    from gaitdata.student.checkpoint import load_checkpoint, schema_of
     from gaitdata.student.data import resolve_image_root
-    from gaitdata.student.models import StudentArch, StudentNet
 
     droot = DatasetRoot(root)
-    run_dir, variants = _variants(Path(model_path))
-    if make_variants and variants[0][1].name in ("best.pt", "last.pt"):
-        from gaitdata.student.compression import compress
-
-        if not (run_dir / "pruned.pt").is_file():
-            compress(variants[0][1], "slim", finetune_epochs=2, progress=progress)
-        if not (run_dir / "int8.pt").is_file():
-            compress(variants[0][1], "int8")
-        run_dir, variants = _variants(Path(model_path))
+    run_dir, variants = find_variants(Path(model_path))
     main_ckpt = load_checkpoint(variants[0][1])
-    schema = schema_of(main_ckpt)
-    k = schema.num_keypoints
     data_ref = main_ckpt.get("data") or {}
     if export is not None:
         coco_file = Path(export) if Path(export).suffix == ".json" else Path(export) / f"{split}.json"
@@ -605,9 +677,7 @@ def evaluate(
     else:
         coco_file = droot.exports_dir / "coco" / f"{split}.json"
     if not coco_file.is_file():
-        raise FileNotFoundError(
-            f"evaluation export {coco_file} not found; export the split first (gaitdata export)"
-        )
+        raise FileNotFoundError(f"evaluation export {coco_file} not found; export the split first (gaitdata export)")
     frames, coco = frames_from_coco(coco_file)
     if image_root is not None:
         img_root = Path(image_root)
@@ -615,100 +685,216 @@ def evaluate(
         img_root = resolve_image_root(coco_file, coco, None)
     else:
         img_root = droot.path
-    keys = frames[["video_id", "frame_index"]]
+    return EvalInputs(droot, run_dir, tuple(variants), main_ckpt, schema_of(main_ckpt), split, coco_file, frames,
+                      coco, img_root)  # fmt: skip
+
+
+def load_references(inputs: EvalInputs, labels: str | None, gt: str | None) -> References:
+    """The reference persons (a label set, else the export's annotations) and ground truth."""
+    from gaitdata.labels import read_label_meta, read_labels
+
+    k = inputs.schema.num_keypoints
+    keys = inputs.frames[["video_id", "frame_index"]]
 
     def restrict(df: pd.DataFrame) -> pd.DataFrame:
         df = df.assign(video_id=df["video_id"].astype(str), frame_index=df["frame_index"].astype(int))
         return df.merge(keys, on=["video_id", "frame_index"], how="inner")
 
+    meta: dict = {}
     if labels:
-        ref = persons_from_labels(restrict(read_labels(droot, labels)), k)
+        ref = persons_from_labels(restrict(read_labels(inputs.droot, labels)), k)
         ref_name = labels
+        with contextlib.suppress(FileNotFoundError, GaitdataError, ValueError):
+            meta = read_label_meta(inputs.droot, labels)
     else:
-        ref = persons_from_coco(coco, frames, k)
-        ref_name = f"{coco_file.name} annotations"
+        ref = persons_from_coco(inputs.coco, inputs.frames, k)
+        ref_name = f"{inputs.coco_file.name} annotations"
+        meta = (inputs.coco.get("info") or {}).get("label_meta") or {}
     if not len(ref):
         raise GaitdataError(
-            f"no reference persons on the {split} frames of {coco_file}; label and export first"
+            f"no reference persons on the {inputs.split} frames of {inputs.coco_file}; label and export first"
         )
     gt_name = None
     if gt == "auto":
-        gt_name = "ground_truth" if "ground_truth" in droot.label_sets() else None
+        gt_name = "ground_truth" if "ground_truth" in inputs.droot.label_sets() else None
     elif gt:
         gt_name = gt
-    gtp = persons_from_labels(restrict(read_labels(droot, gt_name)), k) if gt_name else None
+    gtp = persons_from_labels(restrict(read_labels(inputs.droot, gt_name)), k) if gt_name else None
+    return References(ref, ref_name, meta.get("teacher"), dict(meta.get("teacher_options") or {}), gtp, gt_name)
 
-    metrics: dict[str, Any] = {
+
+def header_metrics(inputs: EvalInputs, refs: References, flip_test: bool, consistency, tolerance: float) -> dict:
+    return {
         "flip_test": flip_test,
-        "split": split,
-        "export": str(coco_file),
-        "reference": ref_name,
-        "ground_truth": gt_name,
-        "frames": int(len(frames)),
-        "persons": int(len(ref)),
+        "consistency": consistency.to_dict() if consistency is not None else None,
+        "tolerance": tolerance,
+        "split": inputs.split,
+        "export": str(inputs.coco_file),
+        "reference": refs.ref_name,
+        "teacher": refs.teacher,
+        "ground_truth": refs.gt_name,
+        "frames": int(len(inputs.frames)),
+        "persons": int(len(refs.ref)),
         "variants": {},
         "lineage": lineage,
     }
-    preds: dict[str, Persons] = {}
-    cost: list[dict[str, Any]] = []
-    gpu = torch.cuda.is_available()
-    for name, path in variants:
-        ckpt = main_ckpt if path == variants[0][1] else load_checkpoint(path)
-        if schema_of(ckpt).num_keypoints != k:
-            raise GaitdataError(f"{path}: {schema_of(ckpt).num_keypoints} keypoints, the run has {k}")
-        model = model_from_checkpoint(ckpt)
-        arch = StudentArch.from_dict(ckpt["arch"])
-        p = predict_persons(
-            model, ref, img_root, frames, arch.input_size, batch_size, flip_test=flip_test, schema=schema
+
+
+def accuracy(pred: Persons, ref: Persons, gt: Persons, schema: KeypointSchema) -> dict:
+    """OKS AP of ``pred`` against ``gt`` and PCK / per-joint errors of the persons matched to it.
+
+    ``pred`` is aligned one-to-one with ``ref`` (the reference persons whose boxes it ran on); each
+    ground-truth person is matched to the reference person whose box overlaps it most.
+    """
+    ig, ir = match_boxes(gt, ref)
+    return {**coco_ap(gt, pred, schema), **pck_table(pred.subset(ir), gt.subset(ig), schema)}
+
+
+def evaluate_variant(inputs: EvalInputs, refs: References, path: Path, flip_test: bool,
+                     consistency: ConsistencyConfig | None, batch_size: int) -> tuple[Persons, Persons, dict]:  # fmt: skip
+    """Predictions (raw, consistent) and accuracy of one checkpoint; raises on a schema mismatch."""
+    from gaitdata.student.checkpoint import load_checkpoint, model_from_checkpoint, schema_of
+    from gaitdata.student.models import StudentArch, StudentNet, count_flops, count_parameters
+
+    schema = inputs.schema
+    ckpt = inputs.main_ckpt if path == inputs.variants[0][1] else load_checkpoint(path)
+    if schema_of(ckpt).num_keypoints != schema.num_keypoints:
+        raise GaitdataError(f"{path}: {schema_of(ckpt).num_keypoints} keypoints, the run has {schema.num_keypoints}")
+    model = model_from_checkpoint(ckpt)
+    arch = StudentArch.from_dict(ckpt["arch"])
+    raw = predict_persons(model, refs.ref, inputs.image_root, inputs.frames, arch.input_size, batch_size,
+                          flip_test=flip_test, schema=schema)  # fmt: skip
+    p = make_consistent(raw, schema, consistency)
+    fp32 = StudentNet(arch).eval()
+    m: dict[str, Any] = {
+        "file": str(path),
+        "kind": ckpt.get("kind", "fp32"),
+        "macs": count_flops(fp32),
+        "params": count_parameters(fp32),
+        "vs_teacher": {**coco_ap(refs.ref, p, schema), **pck_table(p, refs.ref, schema)},
+    }
+    if refs.gt is not None:
+        m["vs_gt"] = accuracy(p, refs.ref, refs.gt, schema)
+    return raw, p, m
+
+
+def check_variants(metrics: dict[str, Any], tolerance: float) -> None:
+    """Each compressed variant against the main model on this split: PCK@0.1 drop (vs ground truth
+    when present, else vs the teacher), MACs reduction, and whether the drop is within tolerance."""
+    variants = metrics["variants"]
+    if not variants:
+        return
+    main_name = next(iter(variants))
+    main = variants[main_name]
+    against = "vs_gt" if "vs_gt" in main else "vs_teacher"
+    for name, m in variants.items():
+        if name == main_name:
+            continue
+        drop = main[against]["PCK@0.1"] - m[against]["PCK@0.1"]
+        m["check"] = {
+            "against": "ground truth" if against == "vs_gt" else "teacher",
+            "metric": "PCK@0.1",
+            "reference_model": main_name,
+            "reference": main[against]["PCK@0.1"],
+            "value": m[against]["PCK@0.1"],
+            "drop": drop,
+            "tolerance": tolerance,
+            "within_tolerance": bool(drop <= tolerance + 1e-12),
+            "macs_reduction": 1.0 - m["macs"] / main["macs"] if main["macs"] else float("nan"),
+        }
+
+
+def compress_checks(run_dir: Path) -> dict[str, Any]:
+    """The validation checks ``compress`` recorded for the run's variants (compress.json)."""
+    p = run_dir / "compress.json"
+    if not p.is_file():
+        return {}
+    try:
+        doc = json.loads(p.read_text())
+    except json.JSONDecodeError:
+        return {}
+    return {name: s["check"] for name, s in doc.items() if isinstance(s, dict) and s.get("check")}
+
+
+def gait_section(inputs: EvalInputs, refs: References, preds: dict[str, Persons], raw: dict[str, Persons],
+                 metrics: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """Angle agreement by view and gait-cycle events; fills metrics["angles"] and metrics["gait"] and
+    returns the curves for the plots."""
+    schema = inputs.schema
+    views = video_views(inputs.droot, refs.ref)
+    side = [v for v, w in views.items() if is_side(w)]
+    main = next(iter(preds))
+    comparisons: dict[str, tuple[Persons, Persons]] = {"student_vs_teacher": (preds[main], refs.ref)}
+    if refs.gt is not None:
+        comparisons["student_vs_gt"] = (preds[main], refs.gt)
+        comparisons["teacher_vs_gt"] = (refs.ref, refs.gt)
+        comparisons["student_raw_vs_gt"] = (raw[main], refs.gt)
+    else:
+        comparisons["student_raw_vs_teacher"] = (raw[main], refs.ref)
+    out: dict[str, Any] = {"views": views, "comparisons": {}, "side_r": {}}
+    curves: dict[str, Any] = {}
+    for name, (a, b) in comparisons.items():
+        ag = angle_agreement(a, b, schema)
+        curves[name] = ag["curves"]
+        by_view = {w: _angle_summary(ag["per_video"], [v for v in views if views[v] == w]) for w in sorted(set(views.values()))}
+        out["comparisons"][name] = {"per_video": ag["per_video"], "by_view": by_view}
+        out["side_r"][name] = mean_r(_angle_summary(ag["per_video"], side)) if side else float("nan")
+    target = refs.gt if refs.gt is not None else refs.ref
+    for name, p in preds.items():
+        metrics["variants"][name]["side_angle_r"] = (
+            mean_r(_angle_summary(angle_agreement(p, target, schema)["per_video"], side)) if side else float("nan")
         )
-        preds[name] = p
-        m: dict[str, Any] = {
-            "file": str(path),
-            "vs_teacher": {**coco_ap(ref, p, schema), **pck_table(p, ref, schema)},
-        }
-        if gtp is not None:
-            ig, ir = match_boxes(gtp, ref)
-            g = gtp.subset(ig)
-            m["vs_gt"] = {**coco_ap(gtp, p, schema), **pck_table(p.subset(ir), g, schema)}
-        m["angles_vs_teacher"] = {n: v for n, v in angle_agreement(p, ref, schema)["summary"].items()}
-        metrics["variants"][name] = m
-        if latency:
-            fp32 = StudentNet(arch).eval()
-            cost.append(
-                model_cost(f"student {name}", model, fp32, arch.input_size, path, gpu=gpu, runs=latency_runs)
-            )
-    if gtp is not None:
-        ig, ir = match_boxes(gtp, ref)
-        metrics["teacher_vs_gt"] = {
-            **coco_ap(gtp, ref, schema),
-            **pck_table(ref.subset(ir), gtp.subset(ig), schema),
-        }
-    if latency:
-        tc = teacher_cost(teacher_weights, gpu=gpu, runs=max(1, latency_runs // 2))
-        if tc is not None:
-            cost.append(tc)
-    angles = angle_agreement(preds[variants[0][0]], ref, schema)
-    angles_gt = angle_agreement(preds[variants[0][0]], gtp, schema) if gtp is not None else None
-    angles_teacher_gt = angle_agreement(ref, gtp, schema) if gtp is not None else None
-    metrics["angles"] = {"student_vs_teacher": angles["per_video"]}
-    if angles_gt is not None:
-        metrics["angles"]["student_vs_gt"] = angles_gt["summary"]
-        metrics["angles"]["teacher_vs_gt"] = angles_teacher_gt["summary"]
-    metrics["cost"] = cost
+    metrics["angles"] = out
+    fps = {}
+    if inputs.droot.videos_path.is_file():
+        v = inputs.droot.read_videos()
+        fps = {str(a): float(b) for a, b in zip(v["video_id"], v["fps"], strict=True) if pd.notna(b)}
+    tracks = {"student": preds[main], "teacher": refs.ref}
+    if refs.gt is not None:
+        tracks["ground truth"] = refs.gt
+    metrics["gait"] = gait_cycles(tracks, views, fps, "ground truth" if refs.gt is not None else "teacher", schema)
+    return {"curves": curves, "views": views}
 
-    out_dir = Path(out) if out is not None else run_dir
-    from gaitdata.student.report import write_report
 
-    report, plots = write_report(out_dir, run_dir, metrics, cost, angles, angles_gt, schema)
-    atomic_write_json(out_dir / "metrics.json", _jsonable(metrics))
-    return EvalResult(
-        run_dir=run_dir,
-        report=report,
-        metrics=metrics,
-        cost=cost,
-        angles=angles["summary"],
-        plots=tuple(plots),
-    )
+def cost_table(inputs: EvalInputs, refs: References, teacher_weights: str | None, runs: int) -> list[dict[str, Any]]:
+    """Cost rows: each student variant, the reference's teacher when it can be measured here, and
+    FastPose-R50 as a labelled cost reference when it is not the teacher."""
+    import torch
+
+    from gaitdata.student.checkpoint import load_checkpoint, model_from_checkpoint
+    from gaitdata.student.cost import fastpose_cost, mediapipe_cost, model_cost
+    from gaitdata.student.models import StudentArch, StudentNet
+
+    gpu = torch.cuda.is_available()
+    rows = []
+    for name, path in inputs.variants:
+        ckpt = load_checkpoint(path)
+        arch = StudentArch.from_dict(ckpt["arch"])
+        model = model_from_checkpoint(ckpt)
+        rows.append(model_cost(f"student {name}", model, StudentNet(arch).eval(), arch.input_size, path,
+                               gpu=gpu, runs=runs))  # fmt: skip
+    if refs.teacher == "mediapipe":
+        row = mediapipe_cost(_sample_images(inputs, max(3, runs)), refs.teacher_options.get("mode", "video"))
+        if row is not None:
+            rows.append(row)
+    fp = fastpose_cost(teacher_weights, gpu=gpu, runs=max(1, runs // 2), accuracy=refs.teacher == "alphapose")
+    if fp is not None:
+        fp["model"] = "teacher alphapose (FastPose-R50)" if refs.teacher == "alphapose" else "FastPose-R50 (cost reference)"
+        rows.append(fp)
+    return rows
+
+
+def _sample_images(inputs: EvalInputs, n: int) -> list[np.ndarray]:
+    import cv2
+
+    files = inputs.frames["file_name"].tolist()
+    pick = [files[i] for i in np.unique(np.linspace(0, len(files) - 1, min(n, len(files))).astype(int))]
+    out = []
+    for rel in pick:
+        bgr = cv2.imread(str(inputs.image_root / rel), cv2.IMREAD_COLOR)
+        if bgr is not None:
+            out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return out
 
 
 def _jsonable(o: Any) -> Any:
@@ -725,4 +911,7 @@ def _jsonable(o: Any) -> Any:
     return o
 
 
-__all__ = ["EvalResult", "angle_agreement", "coco_ap", "evaluate", "gait_angles", "pck_table"]
+__all__ = [
+    "EvalResult", "Persons", "angle_agreement", "coco_ap", "evaluate", "gait_angles", "match_boxes", "pck_table",
+    "persons_from_labels", "predict_persons",
+]  # fmt: skip

@@ -360,10 +360,6 @@ def create_student(name: str, **kw: Any) -> StudentNet:
     return StudentNet(student_arch(name, **kw))
 
 
-def build_student(arch: StudentArch | dict) -> StudentNet:
-    return StudentNet(arch if isinstance(arch, StudentArch) else StudentArch.from_dict(arch))
-
-
 def _preset(**base: Any) -> Callable[..., StudentArch]:
     def factory(**kw: Any) -> StudentArch:
         for k in ("input_size", "depths", "head_channels"):

@@ -6,7 +6,11 @@ checkpoint stores the architecture and the converted state_dict; loading rebuild
 (prepare + convert on a dummy input) and loads the state, so no pickled code is ever needed.
 
 ONNX: ``torch.onnx.export`` at opset 17 with a dynamic batch axis; the export is checked with
-onnxruntime on the calibration crops (max abs difference must stay below ``ONNX_TOLERANCE``).
+onnxruntime on the calibration crops (max abs difference must stay below ``ONNX_TOLERANCE``). The
+file carries its preprocessing in its metadata (:func:`onnx_metadata`, keys ``gaitdata.*``, values
+JSON), so that other tools can run it without this package: input size and layout, pixel scale,
+mean and std, how a person box becomes the crop (centre, aspect, scale), the heatmap stride and
+decoding, keypoint names, skeleton, flip pairs and the schema version.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from gaitdata.errors import GaitdataError, require
 
 ONNX_TOLERANCE = 1e-4  # max abs difference of heatmaps, onnxruntime vs PyTorch (fp32)
 QUANT_BACKEND = "x86"
+ONNX_META_VERSION = 1  # of the gaitdata.* metadata keys
+ONNX_META_PREFIX = "gaitdata."
 
 
 def _qmap():
@@ -95,12 +101,87 @@ def load_int8(ckpt: dict[str, Any]):
     return q.eval()
 
 
-def export_onnx(model, path: str | os.PathLike, example: Any, opset: int = 17) -> dict[str, float]:
+def onnx_metadata(arch: Any, schema: Any, ckpt: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The preprocessing and output contract of a student, as ONNX metadata (values JSON-encoded
+    by :func:`export_onnx`)."""
+    from gaitdata.student.data import BOX_SCALE, PIXEL_MEAN
+
+    ckpt = ckpt or {}
+    h, w = arch.input_size
+    hh, hw = arch.heatmap_size
+    return {
+        "schema_version": ONNX_META_VERSION,
+        "model": "gaitdata student SPPE (top-down, heatmaps)",
+        "architecture": arch.to_dict(),
+        "kind": ckpt.get("kind", "fp32"),
+        "input_name": "input",
+        "input_size": [h, w],
+        "input_layout": "NCHW, RGB, float32",
+        "pixel_scale": 1.0 / 255.0,
+        "mean": list(PIXEL_MEAN),
+        "std": [1.0, 1.0, 1.0],
+        "normalization": "x = (rgb / 255 - mean) / std",
+        "box_format": "x, y, w, h in image pixels",
+        "box_aspect": w / h,
+        "box_scale": BOX_SCALE,
+        "crop": (
+            "centre of the box; width or height enlarged to box_aspect (w / h); both times box_scale; "
+            "one affine warp (no rotation) of that region to input_size, zero border"
+        ),
+        "output_name": "heatmaps",
+        "heatmap_size": [hh, hw],
+        "heatmap_stride": h // hh,
+        "decode": (
+            "per keypoint: argmax of its heatmap, sub-pixel by a parabola through the log of the "
+            "(Gaussian-smoothed) peak and its neighbours; times heatmap_stride -> crop pixels; "
+            "inverse of the crop affine -> image pixels; confidence = peak value clipped to [0, 1]"
+        ),
+        "keypoint_names": list(schema.keypoints),
+        "skeleton": [list(e) for e in schema.skeleton],
+        "flip_pairs": [list(p) for p in schema.flip_pairs],
+        "keypoint_schema": schema.name,
+        "oks_sigmas": list(schema.sigmas),
+        "training_data": (ckpt.get("data") or {}).get("export"),
+    }
+
+
+def read_onnx_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``gaitdata.*`` metadata of an ONNX student (decoded); raises when the file has none."""
+    import json
+
+    onnx = require("onnx", "train")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # not a protobuf at all, truncated file
+        raise GaitdataError(f"{path} is not a readable ONNX file ({type(exc).__name__}); export it again") from exc
+    meta = {
+        p.key[len(ONNX_META_PREFIX) :]: json.loads(p.value)
+        for p in proto.metadata_props
+        if p.key.startswith(ONNX_META_PREFIX)
+    }
+    if "schema_version" not in meta:
+        raise GaitdataError(
+            f"{path} carries no gaitdata preprocessing metadata; export it with gaitdata compress --method onnx"
+        )
+    if int(meta["schema_version"]) > ONNX_META_VERSION:
+        raise GaitdataError(
+            f"{path}: metadata schema version {meta['schema_version']} is newer than this gaitdata "
+            f"understands ({ONNX_META_VERSION}); upgrade gaitdata"
+        )
+    return meta
+
+
+def export_onnx(
+    model, path: str | os.PathLike, example: Any, opset: int = 17, metadata: dict[str, Any] | None = None
+) -> dict[str, float]:
     """Export an fp32 student to ONNX and check it with onnxruntime on ``example`` crops.
 
+    ``metadata`` (e.g. :func:`onnx_metadata`) is stored as ``gaitdata.<key>`` = JSON value.
     Returns ``{"max_abs_diff": ..., "tolerance": ONNX_TOLERANCE}``; raises when the outputs differ
     by more than the tolerance.
     """
+    import json
+
     torch = require("torch", "train")
     onnx = require("onnx", "train")
     ort = require("onnxruntime", "train")
@@ -123,8 +204,13 @@ def export_onnx(model, path: str | os.PathLike, example: Any, opset: int = 17) -
             dynamo=False,
         )
     try:
-        onnx.checker.check_model(onnx.load(str(tmp)))
-        data = tmp.read_bytes()
+        proto = onnx.load(str(tmp))
+        for key, value in (metadata or {}).items():
+            entry = proto.metadata_props.add()
+            entry.key = ONNX_META_PREFIX + key
+            entry.value = json.dumps(value)
+        onnx.checker.check_model(proto)
+        data = proto.SerializeToString()
     finally:
         tmp.unlink(missing_ok=True)
     atomic_write_bytes(path, data)
@@ -138,4 +224,4 @@ def export_onnx(model, path: str | os.PathLike, example: Any, opset: int = 17) -
             f"ONNX export {path} differs from PyTorch by {diff:.2e} (tolerance {ONNX_TOLERANCE:.0e}); "
             f"check the onnxruntime version"
         )
-    return {"max_abs_diff": diff, "tolerance": ONNX_TOLERANCE, "opset": opset}
+    return {"max_abs_diff": diff, "tolerance": ONNX_TOLERANCE, "opset": opset, "metadata_keys": len(metadata or {})}

@@ -1,9 +1,19 @@
-"""Network slimming: prune channels by batch-norm scale across the whole network, build a physically
-smaller student, optionally fine-tune.
+"""Channel pruning of a student: which channels can go, how to choose them under a budget, and how
+to build the physically smaller network.
 
-Training with ``slim_l1 > 0`` applies L1 to the scales (gamma) of every prunable batch norm, as a
-decoupled soft threshold after each optimiser step (|gamma| shrinks by lr x slim_l1). Pruning ranks all prunable channels of the network by |gamma| (one global threshold)
-and removes the smallest ``ratio`` of them, keeping at least ``min_keep`` of each group.
+Two ways to choose:
+
+- :func:`select_channels` (network slimming): one global threshold on the batch-norm scales
+  |gamma| removes a fraction of all prunable channels. Training with ``slim_l1 > 0`` applies L1 to
+  those scales (a decoupled soft threshold after each optimiser step), so that unimportant channels
+  have small scales.
+- :func:`select_budget`: a real budget in multiply-accumulates. Each group's units are ranked by an
+  importance score (:func:`taylor_importance`: first-order Taylor estimate of the loss change when
+  a channel's batch-norm output is removed, Molchanov et al. 2019; or |gamma|); blocks of
+  ``round_to`` channels are removed greedily, cheapest importance per MAC saved first, until the
+  network's MACs reach the target, never taking a group below its floor (``min_keep`` of its
+  original width). :mod:`gaitdata.student.compression` runs it in rounds, each followed by
+  fine-tuning with distillation from the fp32 model.
 
 What is prunable (and what is not):
 
@@ -217,3 +227,91 @@ def prune(model, keep: dict[str, np.ndarray]):
 def slim_model(model, ratio: float = 0.5, min_keep: float = 0.1):
     """Select by global BN-scale threshold and prune; returns the smaller model."""
     return prune(model, select_channels(model, ratio, min_keep))
+
+
+# ------------------------------------------------------------------------------------------------
+# a MAC budget
+
+
+def unit_macs(model) -> dict[str, float]:
+    """MACs saved per removed unit of each group, measured by counting a copy one block narrower."""
+    from gaitdata.student.models import StudentNet, count_flops
+
+    base = count_flops(model)
+    out = {}
+    for g in prunable_groups(model):
+        width = model.widths[g.name]
+        unit_w = 1 if g.name.startswith("head.") else g.chunk  # head widths count units, others channels
+        if width - unit_w < 1:
+            out[g.name] = 0.0
+            continue
+        arch = replace(model.arch, widths={**model.widths, g.name: width - unit_w})
+        out[g.name] = float(base - count_flops(StudentNet(arch)))
+    return out
+
+
+def taylor_importance(model, batches, loss_fn) -> dict[str, np.ndarray]:
+    """Per group, per unit: |(gamma * dL/dgamma + beta * dL/dbeta)| of its scoring batch norm,
+    averaged over ``batches`` (each ``loss_fn(model, batch)`` -> scalar loss); the first-order
+    estimate of the loss change when the unit's output is removed."""
+    import torch
+
+    groups = prunable_groups(model)
+    mods = dict(model.named_modules())
+    acc = {g.name: np.zeros(mods[g.score_bn].weight.shape[0]) for g in groups}
+    was = model.training
+    model.eval()  # batch statistics of the running model, not of the batch
+    n = 0
+    for batch in batches:
+        model.zero_grad(set_to_none=True)
+        loss = loss_fn(model, batch)
+        loss.backward()
+        with torch.no_grad():
+            for g in groups:
+                bn = mods[g.score_bn]
+                t = bn.weight * bn.weight.grad + bn.bias * bn.bias.grad
+                acc[g.name] += t.abs().cpu().numpy()
+        n += 1
+    model.zero_grad(set_to_none=True)
+    model.train(was)
+    return {g.name: (acc[g.name] / max(1, n)).reshape(-1, g.chunk).sum(1) for g in groups}
+
+
+def select_budget(
+    model,
+    target_macs: float,
+    importance: dict[str, np.ndarray],
+    floors: dict[str, int],
+    round_to: int = 8,
+) -> dict[str, np.ndarray]:
+    """Units to keep per group so that the network has at most ``target_macs`` MACs.
+
+    Blocks of ``round_to`` channels (whole pixel-shuffle groups in the head) are removed greedily,
+    least ``importance`` per MAC saved first (importance normalised by each group's mean, so that
+    groups are comparable), never below ``floors[group]`` units. Stops early when every group is at
+    its floor (the budget is then not met: the caller checks the result's MACs).
+    """
+    from gaitdata.student.models import count_flops
+
+    groups = {g.name: g for g in prunable_groups(model)}
+    per_unit = unit_macs(model)
+    keep = {n: np.arange(len(importance[n])) for n in groups}
+    norm = {n: importance[n] / max(float(np.mean(importance[n])), 1e-12) for n in groups}
+    macs = float(count_flops(model))
+    while macs > target_macs:
+        best, best_score, best_block = None, np.inf, None
+        for n, g in groups.items():
+            step = max(1, round_to // g.chunk) if g.chunk > 1 else round_to
+            k = keep[n]
+            if len(k) - step < max(1, floors.get(n, 1)) or per_unit.get(n, 0) <= 0:
+                continue
+            order = k[np.argsort(norm[n][k], kind="stable")]
+            block = order[:step]
+            score = float(norm[n][block].sum()) / (per_unit[n] * step)
+            if score < best_score:
+                best, best_score, best_block = n, score, block
+        if best is None:
+            break
+        keep[best] = np.setdiff1d(keep[best], best_block)
+        macs -= per_unit[best] * len(best_block)
+    return keep

@@ -3,7 +3,9 @@ with label sets, and a COCO keypoints export per split, all in a second.
 
 The figures are 2-D walking stick figures with one colour per joint (so a very small network can
 learn them in a few epochs). A "teacher" label set is the exact joints plus pixel noise, with a
-per-joint confidence; a "ground_truth" label set holds the exact joints.
+per-joint confidence; a "ground_truth" label set holds the exact joints. The root also has its
+``videos.parquet`` and ``frames.parquet``, so every stage (e.g. labelling with a trained student)
+runs on it.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ def make_toy_root(
     rng = np.random.default_rng(seed)
     h, w = image_size
     teacher_rows, gt_rows = [], []
+    video_rows, frame_rows = [], []
     coco: dict[str, dict] = {}
     for v in range(n_videos):
         vid = f"toy{v:02d}"
@@ -93,6 +96,11 @@ def make_toy_root(
         height = h * rng.uniform(0.6, 0.75)
         x0 = rng.uniform(0.3, 0.4) * w if facing > 0 else rng.uniform(0.6, 0.7) * w
         bg = rng.integers(20, 60, size=3)
+        video_rows.append({
+            "video_id": vid, "source_path": f"/toy/{vid}", "source_rel": vid, "kind": "images", "status": "ok",
+            "n_colour_frames": n_frames, "n_depth_frames": 0, "n_written": n_frames, "fps": 10.0, "width": w,
+            "height": h, "subject": vid, "view": "side",
+        })  # fmt: skip
         for f in range(n_frames):
             phase = 2 * math.pi * f / 10.0 + rng.uniform(0, 0.3)
             cx = x0 + facing * f * w * 0.02
@@ -106,6 +114,8 @@ def make_toy_root(
             out = root.abspath(rel)
             out.parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(out), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+            frame_rows.append({"video_id": vid, "frame_index": f, "colour_frame_number": f, "colour_ts_ms": f * 100.0,
+                               "rgb_path": rel, "depth_path": None, "status": "ok"})  # fmt: skip
             x1, y1 = joints.min(0) - 6
             x2, y2 = joints.max(0) + 6
             bbox = [
@@ -138,6 +148,8 @@ def make_toy_root(
                 "keypoints": np.concatenate([noisy, np.full((17, 1), 2.0)], 1).reshape(-1).tolist(),
                 "keypoint_scores": conf.tolist(),
             })  # fmt: skip
+    root.write_videos(pd.DataFrame(video_rows))
+    root.write_frames(pd.DataFrame(frame_rows))
     write_labels(
         root, "teacher", pd.DataFrame(teacher_rows, columns=list(LABEL_COLUMNS)), {"teacher": "teacher"}
     )

@@ -1,19 +1,24 @@
-"""Train a student SPPE on a COCO keypoints export, optionally distilling a FastPose teacher.
+"""Train a student SPPE on a COCO keypoints export, optionally distilling a teacher.
 
 Library: :func:`train`; CLI: ``gaitdata train ROOT --export DIR --model NAME``.
 
 The loss is a heatmap MSE weighted per joint by the teacher's confidence (``keypoint_scores`` of
 the export) times the label's visibility (v > 0) times "the joint lies inside the crop". With
-``teacher_weights`` (an official AlphaPose FastPose-R50 checkpoint) the teacher runs on the same
-crops (same affine, at its own input size) and its heatmaps, resized to the student's, form a
-second term (MSE or spatial-softmax KL) mixed in with ``distill_alpha``.
+``teacher_weights`` (an official AlphaPose FastPose-R50 checkpoint) or ``teacher_model`` (any
+module taking crops and returning heatmaps, e.g. the fp32 student when a pruned one is fine-tuned)
+the teacher runs on the same crops (same affine, at its own input size) and its heatmaps, resized
+to the student's, form a second term (MSE or spatial-softmax KL) mixed in with ``distill_alpha``.
+
+Before training, the labels of each (recording, track) are made left/right consistent
+(``label_consistency``, :mod:`gaitdata.student.consistency`): a teacher that swaps the legs in a
+few side-view frames would otherwise teach the student to swap them too.
 
 Runs are repeatable on CPU: the model is initialised from ``seed``, the epoch's order and every
 crop's augmentation are drawn from ``(seed, epoch, index)``. Checkpoints are written after every
-epoch (``last.pt``, plus ``best.pt`` by validation mean OKS against the labels). Running again into the same run
-directory continues from ``last.pt`` (a finished run is returned as it is); a different
-configuration is refused with the differing keys listed (``resume=True`` insists on continuing,
-``overwrite=True`` starts again).
+epoch (``last.pt``, plus ``best.pt`` by validation mean OKS against the labels). Running again into
+the same run directory continues from ``last.pt`` (a finished run is returned as it is); a
+different configuration is refused with the differing keys listed (``resume=True`` insists on
+continuing, ``overwrite=True`` starts again).
 
 Multi-GPU (never required)::
 
@@ -39,10 +44,14 @@ import numpy as np
 from gaitdata.errors import GaitdataError, require
 from gaitdata.io import atomic_write_json, atomic_write_text, sha256_file
 from gaitdata.schema import COCO17, KeypointSchema
-from gaitdata.staleness import check_train_inputs
+from gaitdata.student.data import AugmentConfig
 
 # keys allowed to differ between a run and its resumption
 RESUME_FREE_KEYS = frozenset({"epochs", "device", "num_workers", "progress", "log_every"})
+AUGMENT_FIELDS = frozenset(f.name for f in fields(AugmentConfig))
+LOG_HEADER = ("row", "epoch", "step", "loss", "label_loss", "distill_loss", "lr", "val_pck", "val_oks")
+# files of a run that a fresh run (overwrite) must not leave behind
+RUN_FILES = ("best.pt", "last.pt", "pruned*.pt", "*int8.pt", "*.onnx", "compress.json", "train_log.csv")
 
 
 @dataclass(frozen=True)
@@ -58,17 +67,12 @@ class TrainConfig:
     step_milestones: tuple[float, ...] = (0.7, 0.9)  # fractions of the run, x0.1 each (schedule=step)
     seed: int = 0
     sigma: float | None = None  # Gaussian sigma in heatmap pixels (default 2 at 64x48, scaled)
-    flip_prob: float = 0.5
-    # geometric augmentation sized for a fixed lab camera and upright walkers (the crops at test time
-    # come from the same kind of boxes): measured on held-out synthetic subjects, 30 deg / 0.25 / 0.3
-    # (COCO-style, for people in any pose) cost 0.05 OKS AP against these
-    scale_factor: float = 0.15
-    rot_factor: float = 10.0
-    half_body_prob: float = 0.1
-    color_jitter: float = 0.3
-    channel_shuffle_prob: float = 0.2
-    grayscale_prob: float = 0.1
+    # geometric and photometric augmentation (flat names such as flip_prob=... are accepted by
+    # from_kwargs); sized for a fixed lab camera and upright walkers: measured on held-out synthetic
+    # subjects, COCO-style 30 deg / 0.25 / 0.3 cost 0.05 OKS AP against the defaults
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     min_visible: int = 1
+    label_consistency: bool = True  # left/right-consistent labels along each track (see module doc)
     teacher_weights: str | None = None
     teacher_input_size: tuple[int, int] = (256, 192)
     distill_alpha: float = 0.5  # loss = (1 - a) * label + a * distill, when a teacher is given
@@ -88,12 +92,17 @@ class TrainConfig:
             raise GaitdataError(f"schedule must be cosine or step, got {self.schedule!r}")
         if self.distill_loss not in ("mse", "kl"):
             raise GaitdataError(f"distill_loss must be mse or kl, got {self.distill_loss!r}")
-        if self.epochs < 0 or self.batch_size < 1:
+        if self.epochs < 1:
             raise GaitdataError(
-                f"epochs must be >= 0 and batch_size >= 1 (got {self.epochs}, {self.batch_size})"
+                f"epochs must be at least 1, got {self.epochs}: a run without training would save an "
+                f"untrained model as best.pt"
             )
+        if self.batch_size < 1:
+            raise GaitdataError(f"batch_size must be at least 1, got {self.batch_size}")
         if not 0.0 <= self.distill_alpha <= 1.0:
             raise GaitdataError(f"distill_alpha must be in [0, 1], got {self.distill_alpha}")
+        if not isinstance(self.augment, AugmentConfig):
+            raise GaitdataError(f"augment must be an AugmentConfig, got {type(self.augment).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -105,24 +114,56 @@ class TrainConfig:
 
     @classmethod
     def from_kwargs(cls, **kw: Any) -> TrainConfig:
+        """A config from keyword arguments: its own fields, plus :class:`AugmentConfig` fields by
+        name (``flip_prob=0.0``) or as ``augment=`` (an AugmentConfig or a dict)."""
         names = {f.name for f in fields(cls)}
-        unknown = set(kw) - names
+        unknown = set(kw) - names - AUGMENT_FIELDS
         if unknown:
-            raise GaitdataError(f"unknown training option(s) {sorted(unknown)}; valid: {sorted(names)}")
+            raise GaitdataError(
+                f"unknown training option(s) {sorted(unknown)}; valid: {sorted(names | AUGMENT_FIELDS)}"
+            )
+        aug = kw.pop("augment", None)
+        aug_kw = {k: kw.pop(k) for k in list(kw) if k in AUGMENT_FIELDS}
+        if isinstance(aug, dict):
+            aug_kw = {**aug, **aug_kw}
+            aug = None
+        if aug_kw or aug is None:
+            bad = set(aug_kw) - AUGMENT_FIELDS
+            if bad:
+                raise GaitdataError(f"unknown augmentation option(s) {sorted(bad)}; valid: {sorted(AUGMENT_FIELDS)}")
+            aug = replace(aug or AugmentConfig(), **aug_kw)
         for k in ("teacher_input_size", "step_milestones"):
             if k in kw and kw[k] is not None:
                 kw[k] = tuple(kw[k])
-        return cls(**kw)
+        return cls(augment=aug, **kw)
+
+
+def normalize_config(d: dict[str, Any]) -> dict[str, Any]:
+    """A stored config dict in the current layout (augmentation fields nested under ``augment``)."""
+    d = dict(d)
+    aug = {**asdict(AugmentConfig()), **(d.get("augment") or {})}
+    for k in AUGMENT_FIELDS:
+        if k in d:
+            aug[k] = d.pop(k)
+    d["augment"] = aug
+    return d
 
 
 def config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """Keys whose values differ (ignoring :data:`RESUME_FREE_KEYS`), as ``key: old -> new``."""
+    a, b = _flatten(normalize_config(a)), _flatten(normalize_config(b))
     out = []
     for k in sorted(set(a) | set(b)):
         if k in RESUME_FREE_KEYS:
             continue
         if json.dumps(a.get(k), sort_keys=True) != json.dumps(b.get(k), sort_keys=True):
             out.append(f"{k}: {a.get(k)!r} -> {b.get(k)!r}")
+    return out
+
+
+def _flatten(d: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in d.items() if k != "augment"}
+    out.update({f"augment.{k}": v for k, v in d.get("augment", {}).items()})
     return out
 
 
@@ -316,7 +357,43 @@ def dataset_schema(root: Path) -> KeypointSchema:
 
 
 # ------------------------------------------------------------------------------------------------
-# the training loop
+# the training run: a short orchestrator over named steps
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a run trains and where it writes (resolved from :func:`train`'s arguments)."""
+
+    root: Path
+    export_dir: Path
+    run_dir: Path
+    config: TrainConfig
+    schema: KeypointSchema
+    arch: Any  # StudentArch
+    init: dict[str, Any] | None  # the init_from checkpoint
+    train_split: str
+    val_split: str
+
+
+@dataclass(frozen=True)
+class Placement:
+    device: Any  # torch.device
+    rank: int
+    world: int
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass(frozen=True)
+class RunData:
+    image_root: Path
+    instances: list
+    val_instances: list
+    n_consistency_fixes: int
+    augment: AugmentConfig  # the config's augmentation with "auto" choices resolved for this data
+    flip_reason: str
 
 
 def train(
@@ -342,21 +419,40 @@ def train(
     ``root``: the dataset root (its ``dataset.json`` gives the keypoint schema; images are resolved
     against ``image_root``, default ``root``). ``export_dir`` defaults to ``<root>/exports/coco``.
     ``out``: the run directory (default ``<root>/models/<model>``). Other keyword arguments are
-    :class:`TrainConfig` fields. ``teacher_model``: an already built teacher module (instead of
-    ``teacher_weights``) taking the teacher crops and returning heatmaps. ``init_from``: a student
-    checkpoint whose architecture and weights start the run (fine-tuning, e.g. after pruning).
-    Returns the run directory.
+    :class:`TrainConfig` fields (augmentation fields by name, e.g. ``flip_prob=0.0``).
+    ``teacher_model``: an already built teacher module (instead of ``teacher_weights``) taking the
+    teacher crops and returning heatmaps. ``init_from``: a student checkpoint whose architecture and
+    weights start the run (fine-tuning, e.g. after pruning). Returns the run directory.
     """
-    lineage = check_train_inputs(
-        root, export_dir, model=model, out=out, overwrite=overwrite, train_split=train_split, val_split=val_split
-    )
-    torch = require("torch", "train")
-    from gaitdata.student.checkpoint import load_checkpoint, save_checkpoint
-    from gaitdata.student.data import AugmentConfig, CropDataset, load_coco_instances
-    from gaitdata.student.models import StudentArch, StudentNet, count_flops, count_parameters, student_arch
+    require("torch", "train")
+    spec = resolve_run(root, export_dir, model, epochs, out, seed, train_split, val_split, init_from, cfg)
+    place = setup_placement(spec.config)
+    state = existing_state(spec, resume, overwrite)
+    if state is not None and _finished(spec, state):
+        return spec.run_dir
+    data = load_data(spec, image_root)
+    if overwrite and place.main:
+        clear_run_dir(spec.run_dir)
+    loop = TrainLoop(spec, place, data, state, teacher_model, progress)
+    loop.write_header()
+    for epoch in range(loop.start_epoch, spec.config.epochs):
+        loss = loop.run_epoch(epoch)
+        loop.end_epoch(epoch, loss)
+    loop.finish()
+    return spec.run_dir
+
+
+def resolve_run(
+    root, export_dir, model, epochs, out, seed, train_split, val_split, init_from, cfg: dict[str, Any]
+) -> RunSpec:
+    """Config, schema, architecture and run directory of a run (nothing is written)."""
+    from gaitdata.dataset import DatasetRoot
+    from gaitdata.student.checkpoint import load_checkpoint
+    from gaitdata.student.models import StudentArch, student_arch
 
     root = Path(root)
-    export_dir = Path(export_dir) if export_dir is not None else root / "exports" / "coco"
+    droot = DatasetRoot(root)
+    export_dir = Path(export_dir) if export_dir is not None else droot.exports_dir / "coco"
     config = TrainConfig.from_kwargs(model=model, epochs=epochs, seed=seed, **cfg)
     if init_from is not None:
         config = replace(config, init_from=str(init_from))
@@ -371,9 +467,14 @@ def train(
             f"model {config.model} predicts {arch.num_keypoints} keypoints but {root} uses the "
             f"{schema.name} schema with {schema.num_keypoints}; pick a model with num_keypoints={schema.num_keypoints}"
         )
-    run_dir = Path(out) if out is not None else root / "models" / config.model
+    run_dir = Path(out) if out is not None else droot.models_dir / config.model
+    return RunSpec(root, export_dir, run_dir, config, schema, arch, init, train_split, val_split)
 
-    # distributed setup (only when launched by torchrun with WORLD_SIZE > 1)
+
+def setup_placement(config: TrainConfig) -> Placement:
+    """The device, and the process group when launched by torchrun with WORLD_SIZE > 1."""
+    import torch
+
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     device = resolve_device(config.device)
@@ -386,311 +487,305 @@ def train(
             device = torch.device("cuda", local)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    main = rank == 0
+    return Placement(device, rank, world)
 
-    last = run_dir / "last.pt"
-    start_epoch, step = 0, 0
-    state: dict[str, Any] | None = None
+
+def existing_state(spec: RunSpec, resume: bool, overwrite: bool) -> dict[str, Any] | None:
+    """The run's last.pt when it continues (same configuration), else None; a changed
+    configuration is refused with the differing keys."""
+    from gaitdata.student.checkpoint import load_checkpoint
+
+    last = spec.run_dir / "last.pt"
     if resume and not last.is_file():
-        raise FileNotFoundError(f"--resume: no last.pt in {run_dir}; start the run without --resume")
-    if last.is_file() and not overwrite:
-        # an existing run: continue it (a finished one is left as it is) when the configuration matches
-        state = load_checkpoint(last)
-        diff = config_diff(state.get("config", {}), config.to_dict())
-        if diff and resume:
-            raise GaitdataError(
-                f"--resume refused: {last} was trained with a different configuration: "
-                + "; ".join(diff)
-                + ". Use the same options, or start a new run with --out"
-            )
-        if diff:
-            raise GaitdataError(
-                f"{run_dir} already holds a training run with a different configuration ("
-                + "; ".join(diff)
-                + "); pass --overwrite to replace it, or choose another --out"
-            )
-        start_epoch = int(state["epoch"]) + 1
-        step = int(state.get("step", 0))
-        if start_epoch >= config.epochs and (run_dir / "best.pt").is_file():
-            return run_dir
+        raise FileNotFoundError(f"--resume: no last.pt in {spec.run_dir}; start the run without --resume")
+    if overwrite or not last.is_file():
+        return None
+    state = load_checkpoint(last)
+    diff = config_diff(state.get("config", {}), spec.config.to_dict())
+    if diff and resume:
+        raise GaitdataError(
+            f"--resume refused: {last} was trained with a different configuration: " + "; ".join(diff)
+            + ". Use the same options, or start a new run with --out"
+        )  # fmt: skip
+    if diff:
+        raise GaitdataError(
+            f"{spec.run_dir} already holds a training run with a different configuration (" + "; ".join(diff)
+            + "); pass --overwrite to replace it, or choose another --out"
+        )  # fmt: skip
+    return state
 
-    from gaitdata.student.data import resolve_image_root
 
-    train_file = export_dir / f"{train_split}.json"
+def _finished(spec: RunSpec, state: dict[str, Any]) -> bool:
+    return int(state["epoch"]) + 1 >= spec.config.epochs and (spec.run_dir / "best.pt").is_file()
+
+
+def load_data(spec: RunSpec, image_root: str | os.PathLike | None) -> RunData:
+    """The training and validation persons of the export (training labels made left/right consistent)."""
+    from gaitdata.student.data import consistent_instances, load_coco_instances, resolve_image_root
+
+    train_file = spec.export_dir / f"{spec.train_split}.json"
     if not train_file.is_file():
         raise FileNotFoundError(
-            f"no {train_split}.json in {export_dir}; export the labels first: gaitdata export {root} --split NAME"
+            f"no {spec.train_split}.json in {spec.export_dir}; export the labels first: "
+            f"gaitdata export {spec.root} --split NAME"
         )
     if image_root is None:
         image_root = resolve_image_root(train_file, json.loads(train_file.read_text()), None)
     image_root = Path(image_root)
-    instances, _ = load_coco_instances(train_file, image_root, schema, min_visible=config.min_visible)
-    val_file = export_dir / f"{val_split}.json"
+    cfg = spec.config
+    instances, _ = load_coco_instances(train_file, image_root, spec.schema, min_visible=cfg.min_visible)
+    fixed = 0
+    if cfg.label_consistency:
+        instances, fixed = consistent_instances(instances, spec.schema)
+    val_file = spec.export_dir / f"{spec.val_split}.json"
     val_instances = []
     if val_file.is_file():
         val_instances, _ = load_coco_instances(
-            val_file, image_root, schema, min_visible=config.min_visible, require=False
+            val_file, image_root, spec.schema, min_visible=cfg.min_visible, require=False
         )
+    augment, reason = cfg.augment, "set"
+    if augment.flip_prob is None:
+        from gaitdata.student.data import scene_flip_prob
 
-    teacher = teacher_model
-    if teacher is None and config.teacher_weights:
-        teacher = load_distillation_teacher(config.teacher_weights)
-    aug = AugmentConfig(
-        flip_prob=config.flip_prob,
-        scale_factor=config.scale_factor,
-        rot_factor=config.rot_factor,
-        half_body_prob=config.half_body_prob,
-        color_jitter=config.color_jitter,
-        channel_shuffle_prob=config.channel_shuffle_prob,
-        grayscale_prob=config.grayscale_prob,
-    )
-    ds = CropDataset(
-        instances,
-        arch.input_size,
-        arch.heatmap_size,
-        schema,
-        train=True,
-        augment=aug,
-        sigma=config.sigma,
-        seed=config.seed,
-        teacher_input_size=config.teacher_input_size if teacher is not None else None,
-    )
-    val_ds = (
-        CropDataset(val_instances, arch.input_size, arch.heatmap_size, schema, train=False)
-        if val_instances
-        else None
-    )
+        p, reason = scene_flip_prob(instances, spec.schema)
+        augment = replace(augment, flip_prob=p)
+    return RunData(image_root, instances, val_instances, fixed, augment, reason)
 
-    if overwrite and main and run_dir.is_dir():
-        # the old run's checkpoints and compressed variants would be mistaken for this run's
-        for pat in (
-            "best.pt",
-            "last.pt",
-            "pruned*.pt",
-            "*int8.pt",
-            "*.onnx",
-            "compress.json",
-            "train_log.csv",
-        ):
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Remove an old run's checkpoints and compressed variants (they would pass for the new run's)."""
+    if run_dir.is_dir():
+        for pat in RUN_FILES:
             for f in run_dir.glob(pat):
                 f.unlink()
 
-    torch.manual_seed(config.seed)
-    net = StudentNet(arch).to(device)
-    if state is not None:
-        net.load_state_dict(state["state_dict"])
-    elif init is not None:
-        net.load_state_dict(init["state_dict"])
-    if teacher is not None:
-        teacher = teacher.to(device).eval()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-    model_ddp = net
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
 
-        model_ddp = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+class TrainLoop:
+    """The model, optimiser and data of one run, and its per-epoch steps (internal to :func:`train`)."""
 
-    loader, sampler = make_loader(
-        ds,
-        config.batch_size,
-        shuffle=True,
-        seed=config.seed,
-        num_workers=config.num_workers,
-        rank=rank,
-        world=world,
-    )
-    steps_per_epoch = max(1, len(loader))
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config, steps_per_epoch))
-    use_amp = bool(config.amp and device.type == "cuda")
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    if state is not None:
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-    slim_bns = []
-    if config.slim_l1 > 0:
-        from gaitdata.student.slim import prunable_bns
+    def __init__(
+        self, spec: RunSpec, place: Placement, data: RunData, state: dict[str, Any] | None,
+        teacher_model: Any, progress: bool,
+    ) -> None:  # fmt: skip
+        import torch
 
-        slim_bns = prunable_bns(net)
+        from gaitdata.student.data import CropDataset
+        from gaitdata.student.models import StudentNet
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log_path = run_dir / "train_log.csv"
-    header = ["row", "epoch", "step", "loss", "label_loss", "distill_loss", "lr", "val_pck", "val_oks"]
-    if main:
-        rows = []
-        if state is not None and log_path.is_file():
-            with log_path.open() as fh:
-                rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) < start_epoch]
-        _write_log(log_path, header, rows)
-        atomic_write_json(
-            run_dir / "config.json",
-            {
-                "config": config.to_dict(),
-                "arch": arch.to_dict(),
-                "schema": schema.to_dict(),
-                "export": str(export_dir),
-                "image_root": str(image_root),
-                "train_instances": len(instances),
-                "val_instances": len(val_instances),
-                "teacher_sha256": sha256_file(config.teacher_weights) if config.teacher_weights else None,
-                "params": count_parameters(net),
-                "macs": count_flops(net),
-                "lineage": lineage,
-            },
+        cfg = spec.config
+        self.spec, self.place, self.data, self.progress = spec, place, data, progress
+        self.start_epoch = int(state["epoch"]) + 1 if state is not None else 0
+        self.step = int(state.get("step", 0)) if state is not None else 0
+        teacher = teacher_model
+        if teacher is None and cfg.teacher_weights:
+            teacher = load_distillation_teacher(cfg.teacher_weights)
+        self.ds = CropDataset(
+            data.instances, spec.arch.input_size, spec.arch.heatmap_size, spec.schema, train=True,
+            augment=data.augment, sigma=cfg.sigma, seed=cfg.seed,
+            teacher_input_size=cfg.teacher_input_size if teacher is not None else None,
+        )  # fmt: skip
+        self.val_ds = (
+            CropDataset(data.val_instances, spec.arch.input_size, spec.arch.heatmap_size, spec.schema)
+            if data.val_instances
+            else None
         )
-    best = float(state.get("metrics", {}).get("best_val_oks", -1.0)) if state else -1.0
-    best_pck = float(state.get("metrics", {}).get("best_val_pck", math.nan)) if state else math.nan
-    kind = init.get("kind", "fp32") if init is not None else "fp32"
-    data_ref = {
-        "root": str(root.resolve()),
-        "export": str(export_dir.resolve()),
-        "image_root": str(image_root.resolve()),
-        "train_split": train_split,
-        "val_split": val_split,
-    }
+        device = place.device
+        torch.manual_seed(cfg.seed)
+        self.net = StudentNet(spec.arch).to(device)
+        if state is not None:
+            self.net.load_state_dict(state["state_dict"])
+        elif spec.init is not None:
+            self.net.load_state_dict(spec.init["state_dict"])
+        if teacher is not None:
+            teacher = teacher.to(device).eval()
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+        self.teacher = teacher
+        self.model = self.net
+        if place.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
 
-    for epoch in range(start_epoch, config.epochs):
-        ds.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        model_ddp.train()
-        it = loader
-        bar = None
-        if progress and main:
+            ids = [device.index] if device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.net, device_ids=ids)
+        self.loader, self.sampler = make_loader(
+            self.ds, cfg.batch_size, shuffle=True, seed=cfg.seed, num_workers=cfg.num_workers,
+            rank=place.rank, world=place.world,
+        )  # fmt: skip
+        steps_per_epoch = max(1, len(self.loader))
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(cfg, steps_per_epoch))
+        self.use_amp = bool(cfg.amp and device.type == "cuda")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        if state is not None:
+            self.opt.load_state_dict(state["optimizer"])
+            self.sched.load_state_dict(state["scheduler"])
+            if state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
+        self.slim_bns = []
+        if cfg.slim_l1 > 0:
+            from gaitdata.student.slim import prunable_bns
+
+            self.slim_bns = prunable_bns(self.net)
+        metrics = (state or {}).get("metrics", {})
+        self.best = float(metrics.get("best_val_oks", -1.0))
+        self.best_pck = float(metrics.get("best_val_pck", math.nan))
+        self.resumed = state is not None
+        self.kind = spec.init.get("kind", "fp32") if spec.init is not None else "fp32"
+        self.log_path = spec.run_dir / "train_log.csv"
+
+    # ---- the run's files ------------------------------------------------------------------------
+
+    def data_ref(self) -> dict[str, Any]:
+        s = self.spec
+        return {
+            "root": str(s.root.resolve()), "export": str(s.export_dir.resolve()),
+            "image_root": str(self.data.image_root.resolve()), "train_split": s.train_split,
+            "val_split": s.val_split,
+        }  # fmt: skip
+
+    def write_header(self) -> None:
+        """config.json and the CSV log (rows of epochs before a resumption kept)."""
+        from gaitdata.student.models import count_flops, count_parameters
+
+        s = self.spec
+        s.run_dir.mkdir(parents=True, exist_ok=True)
+        if not self.place.main:
+            return
+        rows = []
+        if self.resumed and self.log_path.is_file():
+            with self.log_path.open() as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) < self.start_epoch]
+        _write_log(self.log_path, list(LOG_HEADER), rows)
+        atomic_write_json(
+            s.run_dir / "config.json",
+            {
+                "config": s.config.to_dict(), "arch": s.arch.to_dict(), "schema": s.schema.to_dict(),
+                "export": str(s.export_dir), "image_root": str(self.data.image_root),
+                "train_instances": len(self.data.instances), "val_instances": len(self.data.val_instances),
+                "label_consistency_fixes": self.data.n_consistency_fixes,
+                "flip_prob": self.data.augment.flip_prob, "flip_reason": self.data.flip_reason,
+                "teacher_sha256": sha256_file(s.config.teacher_weights) if s.config.teacher_weights else None,
+                "params": count_parameters(self.net), "macs": count_flops(self.net),
+            },
+        )  # fmt: skip
+
+    # ---- one epoch ------------------------------------------------------------------------------
+
+    def run_epoch(self, epoch: int) -> float:
+        """One pass over the training data; returns the mean loss."""
+        self.ds.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
+        self.model.train()
+        it, bar = self.loader, None
+        if self.progress and self.place.main:
             from tqdm.auto import tqdm
 
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
+            bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{self.spec.config.epochs}", leave=False)
             it = bar
-        run_loss, n_batches = 0.0, 0
+        total, n = 0.0, 0
         for batch in it:
-            x = batch["image"].to(device, non_blocking=True)
-            tgt = batch["target"].to(device)
-            w = batch["weight"].to(device)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                out_hm = model_ddp(x)
-                label_loss = heatmap_loss(out_hm, tgt, w)
-                dist_loss = torch.zeros((), device=device)
-                if teacher is not None:
-                    with torch.no_grad():
-                        t_hm = teacher(batch["teacher_image"].to(device))
-                    dist_loss = distill_term(out_hm, t_hm, config.distill_loss, config.distill_temperature)
-                    loss = (1 - config.distill_alpha) * label_loss + config.distill_alpha * dist_loss
-                else:
-                    loss = label_loss
-            if not torch.isfinite(loss):
-                raise GaitdataError(
-                    f"training diverged at epoch {epoch}, step {step} (loss {loss.item()}); lower --lr"
-                )
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            if slim_bns:
-                # L1 on the BN scales as a decoupled proximal step (soft threshold by lr x slim_l1),
-                # like AdamW's weight decay: added to the gradient instead, Adam's normalisation turns
-                # the sign term into a full-size update that drives every scale with a small gradient
-                # towards zero (measured: the training loss rose again as the rate fell)
-                shrink = sched.get_last_lr()[0] * config.slim_l1
-                with torch.no_grad():
-                    for bn in slim_bns:
-                        w = bn.weight
-                        w.copy_(torch.sign(w) * (w.abs() - shrink).clamp_min(0.0))
-            sched.step()
-            step += 1
-            run_loss += float(loss.item())
-            n_batches += 1
+            loss, label_loss, dist_loss = self.train_step(batch, epoch)
+            total += loss
+            n += 1
             if bar is not None:
-                bar.set_postfix(loss=f"{loss.item():.5f}")
-            if main and step % config.log_every == 0:
-                _append_log(
-                    log_path,
-                    header,
-                    [
-                        "step",
-                        epoch,
-                        step,
-                        loss.item(),
-                        label_loss.item(),
-                        dist_loss.item(),
-                        sched.get_last_lr()[0],
-                        "",
-                        "",
-                    ],
-                )
+                bar.set_postfix(loss=f"{loss:.5f}")
+            if self.place.main and self.step % self.spec.config.log_every == 0:
+                lr = self.sched.get_last_lr()[0]
+                _append_log(self.log_path, ["step", epoch, self.step, loss, label_loss, dist_loss, lr, "", ""])
         if bar is not None:
             bar.close()
-        val = (
-            dataset_metrics(net, val_ds, device) if val_ds is not None else {"pck": math.nan, "oks": math.nan}
-        )
-        val_pck, val_oks = val["pck"], val["oks"]
-        if main:
-            _append_log(
-                log_path,
-                header,
-                [
-                    "epoch",
-                    epoch,
-                    step,
-                    run_loss / max(1, n_batches),
-                    "",
-                    "",
-                    sched.get_last_lr()[0],
-                    "" if math.isnan(val_pck) else val_pck,
-                    "" if math.isnan(val_oks) else val_oks,
-                ],
-            )
-            metrics = {"val_pck": val_pck, "val_oks": val_oks, "train_loss": run_loss / max(1, n_batches)}
-            # best.pt by validation mean OKS (finer than PCK@0.1, which saturates early)
-            improved = (not math.isnan(val_oks) and val_oks > best) or (val_ds is None)
-            if improved and not math.isnan(val_oks):
-                best = val_oks
-                best_pck = val_pck
-            metrics["best_val_oks"] = best
-            metrics["best_val_pck"] = best_pck
-            common = {
-                "kind": kind,
-                "data": data_ref,
-                "arch": arch.to_dict(),
-                "schema": schema.to_dict(),
-                "config": config.to_dict(),
-                "epoch": epoch,
-                "step": step,
-                "metrics": metrics,
-                "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-            }
-            save_checkpoint(
-                last,
-                {
-                    **common,
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "scaler": scaler.state_dict() if use_amp else {},
-                },
-            )
-            if improved:
-                save_checkpoint(run_dir / "best.pt", common)
-    if main and config.epochs == 0:
-        save_checkpoint(
-            run_dir / "best.pt",
-            {
-                "kind": kind,
-                "data": data_ref,
-                "arch": arch.to_dict(),
-                "schema": schema.to_dict(),
-                "config": config.to_dict(),
-                "epoch": -1,
-                "step": 0,
-                "metrics": {},
-                "state_dict": net.state_dict(),
-            },
-        )
-    if world > 1:
-        import torch.distributed as dist
+        return total / max(1, n)
 
-        dist.barrier()
-    return run_dir
+    def train_step(self, batch: dict[str, Any], epoch: int) -> tuple[float, float, float]:
+        """Forward, loss, backward, optimiser and L1 step on one batch: (loss, label loss, distillation loss)."""
+        import torch
+
+        cfg, device = self.spec.config, self.place.device
+        x = batch["image"].to(device, non_blocking=True)
+        tgt, w = batch["target"].to(device), batch["weight"].to(device)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=self.use_amp):
+            out = self.model(x)
+            label_loss = heatmap_loss(out, tgt, w)
+            dist_loss = torch.zeros((), device=device)
+            loss = label_loss
+            if self.teacher is not None:
+                with torch.no_grad():
+                    t_hm = self.teacher(batch["teacher_image"].to(device))
+                dist_loss = distill_term(out, t_hm, cfg.distill_loss, cfg.distill_temperature)
+                loss = (1 - cfg.distill_alpha) * label_loss + cfg.distill_alpha * dist_loss
+        if not torch.isfinite(loss):
+            raise GaitdataError(
+                f"training diverged at epoch {epoch}, step {self.step} (loss {loss.item()}); lower --lr"
+            )
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.slim_step()
+        self.sched.step()
+        self.step += 1
+        return float(loss.item()), float(label_loss.item()), float(dist_loss.item())
+
+    def slim_step(self) -> None:
+        """L1 on the prunable BN scales as a decoupled proximal step (soft threshold by lr x slim_l1).
+
+        Like AdamW's weight decay: added to the gradient instead, Adam's normalisation turns the sign
+        term into a full-size update that drives every scale with a small gradient towards zero
+        (measured: the training loss rose again as the rate fell).
+        """
+        import torch
+
+        if not self.slim_bns:
+            return
+        shrink = self.sched.get_last_lr()[0] * self.spec.config.slim_l1
+        with torch.no_grad():
+            for bn in self.slim_bns:
+                w = bn.weight
+                w.copy_(torch.sign(w) * (w.abs() - shrink).clamp_min(0.0))
+
+    def end_epoch(self, epoch: int, loss: float) -> None:
+        """Validation, the epoch's log row and checkpoints (best.pt by validation mean OKS)."""
+        if self.val_ds is not None:
+            val = dataset_metrics(self.net, self.val_ds, self.place.device)
+        else:
+            val = {"pck": math.nan, "oks": math.nan}
+        if not self.place.main:
+            return
+        lr = self.sched.get_last_lr()[0]
+        cell = ["" if math.isnan(val[k]) else val[k] for k in ("pck", "oks")]
+        _append_log(self.log_path, ["epoch", epoch, self.step, loss, "", "", lr, *cell])
+        # mean OKS is finer than PCK@0.1, which saturates early
+        improved = self.val_ds is None or (not math.isnan(val["oks"]) and val["oks"] > self.best)
+        if improved and not math.isnan(val["oks"]):
+            self.best, self.best_pck = val["oks"], val["pck"]
+        metrics = {
+            "val_pck": val["pck"], "val_oks": val["oks"], "train_loss": loss,
+            "best_val_oks": self.best, "best_val_pck": self.best_pck,
+        }  # fmt: skip
+        self.save(epoch, metrics, improved)
+
+    def save(self, epoch: int, metrics: dict[str, Any], best: bool) -> None:
+        from gaitdata.student.checkpoint import save_checkpoint
+
+        s = self.spec
+        common = {
+            "kind": self.kind, "data": self.data_ref(), "arch": s.arch.to_dict(), "schema": s.schema.to_dict(),
+            "config": s.config.to_dict(), "epoch": epoch, "step": self.step, "metrics": metrics,
+            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+        }  # fmt: skip
+        resume = {
+            "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict() if self.use_amp else {},
+        }  # fmt: skip
+        save_checkpoint(s.run_dir / "last.pt", {**common, **resume})
+        if best:
+            save_checkpoint(s.run_dir / "best.pt", common)
+
+    def finish(self) -> None:
+        if self.place.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
 
 
 def _write_log(path: Path, header: list[str], rows: list[dict[str, Any]]) -> None:
@@ -698,6 +793,6 @@ def _write_log(path: Path, header: list[str], rows: list[dict[str, Any]]) -> Non
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def _append_log(path: Path, header: list[str], values: list[Any]) -> None:
+def _append_log(path: Path, values: list[Any]) -> None:
     with path.open("a", newline="") as fh:
         csv.writer(fh).writerow(values)

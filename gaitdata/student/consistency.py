@@ -1,0 +1,356 @@
+"""Left/right consistency and temporal smoothing of one person's poses over a track.
+
+A top-down pose model decides left and right in every frame on its own. In a side view that is
+the hard part of the task: the legs look alike, so a model may label them by a cue that holds for
+half the gait cycle only (the front leg, say) and hand the label over when the legs cross. Over a
+track the identity of each limb is not ambiguous: a foot in stance stands still while the other
+swings past it, so a label that jumps from one trajectory to the other shows up as a jump in
+velocity. :func:`swap_path` finds, per limb chain (leg, arm, head side), the per-frame assignment
+with the smoothest motion (a Viterbi search over "as predicted" / "swapped" with a
+constant-velocity model), and :func:`consistent_track` applies it.
+
+Smoothness alone fixes the relative identity; which of the two trajectories is the left one is
+decided by evidence summed over the track: by default the model's own per-frame votes (``prior``
+per frame for keeping its assignment), optionally replaced by a track-level ``anchor`` (e.g. the
+side that faces the camera, from depth, see :func:`near_side_votes`).
+
+Coordinates are pixels; costs are in units of the person's size (box height), so the settings do
+not depend on the image resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from gaitdata.errors import GaitdataError
+from gaitdata.schema import COCO17, KeypointSchema
+
+_LEG_WORDS = ("hip", "knee", "ankle", "heel", "toe", "foot", "big_toe", "small_toe")
+_ARM_WORDS = ("shoulder", "elbow", "wrist", "hand", "thumb", "finger", "pinky", "index")
+
+
+@dataclass(frozen=True)
+class ConsistencyConfig:
+    """Settings of :func:`consistent_track` (recorded with every output that used them)."""
+
+    fix_swaps: bool = True
+    prior: float = 0.02  # cost (box heights) of overriding the model's own assignment in one frame
+    max_gap: int = 3  # frames a track may skip and still be linked
+    min_conf: float = 0.2  # joints below this confidence carry no motion evidence
+    cap: float = 0.5  # per-joint motion cost cap (box heights): one wild joint cannot decide alone
+    motion_order: int = 1  # 1: positions carry over frame to frame; 2: constant velocity
+    smooth_sigma: float = 0.0  # Gaussian smoothing over frames (sigma in frames); 0: off
+    # side views: the limbs nearer the camera are imaged larger (perspective), so the per-frame
+    # difference of left and right limb lengths (box heights) votes for the assignment, times this
+    side_evidence: float = 3.0
+    side_max_width: float = 0.1  # shoulder (else hip) width / box height below which a track is a side view
+
+    def __post_init__(self) -> None:
+        if self.prior < 0 or self.cap <= 0 or self.max_gap < 1 or self.smooth_sigma < 0:
+            raise GaitdataError(
+                f"consistency settings out of range ({self}); need prior >= 0, cap > 0, max_gap >= 1, "
+                f"smooth_sigma >= 0"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def limb_chains(schema: KeypointSchema = COCO17) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """The schema's flip pairs grouped into chains that swap together: legs, arms, the rest (head)."""
+    legs, arms, rest = [], [], []
+    for a, b in schema.flip_pairs:
+        name = schema.keypoints[a]
+        if any(w in name for w in _LEG_WORDS):
+            legs.append((a, b))
+        elif any(w in name for w in _ARM_WORDS):
+            arms.append((a, b))
+        else:
+            rest.append((a, b))
+    return tuple(tuple(c) for c in (legs, arms, rest) if c)
+
+
+def _pair_index(schema: KeypointSchema) -> dict[int, int]:
+    out = {}
+    for a, b in schema.flip_pairs:
+        out[a], out[b] = b, a
+    return out
+
+
+def chain_edges(schema: KeypointSchema, chain: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    """Skeleton edges within the chain's left joints (their mirrors are the right side's)."""
+    left = {a for a, _ in chain}
+    return tuple((a, b) for a, b in schema.skeleton if a in left and b in left)
+
+
+def side_view_facing(
+    kp: np.ndarray, scale: np.ndarray, schema: KeypointSchema = COCO17, cfg: ConsistencyConfig | None = None
+) -> int:
+    """+1 / -1 when the track is a side view of a person facing image right / left, 0 otherwise.
+
+    A side view: the median shoulder (else hip) width is below ``cfg.side_max_width`` box heights.
+    Facing: the nose ahead of the ears' midpoint; without those joints, the direction of travel of
+    the hips (a person walking forwards).
+    """
+    cfg = cfg or ConsistencyConfig()
+    kp = np.asarray(kp, np.float64)
+    sc = np.maximum(np.asarray(scale, np.float64), 1.0)
+    names = schema.keypoints
+
+    def idx(n: str) -> int | None:
+        return names.index(n) if n in names else None
+
+    def conf_ok(*js: int) -> np.ndarray:
+        return np.all(kp[:, list(js), 2] >= cfg.min_conf, axis=1)
+
+    width = None
+    for a, b in (("left_shoulder", "right_shoulder"), ("left_hip", "right_hip")):
+        ia, ib = idx(a), idx(b)
+        if ia is None or ib is None:
+            continue
+        m = conf_ok(ia, ib)
+        if m.sum() >= 3:
+            width = float(np.median(np.abs(kp[m, ia, 0] - kp[m, ib, 0]) / sc[m]))
+            break
+    if width is None or width >= cfg.side_max_width:
+        return 0
+    nose, le, re = idx("nose"), idx("left_ear"), idx("right_ear")
+    if None not in (nose, le, re):
+        m = conf_ok(nose, le) | conf_ok(nose, re)
+        if m.sum() >= 3:
+            ears = np.nanmean(
+                np.where(kp[:, [le, re], 2] >= cfg.min_conf, kp[:, [le, re], 0], np.nan), axis=1
+            )
+            d = (kp[:, nose, 0] - ears)[m & np.isfinite(ears)] / sc[m & np.isfinite(ears)]
+            if len(d) >= 3 and abs(float(np.median(d))) > 0.01:
+                return 1 if float(np.median(d)) > 0 else -1
+    lh, rh = idx("left_hip"), idx("right_hip")
+    if lh is not None and rh is not None:
+        m = conf_ok(lh, rh)
+        if m.sum() >= 3:
+            x = (kp[m, lh, 0] + kp[m, rh, 0]) / 2
+            travel = (x[-1] - x[0]) / float(np.median(sc[m]))
+            if abs(travel) > 0.25:
+                return 1 if travel > 0 else -1
+    return 0
+
+
+def side_votes(
+    kp: np.ndarray, scale: np.ndarray, chain: tuple[tuple[int, int], ...], facing: int,
+    schema: KeypointSchema = COCO17, cfg: ConsistencyConfig | None = None,
+) -> np.ndarray:  # fmt: skip
+    """Per frame, the perspective vote for the chain's predicted assignment (box heights; positive:
+    the limb labelled as the camera side is the longer one, as it should be).
+
+    A person facing image right (``facing`` +1) turns the right side towards the camera; facing
+    left, the left side.
+    """
+    cfg = cfg or ConsistencyConfig()
+    kp = np.asarray(kp, np.float64)
+    sc = np.maximum(np.asarray(scale, np.float64), 1.0)
+    if facing == 0:
+        return np.zeros(len(kp))
+    mirror = _pair_index(schema)
+    diff = np.zeros(len(kp))
+    for a, b in chain_edges(schema, chain):
+        ra, rb = mirror[a], mirror[b]
+        ok = np.all(kp[:, [a, b, ra, rb], 2] >= cfg.min_conf, axis=1)
+        left = np.linalg.norm(kp[:, a, :2] - kp[:, b, :2], axis=-1)
+        right = np.linalg.norm(kp[:, ra, :2] - kp[:, rb, :2], axis=-1)
+        diff += np.where(ok, (left - right) / sc, 0.0)
+    # facing right: the right limbs are nearer and should be the longer ones
+    return -diff if facing > 0 else diff
+
+
+def _hypotheses(kp: np.ndarray, chain: tuple[tuple[int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 2, 2n, 2) positions and (T, 2n) pair validity under "as predicted" (0) and "swapped" (1)."""
+    left = np.array([a for a, _ in chain])
+    right = np.array([b for _, b in chain])
+    direct = np.concatenate([kp[:, left, :2], kp[:, right, :2]], axis=1)
+    swapped = np.concatenate([kp[:, right, :2], kp[:, left, :2]], axis=1)
+    return np.stack([direct, swapped], axis=1), np.concatenate([left, right])
+
+
+def swap_path(
+    kp: np.ndarray,
+    frames: np.ndarray,
+    scale: np.ndarray,
+    chain: tuple[tuple[int, int], ...],
+    cfg: ConsistencyConfig = ConsistencyConfig(),
+    unary: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per frame, whether the chain's left/right labels should be swapped (bool (T,)).
+
+    ``kp`` (T, K, 3) x, y, confidence of one track sorted by ``frames``; ``scale`` (T,) the person's
+    size in pixels. ``unary`` (T,): extra cost of the swapped state per frame (positive: keep the
+    prediction); by default ``cfg.prior`` for every frame.
+    """
+    kp = np.asarray(kp, np.float64)
+    t_len = len(kp)
+    if t_len == 0:
+        return np.zeros(0, bool)
+    frames = np.asarray(frames, np.int64)
+    if np.any(np.diff(frames) <= 0):
+        raise GaitdataError("swap_path: frames must be strictly increasing (one pose per frame per track)")
+    pos, joints = _hypotheses(kp, chain)
+    n = len(chain)
+    conf = kp[:, joints, 2]
+    pair_ok = (conf[:, :n] >= cfg.min_conf) & (conf[:, n:] >= cfg.min_conf)  # (T, n): symmetric in L/R
+    ok = np.concatenate([pair_ok, pair_ok], axis=1)  # (T, 2n)
+    sc = np.maximum(np.asarray(scale, np.float64), 1.0)
+    u = np.full(t_len, cfg.prior) if unary is None else np.asarray(unary, np.float64)
+    unary2 = np.stack([np.zeros(t_len), u], axis=1)  # (T, 2)
+
+    def motion(t: int, pred: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Cost of each state at t given predicted positions (2n, 2) per earlier state: -> (2,)."""
+        d = np.linalg.norm(pos[t] - pred[None], axis=-1) / sc[t]  # (2, 2n)
+        d = np.minimum(d, cfg.cap) * valid[None]
+        return d.sum(-1)
+
+    out = np.zeros(t_len, bool)
+    start = 0
+    for stop in [*(np.flatnonzero(np.diff(frames) > cfg.max_gap) + 1), t_len]:
+        out[start:stop] = _viterbi(pos, ok, frames, unary2, motion, start, stop, cfg.motion_order)
+        start = stop
+    return out
+
+
+def _viterbi(pos, ok, frames, unary2, motion, start: int, stop: int, order: int = 2) -> np.ndarray:
+    """Second-order Viterbi over frames [start, stop): state = (s_{t-1}, s_t)."""
+    if stop - start == 1:
+        return np.array([unary2[start, 1] < unary2[start, 0]])
+    inf = np.inf
+    # cost[a, b]: best cost of a path ending with s_{t-1} = a, s_t = b; back[t][a, b] = best s_{t-2}
+    t0, t1 = start, start + 1
+    cost = np.full((2, 2), inf)
+    for a in (0, 1):
+        c1 = motion(t1, pos[t0, a], ok[t0] & ok[t1])
+        cost[a] = unary2[t0, a] + unary2[t1] + c1
+    backs = []
+    for t in range(start + 2, stop):
+        new = np.full((2, 2), inf)
+        back = np.zeros((2, 2), np.int64)
+        gap_prev = frames[t - 1] - frames[t - 2]
+        ratio = (frames[t] - frames[t - 1]) / gap_prev
+        valid = ok[t] & ok[t - 1] & ok[t - 2]
+        for a in (0, 1):
+            for b in (0, 1):
+                if order == 1:
+                    c = cost[a, b] + motion(t, pos[t - 1, b], ok[t] & ok[t - 1]) + unary2[t]
+                else:
+                    pred = pos[t - 1, b] + (pos[t - 1, b] - pos[t - 2, a]) * ratio
+                    c = cost[a, b] + motion(t, pred, valid) + unary2[t]
+                for s in (0, 1):
+                    if c[s] < new[b, s]:
+                        new[b, s] = c[s]
+                        back[b, s] = a
+        cost = new
+        backs.append(back)
+    a, b = np.unravel_index(int(np.argmin(cost)), cost.shape)
+    path = [b, a]
+    for back in reversed(backs):
+        prev = back[path[-1], path[-2]]
+        path.append(prev)
+    return np.array(path[::-1], bool)
+
+
+def apply_swaps(kp: np.ndarray, swapped: np.ndarray, chain: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """A copy of (T, K, C) keypoints with the chain's left/right joints exchanged where ``swapped``."""
+    out = np.array(kp, copy=True)
+    rows = np.flatnonzero(swapped)
+    for a, b in chain:
+        out[rows, a], out[rows, b] = kp[rows, b], kp[rows, a]
+    return out
+
+
+def smooth_track(kp: np.ndarray, frames: np.ndarray, sigma: float, min_conf: float = 0.0) -> np.ndarray:
+    """Zero-phase Gaussian smoothing of (T, K, 3) keypoints over frames (gaps respected), each sample
+    weighted by its confidence; confidences are left as they are."""
+    kp = np.asarray(kp, np.float64)
+    if sigma <= 0 or len(kp) < 3:
+        return kp.copy()
+    f = np.asarray(frames, np.float64)
+    w = np.exp(-0.5 * ((f[:, None] - f[None, :]) / sigma) ** 2)  # (T, T)
+    w[np.abs(f[:, None] - f[None, :]) > 3 * sigma] = 0.0
+    c = np.where(kp[..., 2] >= min_conf, np.maximum(kp[..., 2], 1e-3), 0.0)  # (T, K)
+    num = np.einsum("ts,skd->tkd", w, kp[..., :2] * c[..., None])
+    den = np.einsum("ts,sk->tk", w, c)[..., None]
+    out = kp.copy()
+    out[..., :2] = np.where(den > 0, num / np.maximum(den, 1e-12), kp[..., :2])
+    return out
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    keypoints: np.ndarray  # (T, K, 3) corrected (and smoothed) keypoints
+    swapped: np.ndarray  # (T, n_chains) bool: labels exchanged per chain
+
+
+def consistent_track(
+    kp: np.ndarray,
+    frames: np.ndarray,
+    scale: np.ndarray,
+    schema: KeypointSchema = COCO17,
+    cfg: ConsistencyConfig = ConsistencyConfig(),
+    anchor: np.ndarray | None = None,
+) -> TrackResult:
+    """Left/right-consistent (and optionally smoothed) keypoints of one track sorted by frame.
+
+    ``anchor`` (T, n_chains): optional per-frame votes for each chain (positive: the prediction's
+    assignment is right, negative: it is swapped, 0: no opinion), in box-height units; they are
+    added to the per-frame prior.
+    """
+    kp = np.asarray(kp, np.float64)
+    if kp.ndim != 3 or kp.shape[1] != schema.num_keypoints or kp.shape[2] < 3:
+        raise GaitdataError(
+            f"consistent_track: expected keypoints (T, {schema.num_keypoints}, 3), got {kp.shape}"
+        )
+    chains = limb_chains(schema)
+    swapped = np.zeros((len(kp), len(chains)), bool)
+    out = kp.copy()
+    if cfg.fix_swaps:
+        facing = side_view_facing(kp, scale, schema, cfg) if cfg.side_evidence > 0 else 0
+        for i, chain in enumerate(chains):
+            unary = np.full(len(kp), cfg.prior)
+            if facing and chain_edges(schema, chain):
+                unary = unary + cfg.side_evidence * side_votes(kp, scale, chain, facing, schema, cfg)
+            if anchor is not None:
+                unary = unary + np.asarray(anchor, np.float64)[:, i]
+            swapped[:, i] = swap_path(kp, frames, scale, chain, cfg, unary)
+            out = apply_swaps(out, swapped[:, i], chain)
+    if cfg.smooth_sigma > 0:
+        out = smooth_track(out, frames, cfg.smooth_sigma, cfg.min_conf)
+    return TrackResult(keypoints=out, swapped=swapped)
+
+
+def consistent_persons(
+    video_id: np.ndarray,
+    track: np.ndarray,
+    frames: np.ndarray,
+    kp: np.ndarray,
+    scale: np.ndarray,
+    schema: KeypointSchema = COCO17,
+    cfg: ConsistencyConfig = ConsistencyConfig(),
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`consistent_track` over every (video, track) of a flat list of poses.
+
+    Returns the corrected (N, K, 3) keypoints in the input order and the per-pose swap flags
+    (N, n_chains). Poses of a track that share a frame keep the first one's place in the chain and
+    are left as they are.
+    """
+    kp = np.asarray(kp, np.float64)
+    out = kp.copy()
+    n_chains = len(limb_chains(schema))
+    flags = np.zeros((len(kp), n_chains), bool)
+    keys = np.array([f"{v}\x00{t}" for v, t in zip(video_id, track, strict=True)])
+    for key in np.unique(keys):
+        rows = np.flatnonzero(keys == key)
+        rows = rows[np.argsort(frames[rows], kind="stable")]
+        _, first = np.unique(frames[rows], return_index=True)
+        rows = rows[first]
+        res = consistent_track(kp[rows], frames[rows], scale[rows], schema, cfg)
+        out[rows] = res.keypoints
+        flags[rows] = res.swapped
+    return out, flags
