@@ -1,5 +1,6 @@
 """The main job on built-in sample data: synth -> extract -> validate -> label -> split -> export
--> train -> evaluate (-> browse). Every stage is an ordinary library call; rerunning resumes.
+-> train -> compress -> evaluate -> label with the trained student (-> browse). Every stage is an
+ordinary library call; rerunning resumes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from gaitdata.progress import is_quiet
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+STUDENT = "fastpose_res18_w050_128x96"
 
 
 @dataclass(frozen=True)
@@ -137,37 +140,81 @@ def _run_stages(opts: DemoOptions, console: Console) -> DemoResult:
     )  # fmt: skip
 
     if opts.train:
-        from gaitdata import student
-
-        export_dir = Path(next(iter(files.values()))).parent
-        run_dir = _stage(
-            console, result, "train student",
-            lambda: _with_summary(
-                student.train(root, export_dir, model="fastpose_res18_w050_128x96", batch_size=8,
-                              epochs=opts.epochs, seed=opts.seed, progress=not is_quiet()),
-                lambda p: f"run {Path(p).name} (models/)",
-            ),
-        )  # fmt: skip
-        _stage(
-            console, result, "compress",
-            lambda: _with_summary(
-                [student.compress(run_dir, "slim", ratio=0.2, finetune_epochs=6, progress=not is_quiet()),
-                 student.compress(run_dir, "int8"), student.compress(run_dir, "onnx")],
-                lambda paths: ", ".join(Path(p).name for p in paths),
-            ),
-        )  # fmt: skip
-        ev = _stage(
-            console, result, "evaluate",
-            lambda: _with_summary(
-                student.evaluate(root, run_dir, split="test", labels=opts.teacher, progress=not is_quiet()),
-                lambda e: f"{Path(e.report).name} in the run folder",
-            ),
-        )  # fmt: skip
-        _print_student(console, ev, opts.teacher)
-        result.report = Path(ev.report)
+        result.report = _student_stages(console, result, root, files, opts)
 
     _print_summary(console, result)
     return result
+
+
+def _student_stages(console: Console, result: DemoResult, root: Path, files: dict, opts: DemoOptions) -> Path:
+    """train -> compress (pruned to a MAC budget, int8, ONNX) -> evaluate -> label with the student."""
+    from gaitdata import student
+
+    export_dir = Path(next(iter(files.values()))).parent
+    run_dir = _stage(
+        console, result, "train student",
+        lambda: _with_summary(
+            student.train(root, export_dir, model=STUDENT, batch_size=8, epochs=opts.epochs, seed=opts.seed,
+                          progress=True),
+            lambda p: f"run {p}",
+        ),
+    )  # fmt: skip
+    _stage(console, result, "compress", lambda: _compress(run_dir))
+    ev = _stage(
+        console, result, "evaluate",
+        lambda: _with_summary(
+            student.evaluate(root, run_dir, split="test", labels=opts.teacher),
+            lambda e: f"report {e.report}",
+        ),
+    )  # fmt: skip
+    _print_student(console, ev, opts.teacher)
+    _stage(console, result, "label (student)", lambda: _label_with_student(root, run_dir, files, opts.teacher))
+    return Path(ev.report)
+
+
+def _compress(run_dir: Path) -> tuple[list[Path], str]:
+    """Pruned (30% fewer MACs, distilled fine-tuning), int8 and ONNX; each checked against fp32."""
+    import json
+
+    from gaitdata import student
+
+    paths = [student.compress(run_dir, "slim", macs_reduction=0.3, rounds=3, finetune_epochs=6),
+             student.compress(run_dir, "int8"), student.compress(run_dir, "onnx")]  # fmt: skip
+    info = json.loads((run_dir / "compress.json").read_text())
+    notes = []
+    for name in ("pruned.pt", "int8.pt"):
+        c = info.get(name, {}).get("check")
+        if c is None:
+            notes.append(f"{name}: not checked (no validation part)")
+        elif c["within_tolerance"]:
+            notes.append(f"{name}: PCK@0.1 on val {c['value']:.3f} vs fp32 {c['reference']:.3f}, within tolerance")
+        else:
+            notes.append(f"{name}: PCK@0.1 on val {c['value']:.3f} vs fp32 {c['reference']:.3f}, MISSES its tolerance")
+    pr = info.get("pruned.pt", {})
+    head = f"pruned to {1 - pr.get('macs_reduction', 0):.0%} of the MACs; " if pr else ""
+    return paths, head + "; ".join(notes)
+
+
+def _label_with_student(root: Path, run_dir: Path, files: dict, teacher: str) -> tuple[Any, str]:
+    """The trained student (its ONNX file, onnxruntime on CPU) labels the held-out recordings behind
+    the teacher's boxes, as it would label new recordings; scored against the ground truth."""
+    import json
+
+    import numpy as np
+
+    from pseudolabel.agreement import compare_label_sets
+    from pseudolabel.runner import label
+
+    test = json.loads(Path(files["test"]).read_text())
+    videos = sorted({im["video_id"] for im in test["images"]})
+    s = label(root, teacher="student", weights=run_dir / "model.onnx", boxes=f"labels:{teacher}",
+              label_set="student", videos=videos, overwrite=True, progress=False)  # fmt: skip
+    df = compare_label_sets(root, "ground_truth", "student")
+    matched = df[df["oks"].notna()] if "oks" in df else df
+    return s, (
+        f"{s.n_frames} frames of {len(videos)} held-out recordings at {s.frames_per_second:.0f} frames/s; "
+        f"mean OKS vs ground truth {float(np.nanmean(matched['oks'])):.3f}"
+    )
 
 
 def _fractions(n_subjects: int) -> tuple[float, float, float]:
@@ -177,30 +224,55 @@ def _fractions(n_subjects: int) -> tuple[float, float, float]:
 
 
 def _print_student(console: Console, ev: Any, teacher: str) -> None:
-    """Student variants against the teacher and the ground truth, with their cost, side by side."""
-    from gaitdata.tables import key_column, make_table, num_column
-
+    """Student variants against the teacher and the ground truth, with their cost, side by side;
+    gait figures of the side view; any variant that misses its tolerance, said plainly."""
     m = ev.metrics
     cost = {row.get("model"): row for row in ev.cost}
-    table = make_table("student on the held-out subject")
-    key_column(table, "model")
-    for col in (f"AP vs\n{teacher}", "PCK@0.1\nvs GT", "MMACs", "CPU\nms/crop"):
-        num_column(table, col)
+    side_r = m.get("angles", {}).get("side_r", {})
+    table = Table(title="student on the held-out subject")
+    for col in ("model", f"AP vs {teacher}", "PCK@0.1 vs GT", "side-view angle r vs GT", "MMACs", "CPU ms", "vs fp32"):
+        table.add_column(col, justify="left" if col == "model" else "right")
 
     def _cost(row: dict) -> tuple[str, str]:
         macs, ms = row.get("macs"), row.get("cpu_ms")
-        return (f"{macs / 1e6:.0f}" if macs else "-", f"{ms:.1f}" if ms else "-")
+        per = f"/{row['per']}" if row.get("per") == "frame" else ""
+        return (f"{macs / 1e6:.0f}" if macs else "-", f"{ms:.1f}{per}" if ms else "-")
 
     gt = m.get("teacher_vs_gt")
     if gt:
-        table.add_row(f"teacher ({teacher})", "1.000", f"{gt['PCK@0.1']:.3f}", "-", "-")
+        t_cost = next((r for n, r in cost.items() if n and n.startswith("teacher")), {})
+        table.add_row(f"teacher ({teacher})", "1.000", f"{gt['PCK@0.1']:.3f}", _r(side_r.get("teacher_vs_gt")),
+                      *_cost(t_cost), "-")  # fmt: skip
     for name, v in m.get("variants", {}).items():
         pck_gt = f"{v['vs_gt']['PCK@0.1']:.3f}" if v.get("vs_gt") else "-"
-        table.add_row(f"student {name}", f"{v['vs_teacher']['AP']:.3f}", pck_gt, *_cost(cost.get(f"student {name}", {})))
+        c = v.get("check")
+        verdict = "-" if c is None else ("within tolerance" if c["within_tolerance"] else "[bold red]MISSES tolerance[/]")
+        table.add_row(f"student {name}", f"{v['vs_teacher']['AP']:.3f}", pck_gt, _r(v.get("side_angle_r")),
+                      *_cost(cost.get(f"student {name}", {})), verdict)  # fmt: skip
     for name, row in cost.items():
-        if name and not name.startswith("student "):
-            table.add_row(f"{name} (cost reference)", "-", "-", *_cost(row))
+        if name and not name.startswith(("student ", "teacher")):
+            table.add_row(f"{name} ({row.get('weights')} weights: cost only)", "-", "-", "-", *_cost(row), "-")
     console.print(table)
+    for name, v in m.get("variants", {}).items():
+        c = v.get("check")
+        if c is not None and not c["within_tolerance"]:
+            console.print(
+                f"[bold red]warning:[/] student {name} misses its tolerance: PCK@0.1 vs {c['against']} {c['value']:.3f}, "
+                f"fp32 {c['reference']:.3f} ({c['drop'] * 100:.1f} points lost, {c['tolerance'] * 100:.0f} allowed)"
+            )
+    for vid, g in m.get("gait", {}).items():
+        parts = []
+        for src in ("ground truth", "teacher", "student"):
+            if src in g:
+                s = g[src]
+                cad = s["cadence_steps_per_min"]
+                parts.append(f"{src} {s['heel_strikes']} heel strikes, cadence {cad:.0f}/min" if cad == cad
+                             else f"{src} {s['heel_strikes']} heel strikes")  # fmt: skip
+        console.print(f"gait cycle, {vid}: " + "; ".join(parts))
+
+
+def _r(v: float | None) -> str:
+    return "-" if v is None or v != v else f"{v:.2f}"
 
 
 def _with_summary(value: Any, fmt: Callable[[Any], str]) -> tuple[Any, str]:

@@ -1,9 +1,10 @@
 """Benchmark: student variants against the FastPose-R50 teacher on CPU (one run, ratios printed).
 
 Measures per-crop latency (batch 1) and throughput (batch ``--batch``) of the default student in
-fp32, pruned (network slimming at ``--ratio``) and int8, a few other registered students, and the
-FastPose-R50 teacher (random weights: cost does not depend on them), plus MACs and parameters, and
-checks the goals:
+fp32, pruned (``--macs-reduction`` of its MACs removed, channels ranked by batch-norm scale) and
+int8, a few other registered students, and the FastPose-R50 teacher (random weights: cost does not
+depend on them, and no accuracy is claimed for them), plus MACs and parameters, and checks the
+goals:
 
 - default student >= 10x fewer MACs and >= 5x faster on CPU than the teacher
 - int8 >= 1.5x faster than the fp32 student
@@ -14,10 +15,14 @@ front, walking towards the camera) x ``--frames`` frames, synthetic ground truth
 pseudo-labels, a split BY SUBJECT (~60/10/30 % of frames: the test subjects are never seen in
 training) and its COCO export. ``--root ROOT --labels SET [--export DIR]`` uses an existing root
 instead (e.g. the one ``gaitdata demo`` builds). The bench then trains the student for
-``--epochs`` on the train part (best epoch by validation OKS), evaluates it on the test split
-(``--flip-test`` averages with the mirrored crop) and checks OKS AP vs the teacher >= 0.9 and
-PCK@0.1 vs ground truth within 2 points of the teacher's. Metrics are raw per-frame predictions
-(no temporal smoothing).
+``--epochs`` on the train part (best epoch by validation OKS; a finished run with the same options
+is reused, ``--overwrite`` retrains), prunes it to ``--macs-reduction`` fewer MACs (rounds of
+pruning and distilled fine-tuning), evaluates both on the test split (``--flip-test`` averages
+with the mirrored crop; poses made left/right consistent along each track) and checks:
+
+- OKS AP vs the teacher >= 0.9; PCK@0.1 vs ground truth within 2 points of the teacher's
+- side-view gait-angle correlation with ground truth >= the teacher's - 0.05
+- pruned: >= 25 % fewer MACs than fp32, PCK@0.1 vs ground truth within 2 points of fp32
 
 Usage::
 
@@ -27,6 +32,8 @@ Usage::
     python tools/bench_student.py --threads 2 --make-root bench_output/synth
     python tools/bench_student.py --root demo_output/dataset --labels mediapipe \
         --export demo_output/dataset/exports/coco/demo --epochs 30 --flip-test
+    python tools/bench_student.py --threads 2 --make-root bench_output/synth --accuracy-only \
+        --model fastpose_res18_w050_128x96 --epochs 12
 """
 
 from __future__ import annotations
@@ -72,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--ratio", type=float, default=0.5, help="slimming ratio for the pruned variant")
+    ap.add_argument("--macs-reduction", type=float, default=0.3, help="fraction of MACs the pruned variant removes")
+    ap.add_argument("--ratio", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--root", type=Path, help="labelled (synthetic) dataset root for the accuracy goals")
     ap.add_argument(
@@ -97,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         help="extra training option for the accuracy run (a TrainConfig field; value parsed as JSON), repeatable",
     )
     ap.add_argument("--run-dir", type=Path, help="training run folder [default: ROOT/models/bench_MODEL]")
+    ap.add_argument("--overwrite", action="store_true", help="retrain even when the run folder holds this run")
+    ap.add_argument("--no-prune", action="store_true", help="skip the pruned variant of the accuracy run")
     ap.add_argument("--flip-test", action="store_true", help="evaluate with the flip test (2x inference)")
     args = ap.parse_args(argv)
 
@@ -106,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.ratio is not None:
+        print("--ratio is deprecated: it now sets --macs-reduction", file=sys.stderr)
+        args.macs_reduction = args.ratio
     if args.make_root is not None:
         args.root, args.labels, args.export = build_root(args.make_root, args.subjects, args.frames)
     name = args.model or DEFAULT_STUDENT
@@ -122,6 +135,13 @@ def main(argv: list[str] | None = None) -> int:
             goals["student PCK@0.1 vs GT within 2 points of the teacher's"] = (
                 accuracy["pck_gt_student"] >= accuracy["pck_gt_teacher"] - 0.02
             )
+        if accuracy.get("side_r_student") is not None and accuracy.get("side_r_teacher") is not None:
+            goals["student side-view angle r vs GT >= teacher's - 0.05"] = (
+                accuracy["side_r_student"] >= accuracy["side_r_teacher"] - 0.05
+            )
+        if accuracy.get("pruned_macs_reduction") is not None:
+            goals["pruned >= 25% fewer MACs than fp32"] = accuracy["pruned_macs_reduction"] >= 0.25
+            goals["pruned PCK@0.1 within 2 points of fp32"] = accuracy["pruned_pck_drop"] <= 0.02
     print("\ngoals:")
     for g, ok in goals.items():
         print(f"  [{'met' if ok else 'NOT met'}] {g}")
@@ -141,7 +161,7 @@ def _cost(args: argparse.Namespace, name: str, goals: dict[str, bool]) -> list[d
 
     from gaitdata.student.models import count_flops, count_parameters, create_student
     from gaitdata.student.quant import quantize_int8
-    from gaitdata.student.slim import slim_model
+    from gaitdata.student.slim import channel_scores, prune, select_budget
     from pseudolabel.models.fastpose import build_fastpose_r50
 
     entries: list[tuple[str, object, object, tuple[int, int]]] = []
@@ -154,8 +174,9 @@ def _cost(args: argparse.Namespace, name: str, goals: dict[str, bool]) -> list[d
     entries.append((f"{name} int8", quantize_int8(student, calib), student, size))
     pruned_src = create_student(name).eval()
     _calibrated_bn(pruned_src)
-    pruned = slim_model(pruned_src, args.ratio)
-    entries.append((f"{name} pruned {args.ratio:.0%}", pruned, pruned, size))
+    target = count_flops(pruned_src) * (1 - args.macs_reduction)
+    pruned = prune(pruned_src, select_budget(pruned_src, target, channel_scores(pruned_src), floors={}))
+    entries.append((f"{name} pruned -{args.macs_reduction:.0%} MACs", pruned, pruned, size))
     entries.append((f"{name} pruned int8", quantize_int8(pruned, calib), pruned, size))
     for other in [o for o in args.others.split(",") if o and o != name]:
         m = create_student(other).eval()
@@ -277,37 +298,42 @@ def _accuracy(args: argparse.Namespace, name: str) -> dict:
     out = args.run_dir or args.root / "models" / f"bench_{name}"
     t = time.perf_counter()
     run = student.train(
-        args.root,
-        export,
-        model=name,
-        epochs=args.epochs,
-        out=out,
-        progress=False,
-        overwrite=True,
-        batch_size=args.batch_size,
-        **_train_opts(args.train_opt),
-    )
+        args.root, export, model=name, epochs=args.epochs, out=out, progress=False, overwrite=args.overwrite,
+        batch_size=args.batch_size, **_train_opts(args.train_opt),
+    )  # fmt: skip
     print(f"\ntrained {name} for {args.epochs} epochs in {time.perf_counter() - t:.0f} s -> {run}")
-    res = student.evaluate(
-        args.root,
-        run,
-        split="test",
-        labels=args.labels,
-        latency=False,
-        make_variants=False,
-        flip_test=args.flip_test,
-    )
+    if not args.no_prune:
+        t = time.perf_counter()
+        student.compress(run, "slim", macs_reduction=args.macs_reduction)
+        print(f"pruned to {1 - args.macs_reduction:.0%} of the MACs in {time.perf_counter() - t:.0f} s")
+    res = student.evaluate(args.root, run, split="test", labels=args.labels, latency=False, flip_test=args.flip_test)
     m = res.metrics["variants"]["fp32"]
+    side = res.metrics["angles"]["side_r"]
     acc = {
         "ap_vs_teacher": m["vs_teacher"]["AP"],
         "pck_vs_teacher": m["vs_teacher"]["PCK@0.1"],
+        "side_r_student": _finite(side.get("student_vs_gt", side.get("student_vs_teacher"))),
+        "side_r_student_per_frame": _finite(side.get("student_raw_vs_gt", side.get("student_raw_vs_teacher"))),
+        "side_r_teacher": _finite(side.get("teacher_vs_gt")),
         "report": str(res.report),
     }
     if "vs_gt" in m:
         acc["pck_gt_student"] = m["vs_gt"]["PCK@0.1"]
         acc["pck_gt_teacher"] = res.metrics["teacher_vs_gt"]["PCK@0.1"]
-    print(f"accuracy on the held-out split: {json.dumps(acc)}")
+    pruned = res.metrics["variants"].get("pruned")
+    if pruned is not None:
+        c = pruned["check"]
+        acc.update(pruned_macs_reduction=c["macs_reduction"], pruned_pck_drop=c["drop"], pruned_pck=c["value"],
+                   pruned_ap_vs_teacher=pruned["vs_teacher"]["AP"], pruned_side_r=_finite(pruned.get("side_angle_r")))  # fmt: skip
+    gait = res.metrics.get("gait", {})
+    acc["gait"] = {vid: {src: {k: g[src][k] for k in ("heel_strikes", "cadence_steps_per_min")}
+                         for src in ("ground truth", "teacher", "student") if src in g} for vid, g in gait.items()}  # fmt: skip
+    print(f"accuracy on the held-out split: {json.dumps(acc, indent=1)}")
     return acc
+
+
+def _finite(v: float | None) -> float | None:
+    return None if v is None or v != v else float(v)
 
 
 if __name__ == "__main__":

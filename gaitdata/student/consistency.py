@@ -5,14 +5,16 @@ the hard part of the task: the legs look alike, so a model may label them by a c
 half the gait cycle only (the front leg, say) and hand the label over when the legs cross. Over a
 track the identity of each limb is not ambiguous: a foot in stance stands still while the other
 swings past it, so a label that jumps from one trajectory to the other shows up as a jump in
-velocity. :func:`swap_path` finds, per limb chain (leg, arm, head side), the per-frame assignment
-with the smoothest motion (a Viterbi search over "as predicted" / "swapped" with a
-constant-velocity model), and :func:`consistent_track` applies it.
+jump. :func:`swap_path` finds, per limb chain (leg, arm, head side), the per-frame assignment with
+the least motion (a Viterbi search over "as predicted" / "swapped"), keeps only corrections that
+are clearly better than the prediction, and :func:`consistent_track` applies them.
 
 Smoothness alone fixes the relative identity; which of the two trajectories is the left one is
-decided by evidence summed over the track: by default the model's own per-frame votes (``prior``
-per frame for keeping its assignment), optionally replaced by a track-level ``anchor`` (e.g. the
-side that faces the camera, from depth, see :func:`near_side_votes`).
+decided by evidence summed over the track: the model's own per-frame votes (``prior`` per frame
+for keeping its assignment) and, in side views, perspective: the leg nearer the camera is imaged
+larger (a few per cent at gait-lab distances), and which side is nearer follows from the way the
+person faces (:func:`side_view_facing`, :func:`side_votes`). Other evidence can be added per frame
+with ``anchor``.
 
 Coordinates are pixels; costs are in units of the person's size (box height), so the settings do
 not depend on the image resolution.
@@ -27,8 +29,9 @@ import numpy as np
 from gaitdata.errors import GaitdataError
 from gaitdata.schema import COCO17, KeypointSchema
 
-_LEG_WORDS = ("hip", "knee", "ankle", "heel", "toe", "foot", "big_toe", "small_toe")
-_ARM_WORDS = ("shoulder", "elbow", "wrist", "hand", "thumb", "finger", "pinky", "index")
+_LEG_WORDS = ("knee", "ankle", "heel", "toe", "foot")
+_ARM_WORDS = ("elbow", "wrist", "hand", "thumb", "finger", "pinky", "index")
+_TORSO_WORDS = ("hip", "shoulder")
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class ConsistencyConfig:
     max_gap: int = 3  # frames a track may skip and still be linked
     min_conf: float = 0.2  # joints below this confidence carry no motion evidence
     cap: float = 0.5  # per-joint motion cost cap (box heights): one wild joint cannot decide alone
-    motion_order: int = 1  # 1: positions carry over frame to frame; 2: constant velocity
+    min_gain: float = 0.15  # box heights: a run of corrected frames must lower the total cost this much
     smooth_sigma: float = 0.0  # Gaussian smoothing over frames (sigma in frames); 0: off
     # side views: the limbs nearer the camera are imaged larger (perspective), so the per-frame
     # difference of left and right limb lengths (box heights) votes for the assignment, times this
@@ -48,10 +51,10 @@ class ConsistencyConfig:
     side_max_width: float = 0.1  # shoulder (else hip) width / box height below which a track is a side view
 
     def __post_init__(self) -> None:
-        if self.prior < 0 or self.cap <= 0 or self.max_gap < 1 or self.smooth_sigma < 0:
+        if self.prior < 0 or self.cap <= 0 or self.max_gap < 1 or self.smooth_sigma < 0 or self.min_gain < 0:
             raise GaitdataError(
                 f"consistency settings out of range ({self}); need prior >= 0, cap > 0, max_gap >= 1, "
-                f"smooth_sigma >= 0"
+                f"smooth_sigma >= 0, min_gain >= 0"
             )
 
     def to_dict(self) -> dict:
@@ -59,17 +62,21 @@ class ConsistencyConfig:
 
 
 def limb_chains(schema: KeypointSchema = COCO17) -> tuple[tuple[tuple[int, int], ...], ...]:
-    """The schema's flip pairs grouped into chains that swap together: legs, arms, the rest (head)."""
-    legs, arms, rest = [], [], []
+    """The schema's flip pairs grouped into chains that swap together: legs (knee down), arms
+    (elbow down), torso (hips, shoulders), the rest (head)."""
+    groups: dict[str, list[tuple[int, int]]] = {"legs": [], "arms": [], "torso": [], "rest": []}
     for a, b in schema.flip_pairs:
         name = schema.keypoints[a]
-        if any(w in name for w in _LEG_WORDS):
-            legs.append((a, b))
-        elif any(w in name for w in _ARM_WORDS):
-            arms.append((a, b))
-        else:
-            rest.append((a, b))
-    return tuple(tuple(c) for c in (legs, arms, rest) if c)
+        kind = next((k for k, words in (("legs", _LEG_WORDS), ("arms", _ARM_WORDS), ("torso", _TORSO_WORDS))
+                     if any(w in name for w in words)), "rest")  # fmt: skip
+        groups[kind].append((a, b))
+    return tuple(tuple(c) for c in groups.values() if c)
+
+
+def is_leg_chain(schema: KeypointSchema, chain: tuple[tuple[int, int], ...]) -> bool:
+    """Whether a chain is a leg: the limbs whose camera-side member is reliably seen in a side view
+    (the far arm and the far half of the face hide behind the body, so their lengths are guesses)."""
+    return any(w in schema.keypoints[chain[0][0]] for w in _LEG_WORDS)
 
 
 def _pair_index(schema: KeypointSchema) -> dict[int, int]:
@@ -80,9 +87,15 @@ def _pair_index(schema: KeypointSchema) -> dict[int, int]:
 
 
 def chain_edges(schema: KeypointSchema, chain: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
-    """Skeleton edges within the chain's left joints (their mirrors are the right side's)."""
+    """Skeleton edges of the chain's left side: both ends on the left, at least one in the chain
+    (for a leg: knee-ankle and hip-knee); the right side's are their mirrors."""
     left = {a for a, _ in chain}
-    return tuple((a, b) for a, b in schema.skeleton if a in left and b in left)
+    mirror = _pair_index(schema)
+    lefts = {a for a, _ in schema.flip_pairs}
+    return tuple(
+        (a, b) for a, b in schema.skeleton
+        if (a in left or b in left) and a in lefts and b in lefts and a in mirror and b in mirror
+    )  # fmt: skip
 
 
 def side_view_facing(
@@ -184,8 +197,13 @@ def swap_path(
     """Per frame, whether the chain's left/right labels should be swapped (bool (T,)).
 
     ``kp`` (T, K, 3) x, y, confidence of one track sorted by ``frames``; ``scale`` (T,) the person's
-    size in pixels. ``unary`` (T,): extra cost of the swapped state per frame (positive: keep the
+    size in pixels. ``unary`` (T,): cost of the swapped state per frame (positive: keep the
     prediction); by default ``cfg.prior`` for every frame.
+
+    A Viterbi search over the two states per frame with the motion cost between consecutive frames
+    (joint displacement in box heights, capped at ``cfg.cap`` per joint) finds the cheapest path;
+    then each run of swapped frames is kept only if it lowers the total cost by ``cfg.min_gain``
+    (a correction must be clearly better than the prediction, not a coin toss in noise).
     """
     kp = np.asarray(kp, np.float64)
     t_len = len(kp)
@@ -202,58 +220,50 @@ def swap_path(
     sc = np.maximum(np.asarray(scale, np.float64), 1.0)
     u = np.full(t_len, cfg.prior) if unary is None else np.asarray(unary, np.float64)
     unary2 = np.stack([np.zeros(t_len), u], axis=1)  # (T, 2)
-
-    def motion(t: int, pred: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Cost of each state at t given predicted positions (2n, 2) per earlier state: -> (2,)."""
-        d = np.linalg.norm(pos[t] - pred[None], axis=-1) / sc[t]  # (2, 2n)
-        d = np.minimum(d, cfg.cap) * valid[None]
-        return d.sum(-1)
-
-    out = np.zeros(t_len, bool)
-    start = 0
-    for stop in [*(np.flatnonzero(np.diff(frames) > cfg.max_gap) + 1), t_len]:
-        out[start:stop] = _viterbi(pos, ok, frames, unary2, motion, start, stop, cfg.motion_order)
-        start = stop
-    return out
+    # motion[t, a, b]: cost of state a at t-1 followed by state b at t (0 across a gap)
+    motion = np.zeros((t_len, 2, 2))
+    linked = np.r_[False, np.diff(frames) <= cfg.max_gap]
+    for t in np.flatnonzero(linked):
+        valid = ok[t] & ok[t - 1]
+        d = np.linalg.norm(pos[t][None, :, :, :] - pos[t - 1][:, None, :, :], axis=-1) / sc[t]  # (2, 2, 2n)
+        motion[t] = (np.minimum(d, cfg.cap) * valid).sum(-1)
+    path = _viterbi(unary2, motion)
+    return _significant(path, unary2, motion, cfg.min_gain)
 
 
-def _viterbi(pos, ok, frames, unary2, motion, start: int, stop: int, order: int = 2) -> np.ndarray:
-    """Second-order Viterbi over frames [start, stop): state = (s_{t-1}, s_t)."""
-    if stop - start == 1:
-        return np.array([unary2[start, 1] < unary2[start, 0]])
-    inf = np.inf
-    # cost[a, b]: best cost of a path ending with s_{t-1} = a, s_t = b; back[t][a, b] = best s_{t-2}
-    t0, t1 = start, start + 1
-    cost = np.full((2, 2), inf)
-    for a in (0, 1):
-        c1 = motion(t1, pos[t0, a], ok[t0] & ok[t1])
-        cost[a] = unary2[t0, a] + unary2[t1] + c1
-    backs = []
-    for t in range(start + 2, stop):
-        new = np.full((2, 2), inf)
-        back = np.zeros((2, 2), np.int64)
-        gap_prev = frames[t - 1] - frames[t - 2]
-        ratio = (frames[t] - frames[t - 1]) / gap_prev
-        valid = ok[t] & ok[t - 1] & ok[t - 2]
-        for a in (0, 1):
-            for b in (0, 1):
-                if order == 1:
-                    c = cost[a, b] + motion(t, pos[t - 1, b], ok[t] & ok[t - 1]) + unary2[t]
-                else:
-                    pred = pos[t - 1, b] + (pos[t - 1, b] - pos[t - 2, a]) * ratio
-                    c = cost[a, b] + motion(t, pred, valid) + unary2[t]
-                for s in (0, 1):
-                    if c[s] < new[b, s]:
-                        new[b, s] = c[s]
-                        back[b, s] = a
-        cost = new
-        backs.append(back)
-    a, b = np.unravel_index(int(np.argmin(cost)), cost.shape)
-    path = [b, a]
-    for back in reversed(backs):
-        prev = back[path[-1], path[-2]]
-        path.append(prev)
-    return np.array(path[::-1], bool)
+def _viterbi(unary2: np.ndarray, motion: np.ndarray) -> np.ndarray:
+    """The cheapest two-state path: sum of unary2[t, s_t] + motion[t, s_(t-1), s_t]."""
+    t_len = len(unary2)
+    cost = unary2[0].copy()
+    back = np.zeros((t_len, 2), np.int64)
+    for t in range(1, t_len):
+        total = cost[:, None] + motion[t]  # (from, to)
+        back[t] = total.argmin(0)
+        cost = total.min(0) + unary2[t]
+    path = np.zeros(t_len, np.int64)
+    path[-1] = int(cost.argmin())
+    for t in range(t_len - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path.astype(bool)
+
+
+def _path_cost(path: np.ndarray, unary2: np.ndarray, motion: np.ndarray) -> float:
+    s = path.astype(np.int64)
+    return float(unary2[np.arange(len(s)), s].sum() + motion[np.arange(1, len(s)), s[:-1], s[1:]].sum())
+
+
+def _significant(path: np.ndarray, unary2: np.ndarray, motion: np.ndarray, min_gain: float) -> np.ndarray:
+    """Revert each run of swapped frames whose correction gains less than ``min_gain``."""
+    path = path.copy()
+    if not path.any() or min_gain <= 0:
+        return path
+    edges = np.flatnonzero(np.diff(np.r_[0, path.astype(np.int8), 0]))
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        without = path.copy()
+        without[a:b] = False
+        if _path_cost(without, unary2, motion) - _path_cost(path, unary2, motion) < min_gain:
+            path = without
+    return path
 
 
 def apply_swaps(kp: np.ndarray, swapped: np.ndarray, chain: tuple[tuple[int, int], ...]) -> np.ndarray:
@@ -314,7 +324,7 @@ def consistent_track(
         facing = side_view_facing(kp, scale, schema, cfg) if cfg.side_evidence > 0 else 0
         for i, chain in enumerate(chains):
             unary = np.full(len(kp), cfg.prior)
-            if facing and chain_edges(schema, chain):
+            if facing and is_leg_chain(schema, chain) and chain_edges(schema, chain):
                 unary = unary + cfg.side_evidence * side_votes(kp, scale, chain, facing, schema, cfg)
             if anchor is not None:
                 unary = unary + np.asarray(anchor, np.float64)[:, i]

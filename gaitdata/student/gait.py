@@ -5,8 +5,8 @@
   ankle angle), left and right, per frame.
 - :func:`heel_strikes`: heel-strike events from the ankle trajectories of a side view, by the
   coordinate-based method of Zeni et al. (2008): the foot strikes the ground when it is furthest
-  ahead of the pelvis in the walking direction, i.e. at the maxima of ``facing * (ankle_x -
-  pelvis_x)``, refined to sub-frame time by a parabola through the peak and its neighbours.
+  ahead of the pelvis in the walking direction, i.e. at the (prominent) maxima of
+  ``facing * (ankle_x - pelvis_x)``, refined to sub-frame time by a parabola through the peak.
 - :func:`cycle_summary`: step times (alternating feet), stride times (same foot) and cadence.
 - :func:`match_events`: events of an estimate matched one-to-one to reference events within a
   tolerance; timing error, misses and extras.
@@ -42,26 +42,36 @@ def gait_angles(kp: np.ndarray, schema: KeypointSchema = COCO17) -> dict[str, np
 
 def heel_strikes(
     frames: np.ndarray, ankle_x: np.ndarray, pelvis_x: np.ndarray, facing: int, fps: float,
-    min_step_s: float = 0.3,
+    min_stride_s: float = 0.5, prominence: float = 0.3, smooth_s: float = 0.033,
 ) -> np.ndarray:  # fmt: skip
-    """Heel-strike times (in frames, sub-frame) of one foot: maxima of ``facing * (ankle_x - pelvis_x)``
-    at least ``min_step_s`` apart that stand out of the signal (above its mean, and a maximum over
-    the neighbouring frames on both sides)."""
+    """Heel-strike times (in frames, sub-frame) of one foot: maxima of ``facing * (ankle_x - pelvis_x)``.
+
+    The signal is smoothed lightly (Gaussian, ``smooth_s`` seconds) so that a pose model's jitter
+    makes no events; a maximum counts when it stands ``prominence`` of the signal's range (5th to
+    95th percentile) above the lowest point on each side within one stride, and two strikes of a
+    foot are at least ``min_stride_s`` apart (the larger one is kept). Frames may have gaps.
+    """
     f = np.asarray(frames, np.float64)
     d = facing * (np.asarray(ankle_x, np.float64) - np.asarray(pelvis_x, np.float64))
     ok = np.isfinite(d)
     f, d = f[ok], d[ok]
     if len(d) < 5 or facing == 0:
         return np.zeros(0)
-    half = max(2, int(round(min_step_s * fps / 2)))
-    mean = float(d.mean())
-    out: list[float] = []
-    for i in range(2, len(d) - 2):
-        lo, hi = max(0, i - half), min(len(d), i + half + 1)
-        if d[i] < mean or d[i] < d[lo:hi].max() or (i > 0 and d[i] == d[i - 1]):
+    sigma = smooth_s * fps
+    if sigma > 0.3:
+        w = np.exp(-0.5 * ((f[:, None] - f[None, :]) / sigma) ** 2)
+        d = (w @ d) / w.sum(1)
+    span = float(np.percentile(d, 95) - np.percentile(d, 5))
+    if span <= 0:
+        return np.zeros(0)
+    reach = min_stride_s * fps
+    cands: list[tuple[float, float]] = []
+    for i in range(1, len(d) - 1):
+        if not (d[i] >= d[i - 1] and d[i] > d[i + 1]):
             continue
-        # both sides must fall away within the window (a rising edge at a clip's end is no event)
-        if d[lo:i].min() >= d[i] or d[i + 1 : hi].min() >= d[i]:
+        left = d[(f >= f[i] - reach) & (f < f[i])]
+        right = d[(f > f[i]) & (f <= f[i] + reach)]
+        if not len(left) or not len(right) or d[i] - max(left.min(), right.min()) < prominence * span:
             continue
         t = f[i]
         if f[i + 1] - f[i] == 1 and f[i] - f[i - 1] == 1:
@@ -69,10 +79,15 @@ def heel_strikes(
             den = a - 2 * b + c
             if den < 0:
                 t += float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
-        if out and (t - out[-1]) < min_step_s * fps:
+        cands.append((t, d[i]))
+    out: list[tuple[float, float]] = []
+    for t, v in cands:
+        if out and t - out[-1][0] < reach:
+            if v > out[-1][1]:
+                out[-1] = (t, v)
             continue
-        out.append(t)
-    return np.asarray(out)
+        out.append((t, v))
+    return np.array([t for t, _ in out])
 
 
 @dataclass(frozen=True)
@@ -100,17 +115,18 @@ def track_events(
 
 
 def cycle_summary(ev: GaitEvents) -> dict[str, float | int]:
-    """Heel strikes, mean step time (s, consecutive strikes of alternating feet), mean stride time
-    (s, consecutive strikes of one foot) and cadence (steps per minute = 60 / step time)."""
+    """Heel strikes, step time (s, median interval between consecutive strikes of alternating
+    feet), stride time (s, median interval between consecutive strikes of one foot) and cadence
+    (steps per minute = 60 / step time). Medians: one spurious or missed event does not move them."""
     labelled = sorted([(t, "L") for t in ev.left] + [(t, "R") for t in ev.right])
     steps = [b[0] - a[0] for a, b in zip(labelled, labelled[1:], strict=False) if a[1] != b[1]]
     strides = [*np.diff(ev.left), *np.diff(ev.right)]
-    step = float(np.mean(steps)) / ev.fps if steps else float("nan")
+    step = float(np.median(steps)) / ev.fps if steps else float("nan")
     return {
         "heel_strikes": len(labelled),
         "steps": len(steps),
         "step_time_s": step,
-        "stride_time_s": float(np.mean(strides)) / ev.fps if strides else float("nan"),
+        "stride_time_s": float(np.median(strides)) / ev.fps if strides else float("nan"),
         "cadence_steps_per_min": 60.0 / step if steps and step > 0 else float("nan"),
     }
 

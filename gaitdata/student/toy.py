@@ -44,9 +44,11 @@ def figure_joints(cx: float, cy: float, height: float, phase: float, facing: int
     j[11] = (cx + 0.03 * u * facing, cy)
     j[12] = (cx - 0.03 * u * facing, cy)
     for hip, knee, ank, a_h, a_k in ((11, 13, 15, hip_l, knee_l), (12, 14, 16, hip_r, knee_r)):
-        j[knee] = j[hip] + 0.43 * u * np.array([facing * math.sin(a_h), math.cos(a_h)])
+        # perspective: the leg on the camera side (the right one when facing image right) looks larger
+        s = 1.04 if (hip == 12) == (facing > 0) else 1.0
+        j[knee] = j[hip] + s * 0.43 * u * np.array([facing * math.sin(a_h), math.cos(a_h)])
         a = a_h - a_k
-        j[ank] = j[knee] + 0.42 * u * np.array([facing * math.sin(a), math.cos(a)])
+        j[ank] = j[knee] + s * 0.42 * u * np.array([facing * math.sin(a), math.cos(a)])
     for sh, el, wr, a in ((5, 7, 9, -hip_l), (6, 8, 10, -hip_r)):
         j[el] = j[sh] + 0.29 * u * np.array([facing * math.sin(a), math.cos(a)])
         j[wr] = j[el] + 0.25 * u * np.array([facing * math.sin(a + 0.4), math.cos(a + 0.4)])
@@ -96,13 +98,14 @@ def make_toy_root(
         height = h * rng.uniform(0.6, 0.75)
         x0 = rng.uniform(0.3, 0.4) * w if facing > 0 else rng.uniform(0.6, 0.7) * w
         bg = rng.integers(20, 60, size=3)
+        phase0 = rng.uniform(0, 2 * math.pi)
         video_rows.append({
             "video_id": vid, "source_path": f"/toy/{vid}", "source_rel": vid, "kind": "images", "status": "ok",
             "n_colour_frames": n_frames, "n_depth_frames": 0, "n_written": n_frames, "fps": 10.0, "width": w,
             "height": h, "subject": vid, "view": "side",
         })  # fmt: skip
         for f in range(n_frames):
-            phase = 2 * math.pi * f / 10.0 + rng.uniform(0, 0.3)
+            phase = phase0 + 2 * math.pi * f / 16.0 + rng.uniform(0, 0.05)  # 16 frames per gait cycle
             cx = x0 + facing * f * w * 0.02
             cy = h * 0.5 + rng.uniform(-3, 3)
             joints = figure_joints(cx, cy, height, phase, facing)

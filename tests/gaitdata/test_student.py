@@ -295,3 +295,73 @@ def test_loss_terms():
     w[0, 3] = 0.5
     expect = 0.5 * float((s[0, 3] ** 2).mean()) / 34
     assert float(heatmap_loss(s, torch.zeros_like(s), w)) == pytest.approx(expect, rel=1e-5)
+
+
+# ---- configuration -----------------------------------------------------------------------------
+
+
+def test_augmentation_is_nested_and_old_flat_configs_still_compare():
+    from gaitdata.student.trainer import TrainConfig, config_diff
+
+    cfg = TrainConfig.from_kwargs(flip_prob=0.0, rot_factor=5.0, lr=1e-3)
+    assert cfg.augment.flip_prob == 0.0 and cfg.augment.rot_factor == 5.0 and cfg.lr == 1e-3
+    d = cfg.to_dict()
+    assert d["augment"]["rot_factor"] == 5.0 and "flip_prob" not in d
+    assert TrainConfig.from_kwargs(augment=d["augment"]).augment == cfg.augment
+    # a run stored with the former flat layout compares equal to the same options nested
+    flat = {k: v for k, v in d.items() if k != "augment"} | d["augment"]
+    assert config_diff(flat, d) == []
+    assert config_diff(flat, TrainConfig.from_kwargs(flip_prob=0.5, rot_factor=5.0, lr=1e-3).to_dict()) == [
+        "augment.flip_prob: 0.0 -> 0.5"
+    ]
+    with pytest.raises(GaitdataError, match="unknown training option"):
+        TrainConfig.from_kwargs(flip_probability=0.5)
+
+
+def test_zero_epochs_is_refused(toy, tmp_path):
+    from click.testing import CliRunner
+
+    from gaitdata.cli.train import command
+
+    with pytest.raises(GaitdataError, match="epochs must be at least 1"):
+        train(toy, model="fastpose_res10_w025", epochs=0, out=tmp_path / "r", **FAST)
+    r = CliRunner().invoke(command, [str(toy), "--epochs", "0", "--out", str(tmp_path / "r2")])
+    assert r.exit_code == 2 and "0 is not in the range x>=1" in r.output
+    assert not (tmp_path / "r").exists() and not (tmp_path / "r2").exists()
+
+
+def test_flips_respect_the_scene(toy):
+    insts, _ = D.load_coco_instances(toy / "exports/coco/train.json", toy)
+    # toy00 and toy02 walk right, toy01 left: side views both ways, mirrors add nothing
+    assert {i.video_id for i in insts} == {"toy00", "toy01", "toy02"}
+    p, why = D.scene_flip_prob(insts)
+    assert p == 0.0 and "both ways" in why
+    one_way = [i for i in insts if i.video_id != "toy01"]
+    assert D.scene_flip_prob(one_way)[0] == 0.5
+    ds = D.CropDataset(insts, (64, 48), (16, 12), train=True)  # "auto" resolved on the data
+    assert ds.aug.flip_prob == 0.0
+
+
+def test_training_labels_are_made_left_right_consistent(toy, tmp_path):
+    insts, _ = D.load_coco_instances(toy / "exports/coco/train.json", toy)
+    ls, rs = [COCO17.index(f"left_{n}") for n in ("knee", "ankle")], [COCO17.index(f"right_{n}") for n in ("knee", "ankle")]
+    bad = list(insts)
+    assert D.consistent_instances(insts)[1] == 0  # consistent labels are left alone
+    sep = [np.linalg.norm(it.keypoints[15, :2] - it.keypoints[16, :2]) if it.video_id == "toy00" else 0 for it in insts]
+    worst = int(np.argmax(sep))
+    swapped = (worst, worst + 1) if insts[worst + 1].video_id == "toy00" else (worst - 1, worst)
+    for i in swapped:  # a teacher that swapped the legs in two frames of toy00, legs well apart
+        it = bad[i]
+        kp = it.keypoints.copy()
+        kp[ls + rs] = it.keypoints[rs + ls]
+        bad[i] = D.Instance(**{**it.__dict__, "keypoints": kp})
+    fixed, n = D.consistent_instances(bad)
+    assert n == 2
+    for i in swapped:
+        assert np.allclose(fixed[i].keypoints[:, :2], insts[i].keypoints[:, :2])
+    run = train(toy, model="fastpose_res10_w025", epochs=1, out=tmp_path / "run", **FAST)
+    cfg = json.loads((run / "config.json").read_text())
+    assert "label_consistency_fixes" in cfg and cfg["flip_prob"] == 0.0 and cfg["flip_reason"] == "set"
+    assert run.parent == tmp_path
+    default_dir = train(toy, model="fastpose_res10_w025", epochs=1, **FAST)
+    assert default_dir == toy / "models" / "fastpose_res10_w025"  # DatasetRoot.models_dir

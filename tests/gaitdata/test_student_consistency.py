@@ -166,7 +166,8 @@ def test_apply_swaps_and_smoothing():
     chain = limb_chains()[0]
     sw = np.array([False, True, False, False, True])
     out = apply_swaps(kp, sw, chain)
-    assert np.array_equal(out[1, LEFT], kp[1, RIGHT]) and np.array_equal(out[0], kp[0])
+    assert np.array_equal(out[1, LEFT[1:]], kp[1, RIGHT[1:]]) and np.array_equal(out[0], kp[0])
+    assert np.array_equal(out[1, LEFT[0]], kp[1, LEFT[0]])  # hips belong to the torso chain
     assert np.array_equal(apply_swaps(out, sw, chain), kp)
     line = np.zeros((20, 17, 3))
     line[..., 0] = np.arange(20)[:, None] * 3.0
