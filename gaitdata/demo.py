@@ -230,12 +230,12 @@ def _print_student(console: Console, ev: Any, teacher: str) -> None:
     cost = {row.get("model"): row for row in ev.cost}
     side_r = m.get("angles", {}).get("side_r", {})
     table = Table(title="student on the held-out subject")
-    for col in ("model", f"AP vs {teacher}", "PCK@0.1 vs GT", "side-view angle r vs GT", "MMACs", "CPU ms", "vs fp32"):
+    for col in ("model", "AP vs teacher", "PCK@0.1 GT", "side r GT", "MMACs", "CPU ms", "vs fp32"):
         table.add_column(col, justify="left" if col == "model" else "right")
 
     def _cost(row: dict) -> tuple[str, str]:
         macs, ms = row.get("macs"), row.get("cpu_ms")
-        per = f"/{row['per']}" if row.get("per") == "frame" else ""
+        per = "/frame" if row.get("per") == "frame" else ""
         return (f"{macs / 1e6:.0f}" if macs else "-", f"{ms:.1f}{per}" if ms else "-")
 
     gt = m.get("teacher_vs_gt")
@@ -246,13 +246,18 @@ def _print_student(console: Console, ev: Any, teacher: str) -> None:
     for name, v in m.get("variants", {}).items():
         pck_gt = f"{v['vs_gt']['PCK@0.1']:.3f}" if v.get("vs_gt") else "-"
         c = v.get("check")
-        verdict = "-" if c is None else ("within tolerance" if c["within_tolerance"] else "[bold red]MISSES tolerance[/]")
+        verdict = "-" if c is None else ("ok" if c["within_tolerance"] else "[bold red]MISSES[/]")
         table.add_row(f"student {name}", f"{v['vs_teacher']['AP']:.3f}", pck_gt, _r(v.get("side_angle_r")),
                       *_cost(cost.get(f"student {name}", {})), verdict)  # fmt: skip
     for name, row in cost.items():
         if name and not name.startswith(("student ", "teacher")):
-            table.add_row(f"{name} ({row.get('weights')} weights: cost only)", "-", "-", "-", *_cost(row), "-")
+            table.add_row(f"{name.split(' (')[0]} (cost only)", "-", "-", "-", *_cost(row), "-")
     console.print(table)
+    console.print(
+        "[dim]side r GT: gait-angle correlation with ground truth in the side view; the student's poses are made "
+        "left/right consistent along the track (depth and perspective say which leg is nearer), the teacher's are "
+        "its label set as stored. Cost-only rows have random weights and no accuracy.[/]"
+    )
     for name, v in m.get("variants", {}).items():
         c = v.get("check")
         if c is not None and not c["within_tolerance"]:

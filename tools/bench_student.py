@@ -175,7 +175,7 @@ def _cost(args: argparse.Namespace, name: str, goals: dict[str, bool]) -> list[d
     pruned_src = create_student(name).eval()
     _calibrated_bn(pruned_src)
     target = count_flops(pruned_src) * (1 - args.macs_reduction)
-    pruned = prune(pruned_src, select_budget(pruned_src, target, channel_scores(pruned_src), floors={}))
+    pruned = prune(pruned_src, select_budget(pruned_src, target, channel_scores(pruned_src), floors={}, normalize=True))
     entries.append((f"{name} pruned -{args.macs_reduction:.0%} MACs", pruned, pruned, size))
     entries.append((f"{name} pruned int8", quantize_int8(pruned, calib), pruned, size))
     for other in [o for o in args.others.split(",") if o and o != name]:

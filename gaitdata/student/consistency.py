@@ -11,10 +11,11 @@ are clearly better than the prediction, and :func:`consistent_track` applies the
 
 Smoothness alone fixes the relative identity; which of the two trajectories is the left one is
 decided by evidence summed over the track: the model's own per-frame votes (``prior`` per frame
-for keeping its assignment) and, in side views, perspective: the leg nearer the camera is imaged
-larger (a few per cent at gait-lab distances), and which side is nearer follows from the way the
-person faces (:func:`side_view_facing`, :func:`side_votes`). Other evidence can be added per frame
-with ``anchor``.
+for keeping its assignment) and, in side views, which leg is nearer the camera: the camera-side
+leg is the right one when the person faces image right (:func:`side_view_facing`), and it is the
+leg measured nearer in registered depth (:func:`depth_votes`, RGB-D recordings) and the one imaged
+larger by perspective (a few per cent at gait-lab distances, :func:`side_votes`). Other evidence
+can be added per frame with ``anchor``.
 
 Coordinates are pixels; costs are in units of the person's size (box height), so the settings do
 not depend on the image resolution.
@@ -22,6 +23,7 @@ not depend on the image resolution.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -49,6 +51,11 @@ class ConsistencyConfig:
     # difference of left and right limb lengths (box heights) votes for the assignment, times this
     side_evidence: float = 3.0
     side_max_width: float = 0.1  # shoulder (else hip) width / box height below which a track is a side view
+    # with registered depth: the leg measured nearer the camera is the camera-side one; a vote of
+    # this weight (box heights) per frame where the legs' depths differ by at least depth_min_sep_m
+    depth_evidence: float = 0.3
+    depth_min_sep_m: float = 0.04
+    depth_body_band_m: float = 0.4  # a limb depth further than this from the body's is background
 
     def __post_init__(self) -> None:
         if self.prior < 0 or self.cap <= 0 or self.max_gap < 1 or self.smooth_sigma < 0 or self.min_gain < 0:
@@ -133,9 +140,11 @@ def side_view_facing(
     if None not in (nose, le, re):
         m = conf_ok(nose, le) | conf_ok(nose, re)
         if m.sum() >= 3:
-            ears = np.nanmean(
-                np.where(kp[:, [le, re], 2] >= cfg.min_conf, kp[:, [le, re], 0], np.nan), axis=1
-            )
+            with warnings.catch_warnings():  # frames with neither ear: NaN, dropped below
+                warnings.simplefilter("ignore", RuntimeWarning)
+                ears = np.nanmean(
+                    np.where(kp[:, [le, re], 2] >= cfg.min_conf, kp[:, [le, re], 0], np.nan), axis=1
+                )
             d = (kp[:, nose, 0] - ears)[m & np.isfinite(ears)] / sc[m & np.isfinite(ears)]
             if len(d) >= 3 and abs(float(np.median(d))) > 0.01:
                 return 1 if float(np.median(d)) > 0 else -1
@@ -175,6 +184,58 @@ def side_votes(
         diff += np.where(ok, (left - right) / sc, 0.0)
     # facing right: the right limbs are nearer and should be the longer ones
     return -diff if facing > 0 else diff
+
+
+def sample_joint_depths(kp: np.ndarray, depth: np.ndarray, depth_scale: float, radius: int = 3) -> np.ndarray:
+    """(K,) depth in metres at each keypoint of one pose: the nearest valid pixel in a
+    (2 radius + 1)^2 window of a registered 16-bit depth image (a limb is in front of what is
+    behind it, so a keypoint a few pixels off the limb still finds it); NaN where there is none."""
+    h, w = depth.shape[:2]
+    out = np.full(len(kp), np.nan)
+    for j, (x, y) in enumerate(np.asarray(kp, np.float64)[:, :2]):
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        xi, yi = int(np.floor(x)), int(np.floor(y))
+        if not (0 <= xi < w and 0 <= yi < h):
+            continue
+        win = depth[max(yi - radius, 0) : yi + radius + 1, max(xi - radius, 0) : xi + radius + 1]
+        v = win[win > 0]
+        if v.size:
+            out[j] = float(v.min()) * depth_scale
+    return out
+
+
+def depth_votes(
+    kp: np.ndarray, joint_depth: np.ndarray, scale: np.ndarray, chain: tuple[tuple[int, int], ...], facing: int,
+    schema: KeypointSchema = COCO17, cfg: ConsistencyConfig | None = None,
+) -> np.ndarray:  # fmt: skip
+    """Per frame, the depth vote for the chain's predicted assignment: ``+cfg.depth_evidence`` when
+    the limb labelled as the camera side is the one measured nearer, the negative when it is the
+    farther one, 0 where depth cannot tell (missing, the limbs overlapping in the image, or their
+    depths closer than ``cfg.depth_min_sep_m``)."""
+    cfg = cfg or ConsistencyConfig()
+    if facing == 0 or joint_depth is None:
+        return np.zeros(len(kp))
+    kp = np.asarray(kp, np.float64)
+    jd = np.asarray(joint_depth, np.float64).copy()
+    left = [a for a, _ in chain]
+    right = [b for _, b in chain]
+    # a limb's depth must lie near the body's (else the keypoint sampled the background behind it)
+    torso = [i for i, n in enumerate(schema.keypoints) if "hip" in n] or [
+        i for i, n in enumerate(schema.keypoints) if "shoulder" in n
+    ]
+    with warnings.catch_warnings(), np.errstate(all="ignore"):  # frames without depth: all-NaN rows
+        warnings.simplefilter("ignore", RuntimeWarning)
+        body = np.nanmedian(jd[:, torso], axis=1) if torso else np.nanmedian(jd, axis=1)
+        jd[np.abs(jd - body[:, None]) > cfg.depth_body_band_m] = np.nan
+        dl = np.nanmedian(np.where(kp[:, left, 2] >= cfg.min_conf, jd[:, left], np.nan), axis=1)
+        dr = np.nanmedian(np.where(kp[:, right, 2] >= cfg.min_conf, jd[:, right], np.nan), axis=1)
+    apart = np.linalg.norm(kp[:, left, :2] - kp[:, right, :2], axis=-1).min(1) >= 0.03 * np.maximum(scale, 1.0)
+    ok = np.isfinite(dl) & np.isfinite(dr) & (np.abs(dl - dr) >= cfg.depth_min_sep_m) & apart
+    right_nearer = dr < dl
+    camera_right = facing > 0
+    vote = np.where(right_nearer == camera_right, cfg.depth_evidence, -cfg.depth_evidence)
+    return np.where(ok, vote, 0.0)
 
 
 def _hypotheses(kp: np.ndarray, chain: tuple[tuple[int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -305,12 +366,14 @@ def consistent_track(
     schema: KeypointSchema = COCO17,
     cfg: ConsistencyConfig = ConsistencyConfig(),
     anchor: np.ndarray | None = None,
+    joint_depth: np.ndarray | None = None,
 ) -> TrackResult:
     """Left/right-consistent (and optionally smoothed) keypoints of one track sorted by frame.
 
-    ``anchor`` (T, n_chains): optional per-frame votes for each chain (positive: the prediction's
-    assignment is right, negative: it is swapped, 0: no opinion), in box-height units; they are
-    added to the per-frame prior.
+    ``joint_depth`` (T, K): registered depth (metres, NaN unknown) at each keypoint, for the depth
+    votes of side views. ``anchor`` (T, n_chains): other per-frame votes for each chain (positive:
+    the prediction's assignment is right, negative: it is swapped, 0: no opinion), in box-height
+    units; they are added to the per-frame prior.
     """
     kp = np.asarray(kp, np.float64)
     if kp.ndim != 3 or kp.shape[1] != schema.num_keypoints or kp.shape[2] < 3:
@@ -321,11 +384,14 @@ def consistent_track(
     swapped = np.zeros((len(kp), len(chains)), bool)
     out = kp.copy()
     if cfg.fix_swaps:
-        facing = side_view_facing(kp, scale, schema, cfg) if cfg.side_evidence > 0 else 0
+        facing = side_view_facing(kp, scale, schema, cfg)
         for i, chain in enumerate(chains):
             unary = np.full(len(kp), cfg.prior)
-            if facing and is_leg_chain(schema, chain) and chain_edges(schema, chain):
-                unary = unary + cfg.side_evidence * side_votes(kp, scale, chain, facing, schema, cfg)
+            if facing and is_leg_chain(schema, chain):
+                if chain_edges(schema, chain):
+                    unary = unary + cfg.side_evidence * side_votes(kp, scale, chain, facing, schema, cfg)
+                if joint_depth is not None:
+                    unary = unary + depth_votes(kp, joint_depth, scale, chain, facing, schema, cfg)
             if anchor is not None:
                 unary = unary + np.asarray(anchor, np.float64)[:, i]
             swapped[:, i] = swap_path(kp, frames, scale, chain, cfg, unary)
@@ -343,9 +409,11 @@ def consistent_persons(
     scale: np.ndarray,
     schema: KeypointSchema = COCO17,
     cfg: ConsistencyConfig = ConsistencyConfig(),
+    joint_depth: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`consistent_track` over every (video, track) of a flat list of poses.
 
+    ``joint_depth`` (N, K): optional registered depth at each keypoint (metres, NaN unknown).
     Returns the corrected (N, K, 3) keypoints in the input order and the per-pose swap flags
     (N, n_chains). Poses of a track that share a frame keep the first one's place in the chain and
     are left as they are.
@@ -360,7 +428,8 @@ def consistent_persons(
         rows = rows[np.argsort(frames[rows], kind="stable")]
         _, first = np.unique(frames[rows], return_index=True)
         rows = rows[first]
-        res = consistent_track(kp[rows], frames[rows], scale[rows], schema, cfg)
+        jd = None if joint_depth is None else np.asarray(joint_depth, np.float64)[rows]
+        res = consistent_track(kp[rows], frames[rows], scale[rows], schema, cfg, joint_depth=jd)
         out[rows] = res.keypoints
         flags[rows] = res.swapped
     return out, flags

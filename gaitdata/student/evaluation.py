@@ -140,8 +140,9 @@ def frames_from_coco(coco_file: Path) -> tuple[pd.DataFrame, dict]:
                     f"{im['file_name']!r} is not frames/<video>/rgb/<n>.jpg; evaluate a gaitdata export"
                 )
         rows.append({"image_id": int(im["id"]), "video_id": str(vid), "frame_index": int(fi),
-                     "file_name": im["file_name"]})  # fmt: skip
-    return pd.DataFrame(rows, columns=["image_id", "video_id", "frame_index", "file_name"]), data
+                     "file_name": im["file_name"], "depth_file": im.get("depth_file")})  # fmt: skip
+    cols = ["image_id", "video_id", "frame_index", "file_name", "depth_file"]
+    return pd.DataFrame(rows, columns=cols), data
 
 
 def persons_from_coco(data: dict, frames: pd.DataFrame, k: int) -> Persons:
@@ -392,14 +393,49 @@ def _iou(p: np.ndarray, q: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def make_consistent(p: Persons, schema: KeypointSchema, cfg: ConsistencyConfig | None) -> Persons:
+def make_consistent(p: Persons, schema: KeypointSchema, cfg: ConsistencyConfig | None,
+                    depth: DepthFrames | None = None) -> Persons:  # fmt: skip
     """Predictions made left/right consistent along each (recording, track) (subject tracks when
-    the reference has no track ids)."""
+    the reference has no track ids), with registered depth as evidence where ``depth`` has it."""
     if cfg is None or not len(p):
         return p
     track = np.where(p.track_id >= 0, p.track_id, np.where(p.is_subject, -1, -2 - np.arange(len(p))))
-    kp, _ = consistent_persons(p.video_id, track, p.frame_index, p.kp, p.bbox[:, 3], schema, cfg)
+    jd = depth.joint_depths(p) if depth is not None else None
+    kp, _ = consistent_persons(p.video_id, track, p.frame_index, p.kp, p.bbox[:, 3], schema, cfg, jd)
     return p.with_keypoints(kp)
+
+
+@dataclass(frozen=True)
+class DepthFrames:
+    """Registered depth images of the evaluated frames (paths and scales; read on demand)."""
+
+    root: Path
+    files: dict[tuple[str, int], str]  # (video, frame) -> depth file relative to root
+    scales: dict[str, float]  # video -> metres per depth unit
+
+    def joint_depths(self, p: Persons) -> np.ndarray | None:
+        """(N, K) depth (m) at every keypoint; NaN where a frame has no depth. None without any."""
+        import cv2
+
+        from gaitdata.student.consistency import sample_joint_depths
+
+        if not self.files:
+            return None
+        out = np.full(p.kp.shape[:2], np.nan)
+        order = np.lexsort((p.frame_index, p.video_id))
+        cur, img = None, None
+        for i in order:
+            key = (str(p.video_id[i]), int(p.frame_index[i]))
+            rel = self.files.get(key)
+            scale = self.scales.get(key[0])
+            if rel is None or not scale:
+                continue
+            if key != cur:
+                img = cv2.imread(str(self.root / rel), cv2.IMREAD_UNCHANGED)
+                cur = key
+            if img is not None and img.ndim == 2:
+                out[i] = sample_joint_depths(p.kp[i], img, scale)
+        return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -555,6 +591,7 @@ class EvalInputs:
     frames: pd.DataFrame
     coco: dict
     image_root: Path
+    depth: DepthFrames | None = None
 
 
 @dataclass(frozen=True)
@@ -615,7 +652,7 @@ def evaluate(
         metrics["teacher_vs_gt"] = accuracy(refs.ref, refs.gt, refs.gt, inputs.schema)
     check_variants(metrics, tolerance)
     metrics["compress_checks"] = compress_checks(inputs.run_dir)
-    angles = gait_section(inputs, refs, preds, raw, metrics)
+    angles = gait_section(inputs, refs, preds, raw, metrics, consistency)
     cost = cost_table(inputs, refs, teacher_weights, latency_runs) if latency else []
     metrics["cost"] = cost
     from gaitdata.student.report import write_report
@@ -686,7 +723,23 @@ def resolve_inputs(root, model_path, split: str, export, image_root) -> EvalInpu
     else:
         img_root = droot.path
     return EvalInputs(droot, run_dir, tuple(variants), main_ckpt, schema_of(main_ckpt), split, coco_file, frames,
-                      coco, img_root)  # fmt: skip
+                      coco, img_root, depth_frames(droot, frames, img_root))  # fmt: skip
+
+
+def depth_frames(droot: Any, frames: pd.DataFrame, image_root: Path) -> DepthFrames | None:
+    """The registered depth of the evaluated frames (the export's depth_file, else frames.parquet)."""
+    scales: dict[str, float] = {}
+    if droot.videos_path.is_file():
+        v = droot.read_videos()
+        scales = {str(a): float(b) for a, b in zip(v["video_id"], v["depth_scale"], strict=True) if pd.notna(b)}
+    files = {(str(r.video_id), int(r.frame_index)): str(r.depth_file) for r in frames.itertuples(index=False)
+             if isinstance(r.depth_file, str) and r.depth_file}  # fmt: skip
+    if not files and droot.frames_path.is_file():
+        fr = droot.read_frames(sorted(frames["video_id"].unique().tolist()))
+        files = {(str(a), int(b)): str(c) for a, b, c in zip(fr["video_id"], fr["frame_index"], fr["depth_path"], strict=True)
+                 if isinstance(c, str) and c}  # fmt: skip
+    files = {k: f for k, f in files.items() if k[0] in scales}
+    return DepthFrames(image_root, files, scales) if files else None
 
 
 def load_references(inputs: EvalInputs, labels: str | None, gt: str | None) -> References:
@@ -764,7 +817,7 @@ def evaluate_variant(inputs: EvalInputs, refs: References, path: Path, flip_test
     arch = StudentArch.from_dict(ckpt["arch"])
     raw = predict_persons(model, refs.ref, inputs.image_root, inputs.frames, arch.input_size, batch_size,
                           flip_test=flip_test, schema=schema)  # fmt: skip
-    p = make_consistent(raw, schema, consistency)
+    p = make_consistent(raw, schema, consistency, inputs.depth)
     fp32 = StudentNet(arch).eval()
     m: dict[str, Any] = {
         "file": str(path),
@@ -817,9 +870,10 @@ def compress_checks(run_dir: Path) -> dict[str, Any]:
 
 
 def gait_section(inputs: EvalInputs, refs: References, preds: dict[str, Persons], raw: dict[str, Persons],
-                 metrics: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+                 metrics: dict[str, Any], consistency: ConsistencyConfig | None = None) -> dict[str, Any]:  # fmt: skip
     """Angle agreement by view and gait-cycle events; fills metrics["angles"] and metrics["gait"] and
-    returns the curves for the plots."""
+    returns the curves for the plots. With ``consistency``, the teacher's labels are also shown made
+    consistent the same way (what the step alone is worth, on the teacher)."""
     schema = inputs.schema
     views = video_views(inputs.droot, refs.ref)
     side = [v for v, w in views.items() if is_side(w)]
@@ -829,6 +883,8 @@ def gait_section(inputs: EvalInputs, refs: References, preds: dict[str, Persons]
         comparisons["student_vs_gt"] = (preds[main], refs.gt)
         comparisons["teacher_vs_gt"] = (refs.ref, refs.gt)
         comparisons["student_raw_vs_gt"] = (raw[main], refs.gt)
+        if consistency is not None:
+            comparisons["teacher_consistent_vs_gt"] = (make_consistent(refs.ref, schema, consistency, inputs.depth), refs.gt)
     else:
         comparisons["student_raw_vs_teacher"] = (raw[main], refs.ref)
     out: dict[str, Any] = {"views": views, "comparisons": {}, "side_r": {}}

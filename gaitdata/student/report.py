@@ -288,6 +288,7 @@ _CMP_LABELS = {
     "student_vs_gt": "student vs GT",
     "teacher_vs_gt": "teacher vs GT",
     "student_raw_vs_gt": "student per-frame (no track consistency) vs GT",
+    "teacher_consistent_vs_gt": "teacher labels made consistent the same way vs GT",
     "student_vs_teacher": "student vs teacher",
     "student_raw_vs_teacher": "student per-frame (no track consistency) vs teacher",
 }

@@ -283,12 +283,14 @@ def select_budget(
     importance: dict[str, np.ndarray],
     floors: dict[str, int],
     round_to: int = 8,
+    normalize: bool = False,
 ) -> dict[str, np.ndarray]:
     """Units to keep per group so that the network has at most ``target_macs`` MACs.
 
     Blocks of ``round_to`` channels (whole pixel-shuffle groups in the head) are removed greedily,
-    least ``importance`` per MAC saved first (importance normalised by each group's mean, so that
-    groups are comparable), never below ``floors[group]`` units. Stops early when every group is at
+    least ``importance`` per MAC saved first (Taylor importances estimate a loss change and compare
+    across layers as they are; ``normalize`` divides each group's by its mean, for scores such as
+    |gamma| whose scale differs from layer to layer), never below ``floors[group]`` units. Stops early when every group is at
     its floor (the budget is then not met: the caller checks the result's MACs).
     """
     from gaitdata.student.models import count_flops
@@ -296,7 +298,10 @@ def select_budget(
     groups = {g.name: g for g in prunable_groups(model)}
     per_unit = unit_macs(model)
     keep = {n: np.arange(len(importance[n])) for n in groups}
-    norm = {n: importance[n] / max(float(np.mean(importance[n])), 1e-12) for n in groups}
+    if normalize:
+        norm = {n: importance[n] / max(float(np.mean(importance[n])), 1e-12) for n in groups}
+    else:
+        norm = {n: np.asarray(importance[n], np.float64) for n in groups}
     macs = float(count_flops(model))
     while macs > target_macs:
         best, best_score, best_block = None, np.inf, None

@@ -12,7 +12,8 @@
 - Per pose: ``bbox`` = the input box, keypoints in image pixels, confidence = the heatmap peak
   clipped to [0, 1]; score = mean confidence times the box score (a fifth box column).
 - Over each recording, the poses of every track are made left/right consistent
-  (:mod:`gaitdata.student.consistency`, option ``consistency``) and optionally smoothed
+  (:mod:`gaitdata.student.consistency`, option ``consistency``; in side views the registered
+  depth, when the root has it, says which leg is nearer the camera) and optionally smoothed
   (``smooth_sigma`` frames), before the usual post-processing.
 
 The label set records the student's file, its SHA-256, the architecture and the export it was
@@ -128,8 +129,12 @@ class StudentTeacher:
         boxes = np.array([[rows[i][f"bbox_{c}"] for c in "xywh"] for i in idx], np.float64)
         kp = np.array([np.asarray(rows[i]["keypoints"], np.float64).reshape(k, 3) for i in idx])
         tracks = assign_tracks(fi, boxes)
+        depth = None
+        if near_depths is not None and any(near_depths[i] is not None for i in idx):
+            depth = np.array([np.full(k, np.nan) if near_depths[i] is None else np.asarray(near_depths[i], float)
+                              for i in idx])  # fmt: skip
         fixed, swapped = consistent_persons(np.zeros(len(idx), dtype=object), tracks, fi, kp, boxes[:, 3],
-                                            self.cfg.schema, self.consistency)  # fmt: skip
+                                            self.cfg.schema, self.consistency, depth)  # fmt: skip
         chains = limb_chains(self.cfg.schema)
         for n, i in enumerate(idx):
             rows[i]["keypoints"] = [float(v) for v in fixed[n].reshape(-1)]

@@ -261,3 +261,8 @@ def test_evaluate_cli_and_bad_split(run):
     assert json.loads((run_dir / "metrics.json").read_text())["flip_test"] is True
     with pytest.raises(FileNotFoundError, match="nope.json"):
         student.evaluate(root, run_dir, split="nope", latency=False)
+    # the former spelling still works, with a notice; a missing run is a usage error
+    r = CliRunner().invoke(command, [str(root), "--model", str(run_dir), "--no-latency", "--gt", "none"])
+    assert r.exit_code == 0 and "--model is deprecated" in r.output
+    r = CliRunner().invoke(command, [str(root), "--no-latency"])
+    assert r.exit_code == 2 and "missing --run" in r.output
