@@ -37,7 +37,7 @@ from gaitdata.cli.common import no_wait_option, output_options
     type=click.IntRange(min=0),
     help="slim: epochs of fine-tuning in all, spread over the rounds (distilled from the fp32 model).",
 )
-@click.option("--distill-alpha", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--distill-alpha", default=0.9, show_default=True, type=click.FloatRange(0, 1),
               help="slim: weight of the fp32 model's heatmaps in the fine-tuning loss.")  # fmt: skip
 @click.option(
     "--calibration",

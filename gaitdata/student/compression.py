@@ -71,7 +71,7 @@ def compress(
     min_keep: float = 0.25,
     finetune_epochs: int = 6,
     finetune_lr: float | None = None,
-    distill_alpha: float = 0.5,
+    distill_alpha: float = 0.9,
     calibration: int = 64,
     tolerance: float = DEFAULT_TOLERANCE,
     check: bool = True,

@@ -649,7 +649,7 @@ def evaluate(
             inputs, refs, path, flip_test, consistency, batch_size
         )
     if refs.gt is not None:
-        metrics["teacher_vs_gt"] = accuracy(refs.ref, refs.gt, refs.gt, inputs.schema)
+        metrics["teacher_vs_gt"] = accuracy(refs.ref, refs.ref, refs.gt, inputs.schema)
     check_variants(metrics, tolerance)
     metrics["compress_checks"] = compress_checks(inputs.run_dir)
     angles = gait_section(inputs, refs, preds, raw, metrics, consistency)

@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 from gaitdata import student  # noqa: E402
 from gaitdata.errors import GaitdataError  # noqa: E402
 from gaitdata.labels import read_labels  # noqa: E402
+from gaitdata.schema import COCO17  # noqa: E402
 from gaitdata.student.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
 from gaitdata.student.evaluation import (  # noqa: E402
     angle_agreement,
@@ -266,3 +267,18 @@ def test_evaluate_cli_and_bad_split(run):
     assert r.exit_code == 0 and "--model is deprecated" in r.output
     r = CliRunner().invoke(command, [str(root), "--no-latency"])
     assert r.exit_code == 2 and "missing --run" in r.output
+
+
+def test_accuracy_against_ground_truth_does_not_depend_on_row_order(run):
+    from gaitdata.student.evaluation import accuracy, match_boxes
+
+    root, _ = run
+    p = persons_from_labels(read_labels(root, "teacher"), 17)
+    gt = persons_from_labels(read_labels(root, "ground_truth"), 17)
+    shuffled = gt.subset(np.random.default_rng(0).permutation(len(gt)))
+    a, b = accuracy(p, p, gt, COCO17), accuracy(p, p, shuffled, COCO17)
+    assert a["PCK@0.1"] == pytest.approx(b["PCK@0.1"]) and a["mean_px"] == pytest.approx(b["mean_px"])
+    assert a["mean_px"] < 3.0  # the toy teacher is ground truth + 1 px noise
+    # matching is one-to-one: two persons in one frame never share a partner
+    ia, ib = match_boxes(p, gt)
+    assert len(set(ib.tolist())) == len(ib) == len(p)
