@@ -887,7 +887,9 @@ def gait_section(inputs: EvalInputs, refs: References, preds: dict[str, Persons]
             comparisons["teacher_consistent_vs_gt"] = (make_consistent(refs.ref, schema, consistency, inputs.depth), refs.gt)
     else:
         comparisons["student_raw_vs_teacher"] = (raw[main], refs.ref)
-    out: dict[str, Any] = {"views": views, "comparisons": {}, "side_r": {}}
+    with_depth = {v for v, _ in (inputs.depth.files if inputs.depth is not None else {})}
+    out: dict[str, Any] = {"views": views, "comparisons": {}, "side_r": {},
+                           "depth": {v: v in with_depth for v in views}}  # fmt: skip
     curves: dict[str, Any] = {}
     for name, (a, b) in comparisons.items():
         ag = angle_agreement(a, b, schema)

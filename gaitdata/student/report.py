@@ -317,9 +317,17 @@ def _angles_section(metrics: dict[str, Any]) -> list[str]:
             else "Student poses are the model's raw per-frame output (no track consistency)."
         ),
     ]
+    depth = ang.get("depth") or {}
     for view in sorted(set(views.values()), key=lambda w: (not is_side(w), w)):
-        n_vid = sum(1 for w in views.values() if w == view)
-        L += ["", f"### {view} view ({n_vid} recording{'s' if n_vid != 1 else ''})", ""]
+        vids = sorted(v for v, w in views.items() if w == view)
+        L += ["", f"### {view} view ({len(vids)} recording{'s' if len(vids) != 1 else ''})", ""]
+        if is_side(view) and cons:
+            L += [
+                "Evidence of which leg is nearer the camera: "
+                + ", ".join(f"{v} ({'registered depth and perspective' if depth.get(v) else 'perspective'})" for v in vids)
+                + ".",
+                "",
+            ]
         names = sorted({a for c in comps.values() for a in c["by_view"].get(view, {})})
         if not names:
             L.append("(no curves)")
