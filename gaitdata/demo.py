@@ -230,18 +230,18 @@ def _print_student(console: Console, ev: Any, teacher: str) -> None:
     cost = {row.get("model"): row for row in ev.cost}
     side_r = m.get("angles", {}).get("side_r", {})
     table = Table(title="student on the held-out subject")
-    for col in ("model", "AP vs teacher", "PCK@0.1 GT", "side r GT", "MMACs", "CPU ms", "vs fp32"):
-        table.add_column(col, justify="left" if col == "model" else "right")
+    table.add_column("model", no_wrap=True)
+    for col in ("AP", "PCK", "side r", "MMACs", "ms", "vs fp32"):
+        table.add_column(col, justify="right", no_wrap=True)
 
     def _cost(row: dict) -> tuple[str, str]:
         macs, ms = row.get("macs"), row.get("cpu_ms")
-        per = "/frame" if row.get("per") == "frame" else ""
-        return (f"{macs / 1e6:.0f}" if macs else "-", f"{ms:.1f}{per}" if ms else "-")
+        return (f"{macs / 1e6:.0f}" if macs else "-", f"{ms:.1f}" if ms else "-")
 
     gt = m.get("teacher_vs_gt")
     if gt:
         t_cost = next((r for n, r in cost.items() if n and n.startswith("teacher")), {})
-        table.add_row(f"teacher ({teacher})", "1.000", f"{gt['PCK@0.1']:.3f}", _r(side_r.get("teacher_vs_gt")),
+        table.add_row(teacher, "1.000", f"{gt['PCK@0.1']:.3f}", _r(side_r.get("teacher_vs_gt")),
                       *_cost(t_cost), "-")  # fmt: skip
     for name, v in m.get("variants", {}).items():
         pck_gt = f"{v['vs_gt']['PCK@0.1']:.3f}" if v.get("vs_gt") else "-"
@@ -251,12 +251,13 @@ def _print_student(console: Console, ev: Any, teacher: str) -> None:
                       *_cost(cost.get(f"student {name}", {})), verdict)  # fmt: skip
     for name, row in cost.items():
         if name and not name.startswith(("student ", "teacher")):
-            table.add_row(f"{name.split(' (')[0]} (cost only)", "-", "-", "-", *_cost(row), "-")
+            table.add_row(f"{name.split(' (')[0]} *", "-", "-", "-", *_cost(row), "-")
     console.print(table)
     console.print(
-        "[dim]side r GT: gait-angle correlation with ground truth in the side view; the student's poses are made "
-        "left/right consistent along the track (depth and perspective say which leg is nearer), the teacher's are "
-        "its label set as stored. Cost-only rows have random weights and no accuracy.[/]"
+        "[dim]AP against the teacher; PCK@0.1 and side r (side-view gait-angle correlation) against ground truth; "
+        "ms: CPU per crop, per frame for the teacher (it finds the person itself). The student's poses are made "
+        "left/right consistent along the track (depth and perspective say which leg is nearer); the teacher's are "
+        "its label set as stored. * random weights: cost only, no accuracy.[/]"
     )
     for name, v in m.get("variants", {}).items():
         c = v.get("check")
