@@ -155,16 +155,16 @@ def _student_stages(console: Console, result: DemoResult, root: Path, files: dic
         console, result, "train student",
         lambda: _with_summary(
             student.train(root, export_dir, model=STUDENT, batch_size=8, epochs=opts.epochs, seed=opts.seed,
-                          progress=True),
-            lambda p: f"run {p}",
+                          progress=not is_quiet()),
+            lambda p: f"run {Path(p).name} (models/)",
         ),
     )  # fmt: skip
     _stage(console, result, "compress", lambda: _compress(run_dir))
     ev = _stage(
         console, result, "evaluate",
         lambda: _with_summary(
-            student.evaluate(root, run_dir, split="test", labels=opts.teacher),
-            lambda e: f"report {e.report}",
+            student.evaluate(root, run_dir, split="test", labels=opts.teacher, progress=not is_quiet()),
+            lambda e: f"{Path(e.report).name} in the run folder",
         ),
     )  # fmt: skip
     _print_student(console, ev, opts.teacher)
@@ -178,7 +178,8 @@ def _compress(run_dir: Path) -> tuple[list[Path], str]:
 
     from gaitdata import student
 
-    paths = [student.compress(run_dir, "slim", macs_reduction=0.3, rounds=3, finetune_epochs=6),
+    paths = [student.compress(run_dir, "slim", macs_reduction=0.3, rounds=3, finetune_epochs=6,
+                              progress=not is_quiet()),
              student.compress(run_dir, "int8"), student.compress(run_dir, "onnx")]  # fmt: skip
     info = json.loads((run_dir / "compress.json").read_text())
     notes = []
@@ -229,10 +230,13 @@ def _print_student(console: Console, ev: Any, teacher: str) -> None:
     m = ev.metrics
     cost = {row.get("model"): row for row in ev.cost}
     side_r = m.get("angles", {}).get("side_r", {})
-    table = Table(title="student on the held-out subject")
-    table.add_column("model", no_wrap=True)
+    from gaitdata.progress import warnings_console
+    from gaitdata.tables import key_column, make_table, num_column
+
+    table = make_table("student on the held-out subject")
+    key_column(table, "model")
     for col in ("AP", "PCK", "side r", "MMACs", "ms", "vs fp32"):
-        table.add_column(col, justify="right", no_wrap=True)
+        num_column(table, col)
 
     def _cost(row: dict) -> tuple[str, str]:
         macs, ms = row.get("macs"), row.get("cpu_ms")
@@ -262,7 +266,7 @@ def _print_student(console: Console, ev: Any, teacher: str) -> None:
     for name, v in m.get("variants", {}).items():
         c = v.get("check")
         if c is not None and not c["within_tolerance"]:
-            console.print(
+            warnings_console().print(
                 f"[bold red]warning:[/] student {name} misses its tolerance: PCK@0.1 vs {c['against']} {c['value']:.3f}, "
                 f"fp32 {c['reference']:.3f} ({c['drop'] * 100:.1f} points lost, {c['tolerance'] * 100:.0f} allowed)"
             )

@@ -55,11 +55,11 @@ from gaitdata.cli.common import no_wait_option, output_options
 )
 @click.option("--strict", is_flag=True, help="Exit with status 1 when a result misses its tolerance.")
 @click.option("--ratio", type=float, hidden=True, help="Deprecated: use --macs-reduction.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=str), help="Output file (one method only).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=str),
+              help="Output file (one method only); its summary goes to compress.json beside it.")  # fmt: skip
 def command(model: str, methods: tuple[str, ...], macs_reduction: float, rounds: int, min_keep: float,
             finetune_epochs: int, distill_alpha: float, calibration: int, tolerance: float, strict: bool,
-            ratio: float | None, out: str | None, quiet: bool) -> None:  # fmt: skip
+            ratio: float | None, out: str | None) -> None:  # fmt: skip
     """Compress a trained student (run directory or .pt checkpoint).
 
     slim: channel pruning to a MAC budget in rounds (Taylor importance, per-layer floors), each
@@ -80,20 +80,20 @@ def command(model: str, methods: tuple[str, ...], macs_reduction: float, rounds:
 
     from gaitdata import student
     from gaitdata.progress import console as make_console
-    from gaitdata.progress import is_quiet
+    from gaitdata.progress import is_quiet, warnings_console
 
     if out and len(methods) > 1:
         raise click.UsageError("--out works with one --method only")
-    console = Console()
+    console, warn = make_console(), warnings_console()
     if ratio is not None:
-        console.print("[yellow]warning:[/] --ratio is deprecated; it now sets --macs-reduction (fraction of MACs removed)")
+        warn.print("[yellow]warning:[/] --ratio is deprecated; it now sets --macs-reduction (fraction of MACs removed)")
         macs_reduction = ratio
     missed = []
     for method in methods:
         path = student.compress(
             model, method, macs_reduction=macs_reduction, rounds=rounds, min_keep=min_keep,
             finetune_epochs=finetune_epochs, distill_alpha=distill_alpha, calibration=calibration,
-            tolerance=tolerance, out=out, progress=not quiet,
+            tolerance=tolerance, out=out, progress=not is_quiet(),
         )  # fmt: skip
         info = json.loads((Path(path).parent / "compress.json").read_text()).get(Path(path).name, {})
         if method == "slim":
@@ -106,10 +106,13 @@ def command(model: str, methods: tuple[str, ...], macs_reduction: float, rounds:
             extra = f"calibrated on {info['calibration_crops']} crops, max |diff| {info['max_abs_diff']:.4f}"
         else:
             extra = f"onnxruntime max |diff| {info['max_abs_diff']:.1e} (tolerance {info['tolerance']:.0e})"
-        console.print(f"[green]{method}[/] -> {path} ({info.get('size_bytes', 0) / 1e6:.2f} MB): {extra}")
+        console.print(f"[green]{method}[/] -> {path} ({info.get('size_bytes', 0) / 1e6:.2f} MB)", highlight=False,
+                      soft_wrap=True)  # fmt: skip
+        console.print(f"  {extra}", highlight=False)
         check = info.get("check")
         if check is None and method != "onnx":
-            console.print("  [yellow]not checked[/]: the training export has no validation part")
+            warn.print(f"[yellow]warning:[/] {Path(path).name} not checked against fp32: the training export has no "
+                       f"validation part")
         elif check is not None:
             line = (
                 f"PCK@0.1 on the {check['part']} part ({check['persons']} persons): {check['value']:.3f} vs fp32 "
@@ -119,7 +122,7 @@ def command(model: str, methods: tuple[str, ...], macs_reduction: float, rounds:
             if check["within_tolerance"]:
                 console.print(f"  check: {line}: within tolerance")
             else:
-                console.print(f"  [bold red]MISSES its tolerance[/]: {line}")
+                warn.print(f"[bold red]warning:[/] {Path(path).name} MISSES its tolerance: {line}")
                 missed.append(Path(path).name)
     if missed and strict:
         raise SystemExit(1)

@@ -80,32 +80,36 @@ def command(root: str, run_path: str | None, model_path: str | None, split: str,
       gaitdata evaluate data/root --run run/pruned.pt --no-latency --out /tmp/eval
     """
     from gaitdata import student
+    from gaitdata.progress import console as make_console
+    from gaitdata.progress import warnings_console
     from gaitdata.student.consistency import ConsistencyConfig
+    from gaitdata.tables import key_column, make_table, num_column
 
-    console = Console()
+    console, warn = make_console(), warnings_console()
     if model_path is not None:
-        console.print("[yellow]warning:[/] evaluate --model is deprecated; use --run RUN_DIR|CHECKPOINT")
+        warn.print("[yellow]warning:[/] evaluate --model is deprecated; use --run RUN_DIR|CHECKPOINT")
         if run_path is not None and run_path != model_path:
             raise click.UsageError("give the run once: --run (or the deprecated --model), not both")
         run_path = run_path or model_path
     if run_path is None:
         raise click.UsageError("missing --run RUN_DIR|CHECKPOINT (the student to evaluate)")
     if no_variants:
-        console.print("[yellow]warning:[/] --no-variants is deprecated: variants are only made with --make-variants")
+        warn.print("[yellow]warning:[/] --no-variants is deprecated: variants are only made with --make-variants")
     res = student.evaluate(
         root, run_path, split=split, labels=labels, gt=None if gt == "none" else gt, out=out, export=export,
         teacher_weights=teacher_weights, latency=not no_latency, make_variants=make_variants,
         flip_test=flip_test, consistency=None if no_consistency else ConsistencyConfig(), tolerance=tolerance,
     )  # fmt: skip
     m = res.metrics
-    table = Table(title=f"student vs {m['reference']} ({m['persons']} persons)")
-    for col in ("model", "AP", "PCK@0.1", "vs GT PCK@0.1", "side-view angle r", "CPU ms", "vs fp32"):
-        table.add_column(col, justify="right" if col != "model" else "left")
+    table = make_table(f"student vs {m['reference']} ({m['persons']} persons)")
+    key_column(table, "model")
+    for col in ("AP", "PCK@0.1", "vs GT\nPCK@0.1", "side-view\nangle r", "CPU ms", "vs fp32"):
+        num_column(table, col)
     cpu = {c["model"]: c["cpu_ms"] for c in res.cost}
     for name, v in m["variants"].items():
         g = v.get("vs_gt", {}).get("PCK@0.1")
         check = v.get("check")
-        verdict = "-" if check is None else ("ok" if check["within_tolerance"] else "[bold red]MISSES tolerance[/]")
+        verdict = "-" if check is None else ("ok" if check["within_tolerance"] else "[bold red]MISSES[/]")
         table.add_row(
             name, f"{v['vs_teacher']['AP']:.3f}", f"{v['vs_teacher']['PCK@0.1']:.3f}",
             "-" if g is None else f"{g:.3f}", _num(v.get("side_angle_r")),
@@ -120,7 +124,12 @@ def command(root: str, run_path: str | None, model_path: str | None, split: str,
             "-" if tc is None else f"{tc['cpu_ms']:.2f}/{tc.get('per', 'crop')}", "-",
         )  # fmt: skip
     console.print(table)
-    console.print(f"report: {res.report}")
+    for name, v in m["variants"].items():
+        c = v.get("check")
+        if c is not None and not c["within_tolerance"]:
+            warn.print(f"[bold red]warning:[/] {name} misses its tolerance: PCK@0.1 vs {c['against']} {c['value']:.3f}, "
+                       f"fp32 {c['reference']:.3f} ({c['drop'] * 100:.1f} points lost, {c['tolerance'] * 100:.1f} allowed)")  # fmt: skip
+    console.print(f"report: {res.report}", highlight=False, soft_wrap=True)
 
 
 def _num(v: float | None, digits: int = 3) -> str:

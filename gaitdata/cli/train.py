@@ -96,7 +96,7 @@ def command(root: str | None, export_dir: str | None, model: str, epochs: int, b
             schedule: str, input_size: tuple[int, int] | None, width_mult: float | None, out: str | None, seed: int,
             resume: bool, overwrite: bool, image_root: str | None, teacher_weights: str | None,
             distill_alpha: float, distill_loss: str, slim_l1: float, flip_prob: str,
-            no_label_consistency: bool, device: str, num_workers: int, quiet: bool) -> None:  # fmt: skip
+            no_label_consistency: bool, device: str, num_workers: int) -> None:  # fmt: skip
     """Train a student SPPE on a COCO keypoints export of ROOT.
 
     --model is a registered student architecture (gaitdata train --model list); the trained run is

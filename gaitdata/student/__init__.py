@@ -100,7 +100,7 @@ def compress(model_path: Any, method: str, **kw: Any) -> Path:
 
 
 @writes_root("evaluate", lambda a: {find_root(a["out"] or a["model_path"]),
-                                    find_root(a["model_path"]) if a["kw"].get("make_variants", True) else None}, out="out")
+                                    find_root(a["model_path"]) if a["kw"].get("make_variants", False) else None}, out="out")
 def evaluate(
     root: Any,
     model_path: Any,

@@ -41,6 +41,7 @@ import pandas as pd
 from gaitdata.errors import GaitdataError, require
 from gaitdata.io import atomic_write_json
 from gaitdata.schema import COCO17, KeypointSchema
+from gaitdata.staleness import check_evaluate_inputs
 from gaitdata.student.consistency import ConsistencyConfig, consistent_persons, side_view_facing
 from gaitdata.student.gait import cycle_summary, gait_angles, match_events, track_events
 
@@ -636,12 +637,14 @@ def evaluate(
     :func:`gaitdata.student.compression.compress` defaults (off: evaluation writes only its report).
     ``flip_test``: average each prediction with that of the mirrored crop (twice the inference).
     """
+    lineage = check_evaluate_inputs(root, model_path, split=split, export=export, labels=labels, gt=gt)
     require("torch", "train")
     if make_variants:
         create_variants(Path(model_path), progress)
     inputs = resolve_inputs(root, model_path, split, export, image_root)
     refs = load_references(inputs, labels, gt)
     metrics = header_metrics(inputs, refs, flip_test, consistency, tolerance)
+    metrics["lineage"] = lineage
     preds: dict[str, Persons] = {}
     raw: dict[str, Persons] = {}
     for name, path in inputs.variants:
@@ -789,7 +792,6 @@ def header_metrics(inputs: EvalInputs, refs: References, flip_test: bool, consis
         "frames": int(len(inputs.frames)),
         "persons": int(len(refs.ref)),
         "variants": {},
-        "lineage": lineage,
     }
 
 

@@ -44,6 +44,7 @@ import numpy as np
 from gaitdata.errors import GaitdataError, require
 from gaitdata.io import atomic_write_json, atomic_write_text, sha256_file
 from gaitdata.schema import COCO17, KeypointSchema
+from gaitdata.staleness import check_train_inputs
 from gaitdata.student.data import AugmentConfig
 
 # keys allowed to differ between a run and its resumption
@@ -424,6 +425,9 @@ def train(
     teacher crops and returning heatmaps. ``init_from``: a student checkpoint whose architecture and
     weights start the run (fine-tuning, e.g. after pruning). Returns the run directory.
     """
+    lineage = check_train_inputs(
+        root, export_dir, model=model, out=out, overwrite=overwrite, train_split=train_split, val_split=val_split
+    )
     require("torch", "train")
     spec = resolve_run(root, export_dir, model, epochs, out, seed, train_split, val_split, init_from, cfg)
     place = setup_placement(spec.config)
@@ -433,7 +437,7 @@ def train(
     data = load_data(spec, image_root)
     if overwrite and place.main:
         clear_run_dir(spec.run_dir)
-    loop = TrainLoop(spec, place, data, state, teacher_model, progress)
+    loop = TrainLoop(spec, place, data, state, teacher_model, progress, lineage)
     loop.write_header()
     for epoch in range(loop.start_epoch, spec.config.epochs):
         loss = loop.run_epoch(epoch)
@@ -565,7 +569,7 @@ class TrainLoop:
 
     def __init__(
         self, spec: RunSpec, place: Placement, data: RunData, state: dict[str, Any] | None,
-        teacher_model: Any, progress: bool,
+        teacher_model: Any, progress: bool, lineage: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
         import torch
 
@@ -574,6 +578,7 @@ class TrainLoop:
 
         cfg = spec.config
         self.spec, self.place, self.data, self.progress = spec, place, data, progress
+        self.lineage = lineage
         self.start_epoch = int(state["epoch"]) + 1 if state is not None else 0
         self.step = int(state.get("step", 0)) if state is not None else 0
         teacher = teacher_model
@@ -665,7 +670,7 @@ class TrainLoop:
                 "label_consistency_fixes": self.data.n_consistency_fixes,
                 "flip_prob": self.data.augment.flip_prob, "flip_reason": self.data.flip_reason,
                 "teacher_sha256": sha256_file(s.config.teacher_weights) if s.config.teacher_weights else None,
-                "params": count_parameters(self.net), "macs": count_flops(self.net),
+                "params": count_parameters(self.net), "macs": count_flops(self.net), "lineage": self.lineage,
             },
         )  # fmt: skip
 
