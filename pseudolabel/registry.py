@@ -89,7 +89,7 @@ _BUILTIN: dict[str, str] = {
     "mediapipe": "pseudolabel.teachers.mediapipe",
     "alphapose": "pseudolabel.teachers.alphapose",
     "centernet": "pseudolabel.teachers.centernet",
-    "student": "pseudolabel.teachers.student",
+    "student": "gaitdata.student.teacher",  # the student layer's plug-in, found by name
 }
 
 

@@ -43,7 +43,14 @@ from gaitdata.io import atomic_write_json
 from gaitdata.schema import COCO17, KeypointSchema
 from gaitdata.staleness import check_evaluate_inputs
 from gaitdata.student.consistency import ConsistencyConfig, consistent_persons, side_view_facing
-from gaitdata.student.gait import cycle_summary, gait_angles, match_events, track_events
+from gaitdata.student.gait import (
+    MIN_ANGLE_STD,
+    cycle_summary,
+    gait_angles,
+    is_side,
+    match_events,
+    track_events,
+)
 
 PCK_ALPHAS = (0.05, 0.1, 0.2)
 VARIANT_FILES = (
@@ -52,7 +59,6 @@ VARIANT_FILES = (
     ("int8", "int8.pt"),
     ("pruned_int8", "pruned_int8.pt"),
 )
-MIN_ANGLE_STD = 5.0  # degrees: a reference curve flatter than this makes a correlation meaningless
 EVENT_TOLERANCE_S = 0.1  # a heel strike within this of the reference's counts as found
 DEFAULT_TOLERANCE = 0.02  # PCK@0.1 a compressed variant may lose against fp32
 
@@ -527,10 +533,6 @@ def video_views(droot: Any, ref: Persons) -> dict[str, str]:
         scale = np.nanmax(kp[:, :, 1], axis=1) - np.nanmin(kp[:, :, 1], axis=1)
         views[vid] = "side" if side_view_facing(kp, scale) else "other"
     return views
-
-
-def is_side(view: str) -> bool:
-    return view.lower() in ("side", "sagittal", "lateral", "left", "right")
 
 
 def gait_cycles(tracks: dict[str, Persons], views: dict[str, str], fps: dict[str, float], reference: str,

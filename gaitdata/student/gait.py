@@ -24,6 +24,13 @@ import numpy as np
 from gaitdata.schema import COCO17, KeypointSchema
 
 ANGLE_NAMES = ("hip", "knee", "shank")
+MIN_ANGLE_STD = 5.0  # degrees: a reference curve flatter than this makes a correlation meaningless
+SIDE_VIEWS = ("side", "sagittal", "lateral", "left", "right")
+
+
+def is_side(view: str) -> bool:
+    """Whether a recording's ``view`` names a side (sagittal) view, where gait curves and events live."""
+    return view.lower() in SIDE_VIEWS
 
 
 def gait_angles(kp: np.ndarray, schema: KeypointSchema = COCO17) -> dict[str, np.ndarray]:

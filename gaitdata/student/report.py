@@ -112,7 +112,7 @@ def plot_angles(angles: dict[str, Any], path: Path, max_videos: int = 3) -> Path
     has_gt = "student_vs_gt" in curves
     main = curves.get("student_vs_gt" if has_gt else "student_vs_teacher", {})
     views = angles.get("views", {})
-    from gaitdata.student.evaluation import is_side
+    from gaitdata.student.gait import is_side
 
     vids = sorted(main, key=lambda v: (not is_side(views.get(v, "")), v))[:max_videos]
     if not vids:
@@ -295,7 +295,7 @@ _CMP_LABELS = {
 
 
 def _angles_section(metrics: dict[str, Any]) -> list[str]:
-    from gaitdata.student.evaluation import MIN_ANGLE_STD, is_side
+    from gaitdata.student.gait import MIN_ANGLE_STD, is_side
 
     ang = metrics.get("angles") or {}
     comps = ang.get("comparisons") or {}

@@ -117,7 +117,7 @@ def test_writer_on_a_read_only_root(root, tmp_path, verb):
 def test_evaluate_a_run_folder_without_checkpoint(root, tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    rc, err = run_main(capsys, "evaluate", root, "--model", run, "--no-latency")
+    rc, err = run_main(capsys, "evaluate", root, "--run", run, "--no-latency")
     assert rc == 2
     line = one_line(err)
     assert str(run) in line and "best.pt" in line and "gaitdata train" in line
@@ -182,7 +182,7 @@ def test_export_into_a_folder_a_stage_rewrites(root, capsys, inside):
 
 def test_a_malicious_student_checkpoint_is_called_what_it_is(root, evil, capsys):
     path, marker = evil
-    for args in (["evaluate", root, "--model", path, "--no-latency"], ["compress", path, "--method", "int8"]):
+    for args in (["evaluate", root, "--run", path, "--no-latency"], ["compress", path, "--method", "int8"]):
         rc, err = run_main(capsys, *args)
         assert rc == 2
         _unsafe_message_ok(one_line(err), path)

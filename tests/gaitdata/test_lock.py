@@ -343,7 +343,7 @@ def test_every_writing_verb_has_no_wait(tmp_path, capsys):
         ["export", "gait-poses", root, "--labels", "a"], ["import", "coco", f, "--root", root, "--label-set", "a"],
         ["import", "alphapose", f, "--root", root], ["import", "labels", f, "--root", root],
         ["browse", root, "--pull", "--label-set", "a"], ["train", root], ["compress", run, "--method", "int8"],
-        ["evaluate", root, "--model", run], ["migrate", root], ["demo", "--out", demo_out],
+        ["evaluate", root, "--run", run], ["migrate", root], ["demo", "--out", demo_out],
     ]  # fmt: skip
     locked, done = threading.Event(), threading.Event()
 

@@ -2,6 +2,10 @@
 
 ``gaitdata label ROOT --teacher student --weights RUN_DIR|model.onnx|checkpoint.pt [--boxes ...]``
 
+Registered with the teachers by name (``pseudolabel.registry``), it lives beside the student it
+runs: a plug-in of the layer that consumes datasets, importing the labelling layer, never the
+other way round.
+
 - Weights: a run directory (``gaitdata train --out``) uses its ``model.onnx`` with onnxruntime on
   CPU when present, else ``best.pt`` with PyTorch (the GPU with ``--device cuda``); an ``.onnx``
   file is run by onnxruntime with the preprocessing stored in its own metadata; a ``.pt``
