@@ -47,6 +47,13 @@ from gaitdata.cli.common import no_wait_option, output_options
     help="Evaluate the raw per-frame poses (by default left/right are made consistent along each track).",
 )
 @click.option(
+    "--smooth-sigma",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Zero-phase Gaussian smoothing of the student's poses along each track, in frames (0: off).",
+)
+@click.option(
     "--tolerance",
     default=0.02,
     show_default=True,
@@ -66,7 +73,7 @@ from gaitdata.cli.common import no_wait_option, output_options
 )
 def command(root: str, run_path: str | None, model_path: str | None, split: str, labels: str | None, gt: str,
             export: str | None, teacher_weights: str | None, no_latency: bool, flip_test: bool, no_consistency: bool,
-            tolerance: float, make_variants: bool, no_variants: bool, out: str | None) -> None:  # fmt: skip
+            smooth_sigma: float, tolerance: float, make_variants: bool, no_variants: bool, out: str | None) -> None:  # fmt: skip
     """Evaluate a student on held-out videos against the teacher (and ground truth on synthetic data).
 
     Accuracy (OKS AP, PCK, per joint), gait angles per view, heel strikes / step time / cadence in
@@ -98,7 +105,8 @@ def command(root: str, run_path: str | None, model_path: str | None, split: str,
     res = student.evaluate(
         root, run_path, split=split, labels=labels, gt=None if gt == "none" else gt, out=out, export=export,
         teacher_weights=teacher_weights, latency=not no_latency, make_variants=make_variants,
-        flip_test=flip_test, consistency=None if no_consistency else ConsistencyConfig(), tolerance=tolerance,
+        flip_test=flip_test, consistency=None if no_consistency else ConsistencyConfig(smooth_sigma=smooth_sigma),
+        tolerance=tolerance,
     )  # fmt: skip
     m = res.metrics
     table = make_table(f"student vs {m['reference']} ({m['persons']} persons)")

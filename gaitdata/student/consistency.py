@@ -46,7 +46,9 @@ class ConsistencyConfig:
     min_conf: float = 0.2  # joints below this confidence carry no motion evidence
     cap: float = 0.5  # per-joint motion cost cap (box heights): one wild joint cannot decide alone
     min_gain: float = 0.15  # box heights: a run of corrected frames must lower the total cost this much
-    smooth_sigma: float = 0.0  # Gaussian smoothing over frames (sigma in frames); 0: off
+    # zero-phase Gaussian smoothing over frames (sigma in frames; 0: off): 1 frame at 30 fps passes
+    # gait kinematics and damps a pose model's jitter, like the ~6 Hz low-pass usual in gait analysis
+    smooth_sigma: float = 1.0
     # side views: the limbs nearer the camera are imaged larger (perspective), so the per-frame
     # difference of left and right limb lengths (box heights) votes for the assignment, times this
     side_evidence: float = 3.0
@@ -337,19 +339,31 @@ def apply_swaps(kp: np.ndarray, swapped: np.ndarray, chain: tuple[tuple[int, int
 
 
 def smooth_track(kp: np.ndarray, frames: np.ndarray, sigma: float, min_conf: float = 0.0) -> np.ndarray:
-    """Zero-phase Gaussian smoothing of (T, K, 3) keypoints over frames (gaps respected), each sample
-    weighted by its confidence; confidences are left as they are."""
+    """Zero-phase smoothing of (T, K, 3) keypoints over frames: a local linear fit with Gaussian
+    weights (sigma in frames, gaps respected) around each frame, each sample weighted by its
+    confidence. A joint moving at constant speed is left exactly where it is, at the ends of a
+    track too; confidences are left as they are."""
     kp = np.asarray(kp, np.float64)
     if sigma <= 0 or len(kp) < 3:
         return kp.copy()
     f = np.asarray(frames, np.float64)
-    w = np.exp(-0.5 * ((f[:, None] - f[None, :]) / sigma) ** 2)  # (T, T)
-    w[np.abs(f[:, None] - f[None, :]) > 3 * sigma] = 0.0
-    c = np.where(kp[..., 2] >= min_conf, np.maximum(kp[..., 2], 1e-3), 0.0)  # (T, K)
-    num = np.einsum("ts,skd->tkd", w, kp[..., :2] * c[..., None])
-    den = np.einsum("ts,sk->tk", w, c)[..., None]
-    out = kp.copy()
-    out[..., :2] = np.where(den > 0, num / np.maximum(den, 1e-12), kp[..., :2])
+    dt = f[None, :] - f[:, None]  # (T, S): sample s relative to frame t
+    w = np.exp(-0.5 * (dt / sigma) ** 2)
+    w[np.abs(dt) > 3 * sigma] = 0.0
+    c = np.where(kp[..., 2] >= min_conf, np.maximum(kp[..., 2], 1e-3), 0.0)  # (S, K)
+    wk = w[:, :, None] * c[None, :, :]  # (T, S, K)
+    sw = wk.sum(1)  # (T, K)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mt = np.einsum("tsk,ts->tk", wk, dt) / sw  # weighted mean offset of the samples
+        var = np.einsum("tsk,ts->tk", wk, dt**2) / sw - mt**2
+        out = kp.copy()
+        for d in range(2):
+            x = kp[..., d]  # (S, K)
+            mx = np.einsum("tsk,sk->tk", wk, x) / sw
+            cov = np.einsum("tsk,ts,sk->tk", wk, dt, x) / sw - mt * mx
+            slope = np.where(var > 1e-9, cov / np.where(var > 1e-9, var, 1.0), 0.0)
+            fit = mx - slope * mt  # the local line evaluated at the frame itself (offset 0)
+            out[..., d] = np.where(sw > 0, fit, kp[..., d])
     return out
 
 

@@ -233,7 +233,7 @@ def consistent_instances(
     """
     from gaitdata.student.consistency import ConsistencyConfig, consistent_persons, limb_chains
 
-    cfg = cfg or ConsistencyConfig()
+    cfg = cfg or ConsistencyConfig(smooth_sigma=0.0)  # training targets keep their own positions
     idx = [i for i, it in enumerate(instances) if it.video_id is not None and it.frame_index is not None]
     if not idx:
         return list(instances), 0

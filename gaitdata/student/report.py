@@ -312,7 +312,8 @@ def _angles_section(metrics: dict[str, Any]) -> list[str]:
         "in front views the angles are nearly constant and r would be noise. "
         + (
             "Student poses are made left/right consistent along each track before any gait measure "
-            "(`gaitdata.student.consistency`); the per-frame line shows the model's raw output."
+            f"(`gaitdata.student.consistency`) and smoothed over time (Gaussian, sigma {cons.get('smooth_sigma', 0):g} "
+            "frames; 0: none); the per-frame line shows the model's raw output."
             if cons
             else "Student poses are the model's raw per-frame output (no track consistency)."
         ),

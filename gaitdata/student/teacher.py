@@ -17,8 +17,8 @@ other way round.
   clipped to [0, 1]; score = mean confidence times the box score (a fifth box column).
 - Over each recording, the poses of every track are made left/right consistent
   (:mod:`gaitdata.student.consistency`, option ``consistency``; in side views the registered
-  depth, when the root has it, says which leg is nearer the camera) and optionally smoothed
-  (``smooth_sigma`` frames), before the usual post-processing.
+  depth, when the root has it, says which leg is nearer the camera) and smoothed over time
+  (``smooth_sigma`` frames, 0: off), before the usual post-processing.
 
 The label set records the student's file, its SHA-256, the architecture and the export it was
 trained on (``teacher_config.extra``).
@@ -49,7 +49,7 @@ class StudentTeacher:
         flip: bool = False,
         batch_size: int = 64,
         consistency: bool = True,
-        smooth_sigma: float = 0.0,
+        smooth_sigma: float = 1.0,
     ) -> None:
         from gaitdata.student.consistency import ConsistencyConfig
         from gaitdata.student.inference import StudentPredictor, resolve_student_weights
@@ -165,5 +165,5 @@ def _device(device: str) -> str:
 @register_teacher("student")
 def create_student_teacher(weights: str | os.PathLike | None = None, device: str = "auto", **opts: Any) -> StudentTeacher:
     """Factory: ``create_teacher("student", weights=RUN_DIR|model.onnx|checkpoint.pt, device="auto",
-    flip=False, batch_size=64, consistency=True, smooth_sigma=0.0)``."""
+    flip=False, batch_size=64, consistency=True, smooth_sigma=1.0)``."""
     return StudentTeacher(weights=weights, device=device, **opts)

@@ -122,7 +122,7 @@ def test_short_flickers_are_fixed_and_a_clean_track_is_left_alone():
     truth, _ = side_walker(facing=-1)
     frames = np.arange(len(truth))
     scale = np.full(len(truth), 250.0)
-    clean = consistent_track(truth, frames, scale)
+    clean = consistent_track(truth, frames, scale, cfg=ConsistencyConfig(smooth_sigma=0.0))
     assert not clean.swapped.any() and np.array_equal(clean.keypoints, truth)
     flick = truth.copy()
     for a, b in ((10, 13), (40, 42), (70, 71)):
@@ -176,6 +176,10 @@ def test_apply_swaps_and_smoothing():
     noisy[10, 3, 0] += 9.0
     sm = smooth_track(noisy, np.arange(20), sigma=1.5)
     assert abs(sm[10, 3, 0] - line[10, 3, 0]) < 4.0 and np.allclose(sm[5:8, 0, 0], line[5:8, 0, 0])
+    # a joint moving at constant speed stays put, at the ends of the track too (a local line, not a mean)
+    assert np.allclose(smooth_track(line, np.arange(20), sigma=1.0), line)
+    gappy = np.r_[np.arange(8), np.arange(12, 20)]
+    assert np.allclose(smooth_track(line[gappy], gappy, sigma=1.0)[..., :2], line[gappy][..., :2])
 
 
 def test_heel_strikes_step_time_and_cadence():
