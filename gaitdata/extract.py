@@ -79,7 +79,7 @@ class ExtractOptions:
     jpeg_quality: int = 95
     png_compression: int = 1  # 0-9 (lossless either way)
     workers: int = 0  # processes across recordings; 0 = min(CPUs, recordings)
-    threads: int = 2  # encode/write threads inside one recording
+    threads: int | None = None  # encode/write threads inside one recording; None: see encode_threads()
     overwrite: bool = False  # re-extract recordings already done
     dry_run: bool = False  # discover, index and pair; write nothing
     id_pattern: str | None = None  # e.g. "{subject}/{session}_{view}"
@@ -112,6 +112,17 @@ class ExtractOptions:
             raise ValueError(f"reader must be auto, pyrealsense2 or python, got {self.reader!r}")
         if self.id_pattern:
             compile_id_pattern(self.id_pattern)  # a malformed or unknown field: one line, before anything runs
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+
+    def encode_threads(self) -> int:
+        """Encode/write threads per recording: as asked, else the CPUs a Ray task reserves (a task
+        that reserves one CPU and runs more threads oversubscribes its node), else 2."""
+        if self.threads is not None:
+            return self.threads
+        if self.ray is not None:
+            return max(1, math.ceil(self.ray.cpus_per_task))
+        return 2
 
     def output_key(self) -> dict:
         """The options that change what is written (stored in videos.parquet and the fingerprint)."""
@@ -492,8 +503,8 @@ class _FrameWriter:
         self.errors: list[str] = []
         self._lock = threading.Lock()
         self._tick = tick
-        self._threads = max(1, options.threads)
-        self._max_inflight = max(2, 3 * options.threads)
+        self._threads = options.encode_threads()
+        self._max_inflight = max(2, 3 * self._threads)
         self._inflight: list[Future] = []
         shutil.rmtree(staging, ignore_errors=True)
         (staging / "rgb").mkdir(parents=True)

@@ -6,7 +6,9 @@ One run measures, on the same synthetic corpus (RGB-D ``.bag`` recordings of a r
 colour 640x480, depth 480x360):
 
 (a) extraction: local (one process; and two worker processes for reference), then a Ray cluster on
-    this machine with 1 CPU and with 2 CPUs (one task per recording, 1 CPU each). Ratios: Ray 2
+    this machine with 1 CPU and with 2 CPUs (one task per recording, 1 CPU each; every configuration,
+    local ones included, encodes with ``--threads`` 1 per recording, so each does the same work per
+    recording and a task uses the one CPU it reserves). Ratios: Ray 2
     workers / Ray 1 worker (goal >= 1.6) and Ray 1 worker / local (goal: within 15%, i.e. time
     ratio <= 1.15). Every Ray root is checked equal to the local root, row for row (timing columns
     aside).
@@ -185,7 +187,7 @@ def report(what: str, t: dict[str, float], frames: int) -> None:
           f"(goal <= 1.15)")  # fmt: skip
 
 
-def bench_extract(work: Path, src: Path, n_frames_total: int, repeat: int) -> dict[str, Path]:
+def bench_extract(work: Path, src: Path, n_frames_total: int, repeat: int, threads: int = 1) -> dict[str, Path]:
     from gaitdata.distributed import RayOptions
     from gaitdata.extract import ExtractOptions, extract
 
@@ -193,12 +195,12 @@ def bench_extract(work: Path, src: Path, n_frames_total: int, repeat: int) -> di
     t: dict[str, float] = {}
     warm(src)
     for k, workers in (("local1", 1), ("local2", 2)):
-        opts = ExtractOptions(workers=workers, overwrite=True)
+        opts = ExtractOptions(workers=workers, overwrite=True, threads=threads)
         t[k] = timed(f"extract, local, {workers} process(es)",
                      lambda o=opts, r=roots[k]: extract([src], r, o, progress=False), repeat)  # fmt: skip
     for k, cpus in (("ray1", 1), ("ray2", 2)):
         with ray_cluster(cpus):
-            opts = ExtractOptions(ray=RayOptions("auto"), overwrite=True)
+            opts = ExtractOptions(ray=RayOptions("auto"), overwrite=True, threads=threads)
             t[k] = timed(f"extract, Ray, {cpus} worker(s)",
                          lambda o=opts, r=roots[k]: extract([src], r, o, progress=False), repeat)  # fmt: skip
     report("extract", t, n_frames_total)
@@ -340,6 +342,9 @@ def main() -> None:
     ap.add_argument("--corpus", type=int, default=100_000, help="recordings to extrapolate (c) to")
     ap.add_argument("--corpus-frames", type=int, default=900, help="frames per recording to extrapolate (c) to")
     ap.add_argument("--repeat", type=int, default=2, help="runs per configuration (the shortest counts)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="encode threads per recording in every configuration (1: one CPU per task, like the "
+                         "Ray tasks' reservation, so local and Ray runs do the same work per recording)")
     ap.add_argument("--skip-label", action="store_true")
     ap.add_argument("--skip-merge", action="store_true")
     ap.add_argument("--merge-only", action="store_true", help="only (c)")
@@ -360,7 +365,7 @@ def main() -> None:
         print(f"corpus: {n} RGB-D .bag recordings x {args.frames} frames ({total} frames, "
               f"{size / total / 1e6:.2f} MB per frame in the recordings; {time.perf_counter() - t0:.1f} s)")  # fmt: skip
         print("\n(a) extraction")
-        roots = bench_extract(work, src, total, args.repeat)
+        roots = bench_extract(work, src, total, args.repeat, args.threads)
         if not args.skip_label:
             print("\n(b) labelling")
             bench_label(roots, total, args.repeat)

@@ -51,8 +51,8 @@ def _resize(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Processes across recordings (0: one per CPU).")  # fmt: skip
-@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Encode/write threads inside one recording.")  # fmt: skip
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Encode/write threads inside one recording [default: 2; on Ray: --cpus-per-task].")  # fmt: skip
 @click.option("--overwrite", is_flag=True,
               help="Re-extract recordings already done; replace a recording whose id or source changed.")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Discover, index and pair; write nothing.")

@@ -297,3 +297,14 @@ def test_dry_run_predicts_the_run(tmp_path, drops):
         "apart": "ok", "colour": "ok", "drops": "ok", "empty": "failed", "short": "failed"}  # fmt: skip
     again = extract([src], tmp_path / "root", replace(opts, dry_run=True), progress=False)
     assert [r.status for r in again.results] == ["skipped", "skipped", "skipped", "failed", "failed"]
+
+
+def test_encode_threads_follow_the_ray_reservation() -> None:
+    from gaitdata.distributed import RayOptions
+
+    assert ExtractOptions().encode_threads() == 2
+    assert ExtractOptions(ray=RayOptions("auto", cpus_per_task=1)).encode_threads() == 1  # a task uses what it reserves
+    assert ExtractOptions(ray=RayOptions("auto", cpus_per_task=2.5)).encode_threads() == 3
+    assert ExtractOptions(threads=4, ray=RayOptions("auto")).encode_threads() == 4  # asked for: as asked
+    with pytest.raises(ValueError, match="threads"):
+        ExtractOptions(threads=0)
