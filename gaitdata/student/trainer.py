@@ -578,6 +578,7 @@ class TrainLoop:
 
         cfg = spec.config
         self.spec, self.place, self.data, self.progress = spec, place, data, progress
+        self.bar: Any = None  # one progress bar over every epoch of this run (rank 0)
         self.lineage = lineage
         self.start_epoch = int(state["epoch"]) + 1 if state is not None else 0
         self.step = int(state.get("step", 0)) if state is not None else 0
@@ -681,25 +682,31 @@ class TrainLoop:
         self.ds.set_epoch(epoch)
         self.sampler.set_epoch(epoch)
         self.model.train()
-        it, bar = self.loader, None
-        if self.progress and self.place.main:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(self.loader, desc=f"epoch {epoch + 1}/{self.spec.config.epochs}", leave=False)
-            it = bar
+        bar = self.epoch_bar(epoch)
         total, n = 0.0, 0
-        for batch in it:
+        for batch in self.loader:
             loss, label_loss, dist_loss = self.train_step(batch, epoch)
             total += loss
             n += 1
             if bar is not None:
+                bar.update(1)
                 bar.set_postfix(loss=f"{loss:.5f}")
             if self.place.main and self.step % self.spec.config.log_every == 0:
                 lr = self.sched.get_last_lr()[0]
                 _append_log(self.log_path, ["step", epoch, self.step, loss, label_loss, dist_loss, lr, "", ""])
-        if bar is not None:
-            bar.close()
         return total / max(1, n)
+
+    def epoch_bar(self, epoch: int) -> Any:
+        """The run's progress bar, relabelled for ``epoch`` (None when progress is off or not rank 0)."""
+        if not (self.progress and self.place.main):
+            return None
+        epochs = self.spec.config.epochs
+        if self.bar is None:
+            from gaitdata.progress import progress_bar
+
+            self.bar = progress_bar(total=(epochs - self.start_epoch) * len(self.loader), desc="train", unit="batch")
+        self.bar.set_description(f"train, epoch {epoch + 1}/{epochs}")
+        return self.bar
 
     def train_step(self, batch: dict[str, Any], epoch: int) -> tuple[float, float, float]:
         """Forward, loss, backward, optimiser and L1 step on one batch: (loss, label loss, distillation loss)."""
@@ -787,6 +794,8 @@ class TrainLoop:
             save_checkpoint(s.run_dir / "best.pt", common)
 
     def finish(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
         if self.place.world > 1:
             import torch.distributed as dist
 
