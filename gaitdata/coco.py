@@ -50,6 +50,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -495,6 +496,32 @@ def _export_command(
     return cmd
 
 
+def _remove_dead_temporaries(out_dir: Path) -> list[Path]:
+    """Delete part files an export killed on this host left behind (``.<part>.json.<host>-<pid>-*.tmp``
+    whose process is gone). An export elsewhere, or still running, keeps its temporary files."""
+    host = socket.gethostname()
+    removed = []
+    for p in out_dir.glob(".*.json.*.tmp"):
+        tag = p.name.split(".json.", 1)[1]
+        who, _, pid = tag.rpartition("-")[0].rpartition("-")
+        if who != host or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            removed.append(p)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 def _write_parts(
     root: DatasetRoot, out_dir: Path, plans: list[_PartPlan], info: dict[str, Any], schema: KeypointSchema,
     per_row_source: bool, images: str, progress: bool,
@@ -502,6 +529,7 @@ def _write_parts(
     """Stream every part to a temporary file; rename them all into place once all are complete."""
     cats = categories(schema)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_dead_temporaries(out_dir)
     tmp_paths: dict[str, str] = {}
     results: dict[str, Path] = {}
     try:
@@ -511,7 +539,7 @@ def _write_parts(
                 "description": f"gaitdata COCO person keypoints: split {info['split'] or '-'}, part {plan.part}",
                 "part": plan.part,
             }
-            fd, tmp = tempfile.mkstemp(prefix=f".{plan.part}.json.", suffix=".tmp", dir=out_dir)
+            fd, tmp = tempfile.mkstemp(prefix=f".{plan.part}.json.{socket.gethostname()}-{os.getpid()}-", suffix=".tmp", dir=out_dir)
             tmp_paths[plan.part] = tmp
             apply_umask_mode(fd)  # mkstemp creates 0600; the file gets the umask's mode like any other
             with os.fdopen(fd, "w", encoding="utf-8") as fh:

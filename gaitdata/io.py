@@ -190,12 +190,17 @@ def load_torch_file(path: str | os.PathLike, *, expected: str | None = None,
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         m = _UNSAFE_GLOBAL.search(str(exc))
-        name = m.group(1) if m else _pickled_object(path)
-        if name is not None:
+        verdict, name = ("unsafe", m.group(1)) if m else _scan_pickle(path)
+        if verdict == "unsafe":
             found = f" (it references {name})" if name else ""
             raise UnsafeCheckpointError(
                 f"{path}{want} contains Python objects that are not plain weights{found}; refusing to load it: "
                 f"only load checkpoints you trust, and use a plain weights file (a state_dict of tensors)"
+            ) from None
+        if verdict == "plain" and "Unsupported operand" in str(exc):
+            raise CheckpointError(
+                f"{path}{want} holds plain weights pickled with a protocol PyTorch's safe loader does not read "
+                f"({_torch_reason(exc)}); re-save it with torch.save(state_dict, path) and its default protocol"
             ) from None
         raise _unreadable(path, exc, want, fix) from exc
     except (OSError, RuntimeError, EOFError, KeyError, IndexError, ValueError, TypeError, AttributeError,
@@ -203,25 +208,61 @@ def load_torch_file(path: str | os.PathLike, *, expected: str | None = None,
         raise _unreadable(path, exc, want, fix) from exc
 
 
-def _pickled_object(path: Path) -> str | None:
-    """The first Python global a pickle stream ``path`` would import ("" when unnamed), or ``None``
-    when it builds no objects or is no pickle at all. The stream is scanned, never executed."""
+_PLAIN_GLOBALS = ("torch.", "collections.OrderedDict", "builtins.set", "builtins.frozenset", "builtins.slice")
+
+
+def _pickle_streams(path: Path) -> list[bytes]:
+    """The pickle streams of a checkpoint: ``data.pkl`` inside torch's zip container, or the file."""
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            return [zf.read(n) for n in zf.namelist() if n.endswith("data.pkl")]
+    return [path.read_bytes()]
+
+
+def _scan_pickle(path: Path) -> tuple[str, str]:
+    """What a checkpoint's pickle would build, scanned and never executed: ``("unsafe", NAME)`` for the
+    first Python global that is not part of plain weights (tensors, storages, ordered dicts; NAME is
+    ``""`` when unnamed), ``("plain", "")`` for a complete pickle of plain weights, ``("broken", "")``
+    for a damaged container or no pickle at all."""
+    import io as _io
     import pickletools
 
-    makers = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"}
-    strings: list[str] = []
     try:
-        with path.open("rb") as fh:
-            for op, arg, _ in pickletools.genops(fh):
-                if isinstance(arg, str):
-                    strings = [*strings[-1:], arg]
-                if op.name in makers:
-                    if op.name in ("GLOBAL", "INST") and isinstance(arg, str):
-                        return arg.replace(" ", ".")
-                    return ".".join(strings) if op.name == "STACK_GLOBAL" and len(strings) == 2 else ""
-    except Exception:  # not a pickle stream at all (or a damaged one)
-        return None
-    return None
+        streams = _pickle_streams(path)
+    except Exception:  # a damaged container: not the case of an unsafe object
+        return "broken", ""
+    if not streams:
+        return "broken", ""
+    for data in streams:
+        recent: list[str | None] = [None, None]  # the last two values pushed (strings or None)
+        memo: dict[int, str | None] = {}
+        try:
+            for op, arg, _ in pickletools.genops(_io.BytesIO(data)):
+                if op.name == "MEMOIZE":
+                    memo[len(memo)] = recent[-1]
+                    continue
+                if op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                    memo[int(arg)] = recent[-1]
+                    continue
+                if op.name in ("GET", "BINGET", "LONG_BINGET"):
+                    pushed = memo.get(int(arg))
+                else:
+                    pushed = arg if isinstance(arg, str) and ("UNICODE" in op.name or "STRING" in op.name) else None
+                name = None
+                if op.name in ("GLOBAL", "INST") and isinstance(arg, str):
+                    name = arg.replace(" ", ".")
+                elif op.name == "STACK_GLOBAL":
+                    name = ".".join(recent) if all(recent) else ""  # type: ignore[arg-type]
+                elif op.name == "OBJ":
+                    name = ""
+                if name is not None and (not name or not name.startswith(_PLAIN_GLOBALS)):
+                    return "unsafe", name
+                recent = [recent[-1], pushed if isinstance(pushed, str) else None]
+        except Exception:  # not a pickle stream at all (or a damaged one)
+            return "broken", ""
+    return "plain", ""
 
 
 def _torch_reason(exc: BaseException) -> str:

@@ -4,7 +4,7 @@ The teacher's label set on disk is never modified. The new set is the source set
 reviewed frames' edits applied:
 
 - a sample tagged ``reject`` (or ``rejected``): every row of that frame gets the QA flag
-  ``rejected`` (``gaitdata export --exclude-flag rejected`` leaves it out);
+  ``rejected`` (``gaitdata export coco --exclude-flag rejected`` leaves it out);
 - a person (its keypoints or its box) tagged ``reject``: that person's row gets ``rejected``;
 - a moved keypoint, or a moved vertex of the editable skeleton polyline (``<set>_edit``, built
   with ``--editable``: FiftyOne's in-App annotation edits polylines and boxes, not keypoints):

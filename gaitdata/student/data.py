@@ -150,7 +150,7 @@ def load_coco_instances(
     coco_file = Path(coco_file)
     if not coco_file.is_file():
         raise FileNotFoundError(
-            f"COCO export {coco_file} not found; create it with: gaitdata export ROOT --format coco"
+            f"COCO export {coco_file} not found; create it with: gaitdata export coco ROOT --labels SET --split NAME"
         )
     try:
         data = json.loads(coco_file.read_text())

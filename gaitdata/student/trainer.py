@@ -531,7 +531,7 @@ def load_data(spec: RunSpec, image_root: str | os.PathLike | None) -> RunData:
     if not train_file.is_file():
         raise FileNotFoundError(
             f"no {spec.train_split}.json in {spec.export_dir}; export the labels first: "
-            f"gaitdata export {spec.root} --split NAME"
+            f"gaitdata export coco {spec.root} --labels SET --split NAME"
         )
     if image_root is None:
         image_root = resolve_image_root(train_file, json.loads(train_file.read_text()), None)

@@ -1,6 +1,7 @@
 import contextlib
 import io
 import json
+import os
 import shutil
 
 import numpy as np
@@ -411,3 +412,22 @@ def test_export_refuses_labels_of_unknown_frames(tmp_path):
     with pytest.raises(GaitdataError, match="not written frames.*#500"):
         export_coco(r, "stray", None, out=tmp_path / "out", check_images=False)
     assert _no_partial(tmp_path / "out")
+
+
+def test_a_killed_exports_temporary_files_are_removed_by_the_next(root, tmp_path):
+    import socket
+    import subprocess
+
+    out = tmp_path / "exp"
+    out.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = socket.gethostname()
+    left = out / f".train.json.{host}-{dead.pid}-abc123.tmp"  # what kill -9 mid-export leaves
+    running = out / f".val.json.{host}-{os.getpid()}-def456.tmp"  # another export, still running
+    elsewhere = out / f".val.json.otherhost-{dead.pid}-ghi789.tmp"  # an export on another machine
+    for p in (left, running, elsewhere):
+        p.write_text("{")
+    export_coco(root, "toy", None, out=out)
+    assert not left.exists() and running.exists() and elsewhere.exists()
+    assert (out / "all.json").is_file() and not any(p.name.startswith(".all.json") for p in out.iterdir())

@@ -218,6 +218,17 @@ def test_one_loader_tells_unsafe_from_damaged(tmp_path, evil):
     with pytest.raises(UnsafeCheckpointError, match="not plain weights") as info:
         load_torch_file(path, expected="the AlphaPose checkpoint")
     assert "weights_only" not in str(info.value) and info.value.__cause__ is None
+    for proto in (4, 5):  # torch's zip container with a newer pickle protocol: the same verdicts
+        p = tmp_path / f"evil{proto}.pth"
+        torch.save({"conv.weight": torch.zeros(2), "cfg": Payload()}, p, pickle_protocol=proto)
+        with pytest.raises(UnsafeCheckpointError, match="references posix.system|references os.system"):
+            load_torch_file(p)
+        plain = tmp_path / f"plain{proto}.pth"
+        torch.save({"model": {"w": torch.zeros(2), "b": torch.ones(3)}, "epoch": 3}, plain, pickle_protocol=proto)
+        try:
+            assert float(load_torch_file(plain)["model"]["b"].sum()) == 3.0
+        except CheckpointError as exc:  # a torch whose safe loader cannot read this protocol: says so
+            assert not isinstance(exc, UnsafeCheckpointError) and "re-save it" in str(exc), exc
     assert not marker.exists()
 
     zeros = tmp_path / "zeros.pt"
