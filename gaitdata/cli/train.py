@@ -92,19 +92,27 @@ def _hw(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--workers", "num_workers", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option(
+    "--record-samples",
+    is_flag=True,
+    help="Write samples.csv in the run folder: the training samples (dataset index, annotation id) each "
+    "process took at each step, to audit the data order and how torchrun split it.",
+)
 def command(root: str | None, export_dir: str | None, model: str, epochs: int, batch_size: int, lr: float,
             schedule: str, input_size: tuple[int, int] | None, width_mult: float | None, out: str | None, seed: int,
             resume: bool, overwrite: bool, image_root: str | None, teacher_weights: str | None,
             distill_alpha: float, distill_loss: str, slim_l1: float, flip_prob: str,
-            no_label_consistency: bool, device: str, num_workers: int) -> None:  # fmt: skip
+            no_label_consistency: bool, device: str, num_workers: int, record_samples: bool) -> None:  # fmt: skip
     """Train a student SPPE on a COCO keypoints export of ROOT.
 
     --model is a registered student architecture (gaitdata train --model list); the trained run is
     what compress, evaluate and label --teacher student take.
 
     Writes ROOT/models/MODEL/ (or --out): best.pt, last.pt (every epoch), train_log.csv, config.json.
-    CPU runs with the same --seed give identical weights. Multi-GPU: launch with torchrun (see
-    gaitdata.student.trainer).
+    CPU runs with the same --seed give identical weights.
+
+    Several GPUs or machines: launch with torchrun (one process per GPU); --batch-size is per
+    process, so N processes take the steps of one with N x --batch-size; rank 0 writes the run.
 
     \b
     Examples:
@@ -113,7 +121,7 @@ def command(root: str | None, export_dir: str | None, model: str, epochs: int, b
       gaitdata train data/root --model fastpose_mbv2_w050 --input-size 128x96 --batch-size 8
       gaitdata train data/root --teacher-weights fast_res50_256x192.pth --distill-alpha 0.5
       gaitdata train data/root --out data/root/models/run1 --resume --epochs 40
-      torchrun --nproc_per_node 2 -m gaitdata train data/root --device cuda
+      torchrun --standalone --nproc_per_node 2 -m gaitdata train data/root --device cuda
     """
     from gaitdata import student
     from gaitdata.progress import console as make_console
@@ -144,7 +152,7 @@ def command(root: str | None, export_dir: str | None, model: str, epochs: int, b
         overwrite=overwrite, image_root=image_root, batch_size=batch_size, lr=lr, schedule=schedule,
         model_kwargs=kw, teacher_weights=teacher_weights, distill_alpha=distill_alpha, distill_loss=distill_loss,
         slim_l1=slim_l1, flip_prob=flip, label_consistency=not no_label_consistency, device=device,
-        num_workers=num_workers,
+        num_workers=num_workers, record_samples=record_samples,
     )  # fmt: skip
     import json
     import os

@@ -20,13 +20,17 @@ the same run directory continues from ``last.pt`` (a finished run is returned as
 different configuration is refused with the differing keys listed (``resume=True`` insists on
 continuing, ``overwrite=True`` starts again).
 
-Multi-GPU (never required)::
+Several GPUs or machines (never required)::
 
-    torchrun --nproc_per_node 4 -m gaitdata train ROOT --export ROOT/exports/coco --model fastpose_res18_w050
+    torchrun --standalone --nproc_per_node 4 -m gaitdata train ROOT --model fastpose_res18_w050
 
-When ``WORLD_SIZE`` > 1 the process group is initialised (NCCL on CUDA, else Gloo), the model is
-wrapped in DistributedDataParallel, each rank sees its own shard of every epoch, and rank 0 alone
-writes checkpoints, the CSV log and the progress bar. ``batch_size`` is per process.
+When ``WORLD_SIZE`` > 1 (:mod:`gaitdata.student.ddp`) the process group is joined first (NCCL on
+CUDA, else Gloo; the other ranks wait there while rank 0 takes the root lock, and only rank 0
+holds it), each rank trains on its own shard of every epoch, DistributedDataParallel averages the
+gradients and batch norm uses the statistics of the global batch, so N processes with
+``batch_size`` B (per process) take the steps of one process with batch N x B. Logged losses are
+averaged over the ranks; rank 0 alone validates and writes checkpoints, logs and progress.
+``record_samples`` writes ``samples.csv``: the training samples each rank took at each step.
 """
 
 from __future__ import annotations
@@ -51,8 +55,11 @@ from gaitdata.student.data import AugmentConfig
 RESUME_FREE_KEYS = frozenset({"epochs", "device", "num_workers", "progress", "log_every"})
 AUGMENT_FIELDS = frozenset(f.name for f in fields(AugmentConfig))
 LOG_HEADER = ("row", "epoch", "step", "loss", "label_loss", "distill_loss", "lr", "val_pck", "val_oks")
+SAMPLES_HEADER = ("epoch", "step", "rank", "index", "ann_id")
 # files of a run that a fresh run (overwrite) must not leave behind
-RUN_FILES = ("best.pt", "last.pt", "pruned*.pt", "*int8.pt", "*.onnx", "compress.json", "train_log.csv")
+RUN_FILES = (
+    "best.pt", "last.pt", "pruned*.pt", "*int8.pt", "*.onnx", "compress.json", "train_log.csv", "samples.csv",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -239,7 +246,13 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class _EpochSampler:
-    """Shuffled order drawn from (seed, epoch); sharded by rank under DDP."""
+    """Shuffled order drawn from (seed, epoch); sharded by rank under DDP.
+
+    With ``world`` > 1 the order is padded to a multiple of ``world`` by repeating its first
+    samples (as ``DistributedSampler`` does) and rank r takes positions r, r + world, ...: the
+    shards are disjoint, cover every sample, and batch i of every rank together is batch i of a
+    single process with ``world`` times the batch size.
+    """
 
     def __init__(self, n: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1) -> None:
         self.n, self.seed, self.shuffle, self.rank, self.world = n, seed, shuffle, rank, world
@@ -381,6 +394,7 @@ class Placement:
     device: Any  # torch.device
     rank: int
     world: int
+    owns_group: bool = False  # this run created the process group (and destroys it at the end)
 
     @property
     def main(self) -> bool:
@@ -413,6 +427,7 @@ def train(
     val_split: str = "val",
     teacher_model: Any = None,
     init_from: str | os.PathLike | None = None,
+    record_samples: bool = False,
     **cfg: Any,
 ) -> Path:
     """Train a student on ``<export_dir>/<train_split>.json`` (validate on ``<val_split>.json`` when present).
@@ -423,27 +438,37 @@ def train(
     :class:`TrainConfig` fields (augmentation fields by name, e.g. ``flip_prob=0.0``).
     ``teacher_model``: an already built teacher module (instead of ``teacher_weights``) taking the
     teacher crops and returning heatmaps. ``init_from``: a student checkpoint whose architecture and
-    weights start the run (fine-tuning, e.g. after pruning). Returns the run directory.
+    weights start the run (fine-tuning, e.g. after pruning). ``record_samples``: write
+    ``samples.csv`` (epoch, step, rank, dataset index and annotation id of every training sample
+    taken). Under torchrun see the module doc. Returns the run directory.
     """
-    lineage = check_train_inputs(
-        root, export_dir, model=model, out=out, overwrite=overwrite, train_split=train_split, val_split=val_split
-    )
     require("torch", "train")
-    spec = resolve_run(root, export_dir, model, epochs, out, seed, train_split, val_split, init_from, cfg)
-    place = setup_placement(spec.config)
-    state = existing_state(spec, resume, overwrite)
-    if state is not None and _finished(spec, state):
+    # under torchrun every rank joins the group before reading anything: the others wait there
+    # while rank 0 takes the root lock
+    place = setup_placement(str(cfg.get("device", "auto")))
+    try:
+        lineage = check_train_inputs(
+            root, export_dir, model=model, out=out, overwrite=overwrite, train_split=train_split, val_split=val_split
+        )
+        spec = resolve_run(root, export_dir, model, epochs, out, seed, train_split, val_split, init_from, cfg)
+        state = existing_state(spec, resume, overwrite)
+        if state is not None and _finished(spec, state):
+            return spec.run_dir
+        data = load_data(spec, image_root)
+        if overwrite and place.main:
+            clear_run_dir(spec.run_dir)
+        loop = TrainLoop(spec, place, data, state, teacher_model, progress, lineage, record_samples)
+        loop.write_header()
+        for epoch in range(loop.start_epoch, spec.config.epochs):
+            loss = loop.run_epoch(epoch)
+            loop.end_epoch(epoch, loss)
+        loop.finish()
         return spec.run_dir
-    data = load_data(spec, image_root)
-    if overwrite and place.main:
-        clear_run_dir(spec.run_dir)
-    loop = TrainLoop(spec, place, data, state, teacher_model, progress, lineage)
-    loop.write_header()
-    for epoch in range(loop.start_epoch, spec.config.epochs):
-        loss = loop.run_epoch(epoch)
-        loop.end_epoch(epoch, loss)
-    loop.finish()
-    return spec.run_dir
+    finally:
+        if place.owns_group:
+            from gaitdata.student.ddp import close_group
+
+            close_group()
 
 
 def resolve_run(
@@ -475,23 +500,30 @@ def resolve_run(
     return RunSpec(root, export_dir, run_dir, config, schema, arch, init, train_split, val_split)
 
 
-def setup_placement(config: TrainConfig) -> Placement:
+def setup_placement(device: str = "auto") -> Placement:
     """The device, and the process group when launched by torchrun with WORLD_SIZE > 1."""
     import torch
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    device = resolve_device(config.device)
-    if world > 1:
-        import torch.distributed as dist
+    from gaitdata.student.ddp import init_group, launch_from_env
 
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        if device.type == "cuda":
-            torch.cuda.set_device(local)
-            device = torch.device("cuda", local)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Placement(device, rank, world)
+    launch = launch_from_env()
+    dev = resolve_device(device)
+    if launch.world == 1:
+        return Placement(dev, 0, 1)
+    if dev.type == "cuda":
+        if dev.index is not None and dev.index != launch.local_rank:
+            raise GaitdataError(
+                f"--device {device} under torchrun: each process uses the GPU of its LOCAL_RANK; pass --device cuda"
+            )
+        if launch.local_rank >= torch.cuda.device_count():
+            raise GaitdataError(
+                f"LOCAL_RANK {launch.local_rank} but only {torch.cuda.device_count()} GPU(s) on this machine; "
+                f"start at most that many processes per node (--nproc_per_node)"
+            )
+        torch.cuda.set_device(launch.local_rank)
+        dev = torch.device("cuda", launch.local_rank)
+    owns = init_group(dev)
+    return Placement(dev, launch.rank, launch.world, owns)
 
 
 def existing_state(spec: RunSpec, resume: bool, overwrite: bool) -> dict[str, Any] | None:
@@ -569,7 +601,7 @@ class TrainLoop:
 
     def __init__(
         self, spec: RunSpec, place: Placement, data: RunData, state: dict[str, Any] | None,
-        teacher_model: Any, progress: bool, lineage: dict[str, Any] | None = None,
+        teacher_model: Any, progress: bool, lineage: dict[str, Any] | None = None, record_samples: bool = False,
     ) -> None:  # fmt: skip
         import torch
 
@@ -580,6 +612,8 @@ class TrainLoop:
         self.spec, self.place, self.data, self.progress = spec, place, data, progress
         self.bar: Any = None  # one progress bar over every epoch of this run (rank 0)
         self.lineage = lineage
+        self.record_samples = record_samples
+        self.taken: list[tuple[int, list[int]]] = []  # (step, dataset indices) of this rank in the epoch
         self.start_epoch = int(state["epoch"]) + 1 if state is not None else 0
         self.step = int(state.get("step", 0)) if state is not None else 0
         teacher = teacher_model
@@ -611,6 +645,9 @@ class TrainLoop:
         if place.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
+            from gaitdata.student.ddp import sync_batch_norm
+
+            self.net = sync_batch_norm(self.net, device)
             ids = [device.index] if device.type == "cuda" else None
             self.model = DistributedDataParallel(self.net, device_ids=ids)
         self.loader, self.sampler = make_loader(
@@ -638,6 +675,7 @@ class TrainLoop:
         self.resumed = state is not None
         self.kind = spec.init.get("kind", "fp32") if spec.init is not None else "fp32"
         self.log_path = spec.run_dir / "train_log.csv"
+        self.samples_path = spec.run_dir / "samples.csv"
 
     # ---- the run's files ------------------------------------------------------------------------
 
@@ -654,14 +692,12 @@ class TrainLoop:
         from gaitdata.student.models import count_flops, count_parameters
 
         s = self.spec
-        s.run_dir.mkdir(parents=True, exist_ok=True)
         if not self.place.main:
             return
-        rows = []
-        if self.resumed and self.log_path.is_file():
-            with self.log_path.open() as fh:
-                rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) < self.start_epoch]
-        _write_log(self.log_path, list(LOG_HEADER), rows)
+        s.run_dir.mkdir(parents=True, exist_ok=True)
+        _write_log(self.log_path, list(LOG_HEADER), self.earlier_rows(self.log_path))
+        if self.record_samples:
+            _write_log(self.samples_path, list(SAMPLES_HEADER), self.earlier_rows(self.samples_path))
         atomic_write_json(
             s.run_dir / "config.json",
             {
@@ -675,6 +711,13 @@ class TrainLoop:
             },
         )  # fmt: skip
 
+    def earlier_rows(self, path: Path) -> list[dict[str, Any]]:
+        """The rows of a CSV log for the epochs before a resumption (none for a fresh run)."""
+        if not (self.resumed and path.is_file()):
+            return []
+        with path.open() as fh:
+            return [r for r in csv.DictReader(fh) if int(r["epoch"]) < self.start_epoch]
+
     # ---- one epoch ------------------------------------------------------------------------------
 
     def run_epoch(self, epoch: int) -> float:
@@ -684,7 +727,10 @@ class TrainLoop:
         self.model.train()
         bar = self.epoch_bar(epoch)
         total, n = 0.0, 0
+        self.taken = []
         for batch in self.loader:
+            if self.record_samples:
+                self.taken.append((self.step, [int(i) for i in batch["index"]]))
             loss, label_loss, dist_loss = self.train_step(batch, epoch)
             total += loss
             n += 1
@@ -725,9 +771,16 @@ class TrainLoop:
                     t_hm = self.teacher(batch["teacher_image"].to(device))
                 dist_loss = distill_term(out, t_hm, cfg.distill_loss, cfg.distill_temperature)
                 loss = (1 - cfg.distill_alpha) * label_loss + cfg.distill_alpha * dist_loss
-        if not torch.isfinite(loss):
+        # averaged over the ranks (the loss of the global batch), so that every rank stops together
+        terms = torch.stack([loss.detach().float(), label_loss.detach().float(), dist_loss.detach().float()])
+        if self.place.world > 1:
+            from gaitdata.student.ddp import mean_over_ranks
+
+            terms = mean_over_ranks(terms)
+        mean_loss, mean_label, mean_dist = (float(v) for v in terms.cpu())
+        if not math.isfinite(mean_loss):
             raise GaitdataError(
-                f"training diverged at epoch {epoch}, step {self.step} (loss {loss.item()}); lower --lr"
+                f"training diverged at epoch {epoch}, step {self.step} (loss {mean_loss}); lower --lr"
             )
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -736,7 +789,7 @@ class TrainLoop:
         self.slim_step()
         self.sched.step()
         self.step += 1
-        return float(loss.item()), float(label_loss.item()), float(dist_loss.item())
+        return mean_loss, mean_label, mean_dist
 
     def slim_step(self) -> None:
         """L1 on the prunable BN scales as a decoupled proximal step (soft threshold by lr x slim_l1).
@@ -756,13 +809,15 @@ class TrainLoop:
                 w.copy_(torch.sign(w) * (w.abs() - shrink).clamp_min(0.0))
 
     def end_epoch(self, epoch: int, loss: float) -> None:
-        """Validation, the epoch's log row and checkpoints (best.pt by validation mean OKS)."""
+        """Validation, the epoch's log rows and checkpoints (best.pt by validation mean OKS), on rank 0."""
+        if self.record_samples:
+            self.write_samples(epoch)
+        if not self.place.main:
+            return
         if self.val_ds is not None:
             val = dataset_metrics(self.net, self.val_ds, self.place.device)
         else:
             val = {"pck": math.nan, "oks": math.nan}
-        if not self.place.main:
-            return
         lr = self.sched.get_last_lr()[0]
         cell = ["" if math.isnan(val[k]) else val[k] for k in ("pck", "oks")]
         _append_log(self.log_path, ["epoch", epoch, self.step, loss, "", "", lr, *cell])
@@ -775,6 +830,23 @@ class TrainLoop:
             "best_val_oks": self.best, "best_val_pck": self.best_pck,
         }  # fmt: skip
         self.save(epoch, metrics, improved)
+
+    def write_samples(self, epoch: int) -> None:
+        """Append the epoch's samples of every rank to samples.csv (rank 0 writes)."""
+        from gaitdata.student.ddp import gather_to_main
+
+        per_rank = gather_to_main(self.taken)
+        if per_rank is None:
+            return
+        rows = [
+            [epoch, step, rank, i, self.ds.instances[i].ann_id]
+            for rank, taken in enumerate(per_rank)
+            for step, indices in taken
+            for i in indices
+        ]  # fmt: skip
+        rows.sort(key=lambda r: (r[1], r[2]))
+        with self.samples_path.open("a", newline="") as fh:
+            csv.writer(fh).writerows(rows)
 
     def save(self, epoch: int, metrics: dict[str, Any], best: bool) -> None:
         from gaitdata.student.checkpoint import save_checkpoint
