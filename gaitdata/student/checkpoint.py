@@ -4,7 +4,7 @@
 
     {"format": "gaitdata-student", "version": 1, "kind": "fp32" | "slim" | "int8",
      "arch": StudentArch.to_dict(), "schema": KeypointSchema.to_dict(),
-     "state_dict": {...}, "config": {...training config...}, "epoch": int, "step": int,
+     "state_dict": {...}, "config": {...training config...}, "epoch": int, "step": int, "world_size": int,
      "optimizer": ..., "scheduler": ..., "scaler": ..., "metrics": {...}}
 """
 

@@ -673,6 +673,16 @@ class TrainLoop:
         self.best = float(metrics.get("best_val_oks", -1.0))
         self.best_pck = float(metrics.get("best_val_pck", math.nan))
         self.resumed = state is not None
+        before = int((state or {}).get("world_size", 1))
+        if state is not None and before != place.world and place.main:
+            from gaitdata.progress import warnings_console
+
+            warnings_console().print(
+                f"[yellow]warning:[/] {spec.run_dir / 'last.pt'} was trained by {before} process(es), this run has "
+                f"{place.world}: the global batch changes from {before * cfg.batch_size} to "
+                f"{place.world * cfg.batch_size} (--batch-size is per process), and the learning-rate schedule's "
+                f"steps per epoch with it"
+            )
         self.kind = spec.init.get("kind", "fp32") if spec.init is not None else "fp32"
         self.log_path = spec.run_dir / "train_log.csv"
         self.samples_path = spec.run_dir / "samples.csv"
@@ -708,6 +718,7 @@ class TrainLoop:
                 "flip_prob": self.data.augment.flip_prob, "flip_reason": self.data.flip_reason,
                 "teacher_sha256": sha256_file(s.config.teacher_weights) if s.config.teacher_weights else None,
                 "params": count_parameters(self.net), "macs": count_flops(self.net), "lineage": self.lineage,
+                "world_size": self.place.world, "global_batch_size": self.place.world * s.config.batch_size,
             },
         )  # fmt: skip
 
@@ -855,6 +866,7 @@ class TrainLoop:
         common = {
             "kind": self.kind, "data": self.data_ref(), "arch": s.arch.to_dict(), "schema": s.schema.to_dict(),
             "config": s.config.to_dict(), "epoch": epoch, "step": self.step, "metrics": metrics,
+            "world_size": self.place.world,
             "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
         }  # fmt: skip
         resume = {

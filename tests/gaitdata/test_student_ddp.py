@@ -4,6 +4,7 @@ batch norm (2 processes x batch B take the step of one process with batch 2B), r
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -148,7 +149,7 @@ def _config_without_batch(ck: dict) -> dict:
     return {k: v for k, v in ck["config"].items() if k not in ("batch_size", "progress")}
 
 
-def test_torchrun_two_processes_train_like_one_with_the_global_batch(tmp_path):
+def test_torchrun_two_processes_train_like_one_with_the_global_batch(tmp_path, capfd):
     work = tmp_path / "work"
     root = make_toy_root(work / "root", n_videos=3, n_frames=B, splits=("train", "train", "val"), seed=1)
     ddp_dir, single_dir = root / "models" / "ddp", root / "models" / "single"
@@ -160,6 +161,9 @@ def test_torchrun_two_processes_train_like_one_with_the_global_batch(tmp_path):
     single = load_checkpoint(single_dir / "last.pt")
     assert first["epoch"] == 0 and first["step"] == 1 and single["step"] == 1
     assert _config_without_batch(first) == _config_without_batch(single)
+    assert (first["world_size"], single["world_size"]) == (2, 1)
+    run_info = json.loads((ddp_dir / "config.json").read_text())
+    assert (run_info["world_size"], run_info["global_batch_size"]) == (2, 2 * B)
 
     # (a) disjoint shards that cover the data, and together the single process's batch
     rows = _samples(ddp_dir / "samples.csv")
@@ -184,6 +188,13 @@ def test_torchrun_two_processes_train_like_one_with_the_global_batch(tmp_path):
     assert ".gaitdata/lock" in rank0
     for name in ("last.pt", "best.pt", "train_log.csv", "samples.csv", "config.json"):
         assert str(ddp_dir / name) in rank0, name
+
+    # a checkpoint of 2 processes continues in one (with a warning: the global batch halves)
+    shutil.copytree(ddp_dir, work / "alone")
+    capfd.readouterr()
+    train(root, out=work / "alone", epochs=2, batch_size=B, resume=True, **LIB)
+    assert "trained by 2 process(es), this run has 1: the global batch changes from 8 to 4" in capfd.readouterr().err
+    assert load_checkpoint(work / "alone" / "last.pt")["step"] == 3  # 1 step of 8, then 2 of 4
 
     # (d) resume under torchrun: the second epoch continues from last.pt and matches the single process
     shutil.copy(ddp_dir / "train_log.csv", tmp_path / "log_after_1.csv")
