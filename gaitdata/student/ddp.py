@@ -62,15 +62,34 @@ def launch_from_env() -> Launch:
 
 def init_group(device: torch.device) -> bool:
     """Join the process group of this torchrun job (NCCL on CUDA, Gloo otherwise) and wait for every
-    process; True when this call created the group (the caller destroys it with :func:`close_group`)."""
+    process; True when this call created the group (the caller destroys it with :func:`close_group`).
+
+    Under torchrun the other ranks first wait, without a time limit, for rank 0 to arrive here (it
+    may queue for the dataset root's lock for hours), so that the process group's timeout bounds
+    only the training's own collectives."""
     if dist.is_initialized():
         return False
+    _wait_for_rank0(launch_from_env())
     if device.type == "cuda":
         dist.init_process_group("nccl", device_id=device)
     else:
         dist.init_process_group("gloo")
     dist.barrier()
     return True
+
+
+def _wait_for_rank0(launch: Launch) -> None:
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":  # not torchrun's store: nothing to wait on
+        return
+    from datetime import timedelta
+
+    forever = timedelta(days=365)
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False, timeout=forever)
+    key = f"gaitdata/train/rank0-ready/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+    if launch.rank == 0:
+        store.set(key, "1")
+    else:
+        store.wait([key], forever)
 
 
 def close_group() -> None:

@@ -3,6 +3,7 @@ batch norm (2 processes x batch B take the step of one process with batch 2B), r
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -10,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
 
 from gaitdata.errors import GaitdataError  # noqa: E402
+from gaitdata.lock import root_lock  # noqa: E402
 from gaitdata.student import train  # noqa: E402
 from gaitdata.student.checkpoint import load_checkpoint  # noqa: E402
 from gaitdata.student.ddp import GlobalBatchNorm2d, sync_batch_norm  # noqa: E402
@@ -74,9 +77,10 @@ def _torchrun() -> list[str]:
     return [str(exe)] if exe.is_file() else [sys.executable, "-m", "torch.distributed.run"]
 
 
-def _run_torchrun(args: list[str], tmp: Path, timeout: float = 180) -> str:
-    """``torchrun --standalone --nproc_per_node 2 -m gaitdata train ARGS`` on CPU; its output. Every
-    process it started is gone when this returns."""
+def _run_torchrun(args: list[str], tmp: Path, held: contextlib.ExitStack | None = None, timeout: float = 180) -> str:
+    """``torchrun --standalone --nproc_per_node 2 -m gaitdata train ARGS`` on CPU; its output. ``held``: the
+    root lock, held by this process, released once the run says that it waits for it. Every process the
+    run started is gone when this returns."""
     site = tmp / "site"
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(_AUDIT)
@@ -91,15 +95,23 @@ def _run_torchrun(args: list[str], tmp: Path, timeout: float = 180) -> str:
     if Path("/sys/class/net/lo").exists():
         env["GLOO_SOCKET_IFNAME"] = "lo"  # stay on the loopback interface
     cmd = [*_torchrun(), "--standalone", "--nproc_per_node", "2", "-m", "gaitdata", "train", *args]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # fmt: skip
+    log = tmp / f"torchrun-{len(list(tmp.glob('torchrun-*.log')))}.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while held is not None and "waiting for dataset root" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-4000:]
+            time.sleep(0.1)
+        if held is not None:
+            held.close()
+        proc.wait(timeout=max(1.0, deadline - time.monotonic()))
     except BaseException:
         # torchrun and its workers share a session (not yet reaped, so its id is still theirs): end them all
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
+    out = log.read_text()
     assert proc.returncode == 0, out[-4000:]
     return out
 
@@ -154,7 +166,12 @@ def test_torchrun_two_processes_train_like_one_with_the_global_batch(tmp_path, c
     root = make_toy_root(work / "root", n_videos=3, n_frames=B, splits=("train", "train", "val"), seed=1)
     ddp_dir, single_dir = root / "models" / "ddp", root / "models" / "single"
 
-    out = _run_torchrun([str(root), "--out", str(ddp_dir), "--epochs", "1", "--batch-size", str(B), *CLI], tmp_path)
+    # another writer holds the root at the start: rank 0 queues for it, the other rank waits for rank 0
+    held = contextlib.ExitStack()
+    held.enter_context(root_lock(root, "test-hold"))
+    out = _run_torchrun([str(root), "--out", str(ddp_dir), "--epochs", "1", "--batch-size", str(B), *CLI], tmp_path,
+                        held)  # fmt: skip
+    assert out.count("waiting for dataset root") == 1 and "test-hold" in out
     assert out.count("trained fastpose_res10_w025") == 1  # rank 0 alone reports
     first = load_checkpoint(ddp_dir / "last.pt")
     train(root, out=single_dir, epochs=1, batch_size=2 * B, **LIB)
