@@ -37,6 +37,7 @@ import pandas as pd
 
 from gaitdata.dataset import DatasetRoot
 from gaitdata.errors import GaitdataError
+from gaitdata.geometry import iou_matrix, match_greedy
 from gaitdata.io import atomic_write_json, atomic_write_parquet
 from gaitdata.labels import (
     check_label_set_name,
@@ -73,20 +74,6 @@ AGREEMENT_COLUMNS: dict[str, str] = {
 
 
 # ---- pure functions ----------------------------------------------------------------------------------
-def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of COCO boxes (x, y, w, h): (Na, 4) x (Nb, 4) -> (Na, Nb)."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, 0, None], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, 1, None], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
-
-
 def pair_metrics(
     kp_a: np.ndarray, vis_a: np.ndarray, box_a: np.ndarray,
     kp_b: np.ndarray, vis_b: np.ndarray, box_b: np.ndarray,
@@ -113,24 +100,11 @@ def pair_metrics(
 def greedy_match(
     oks: np.ndarray, iou: np.ndarray, min_oks: float = MIN_OKS, min_iou: float = MIN_IOU
 ) -> list[tuple[int, int]]:
-    """Greedy one-to-one matching by decreasing OKS (NaN counts as 0), then IoU."""
+    """One-to-one pairs by :func:`gaitdata.geometry.match_greedy`: candidates have OKS >= ``min_oks`` or
+    IoU >= ``min_iou``, taken by decreasing OKS (NaN counts as 0), then IoU."""
     o = np.nan_to_num(np.asarray(oks, np.float64), nan=0.0)
-    cand = [
-        (-o[i, j], -iou[i, j], i, j)
-        for i in range(o.shape[0])
-        for j in range(o.shape[1])
-        if o[i, j] >= min_oks or iou[i, j] >= min_iou
-    ]
-    cand.sort()
-    used_a: set[int] = set()
-    used_b: set[int] = set()
-    pairs = []
-    for _, _, i, j in cand:
-        if i not in used_a and j not in used_b:
-            used_a.add(i)
-            used_b.add(j)
-            pairs.append((i, j))
-    return pairs
+    iou = np.asarray(iou, np.float64)
+    return match_greedy(o, (o >= min_oks) | (iou >= min_iou), then_by=iou)
 
 
 # ---- label-set level -----------------------------------------------------------------------------------
@@ -180,7 +154,7 @@ def _compare_frames(
         pairs: list[tuple[int, int]] = []
         if len(ia) and len(ib):
             oks, dist = pair_metrics(pa.kp[ia], pa.vis[ia], pa.box[ia], pb.kp[ib], pb.vis[ib], pb.box[ib])
-            iou = box_iou_matrix(pa.box[ia], pb.box[ib])
+            iou = iou_matrix(pa.box[ia], pb.box[ib])
             pairs = greedy_match(oks, iou)
             for i, j in pairs:
                 d = dist[i, j]

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from gaitdata.geometry import iou_matrix, match_greedy
 from gaitdata.schema import COCO17, KeypointSchema
 
 # limbs checked for length: upper arms, forearms, thighs, shanks (COCO-17 indices)
@@ -92,20 +93,6 @@ def visibility_from_confidence(conf: np.ndarray, thresholds: tuple[float, float]
 
 
 # ---- boxes and tracks ---------------------------------------------------------------------------
-def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (N, 4) and (M, 4) boxes (x, y, w, h) -> (N, M)."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    ax1, ay1 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx1, by1 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax1[:, None], bx1[None]) - np.maximum(a[:, 0, None], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(ay1[:, None], by1[None]) - np.maximum(a[:, 1, None], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
-
-
 def assign_tracks(frame_index: np.ndarray, boxes: np.ndarray, cfg: PostprocessConfig = PostprocessConfig()) -> np.ndarray:
     """Greedy frame-to-frame association; returns a track id (0, 1, ...) per pose, in order of appearance.
 
@@ -124,30 +111,21 @@ def assign_tracks(frame_index: np.ndarray, boxes: np.ndarray, cfg: PostprocessCo
     for f in np.unique(frame_index):
         idx = np.flatnonzero(frame_index == f)
         active = [t for t in range(len(last_box)) if f - last_frame[t] <= cfg.track_max_gap + 1 and last_frame[t] < f]
-        cand: list[tuple[float, int, int]] = []
+        used_det: set[int] = set()
         if active:
             tb = np.stack([last_box[t] + velocity[t] * (f - last_frame[t]) for t in active])
             tb[:, 2:] = np.maximum(tb[:, 2:], 1.0)
-            iou = iou_xywh(boxes[idx], tb)
+            iou = iou_matrix(boxes[idx], tb)
             c_det = boxes[idx, :2] + boxes[idx, 2:] / 2
             c_tr = tb[:, :2] + tb[:, 2:] / 2
             dist = np.linalg.norm(c_det[:, None] - c_tr[None], axis=-1)
             scale = np.maximum(np.maximum(boxes[idx, 3][:, None], tb[:, 3][None]), 1.0)
             nd = dist / scale
             size = np.abs(np.log(np.maximum(boxes[idx, 3], 1.0)[:, None] / tb[:, 3][None]))
-            for i in range(len(idx)):
-                for j, t in enumerate(active):
-                    if iou[i, j] >= cfg.track_iou or nd[i, j] <= cfg.track_centre_dist:
-                        cand.append((float(iou[i, j] - nd[i, j] - 2.0 * size[i, j]), i, t))
-        cand.sort(key=lambda c: (-c[0], c[1], c[2]))
-        used_det: set[int] = set()
-        used_tr: set[int] = set()
-        for _, i, t in cand:
-            if i in used_det or t in used_tr:
-                continue
-            used_det.add(i)
-            used_tr.add(t)
-            tracks[idx[i]] = t
+            allowed = (iou >= cfg.track_iou) | (nd <= cfg.track_centre_dist)
+            for i, j in match_greedy(iou - nd - 2.0 * size, allowed):
+                used_det.add(i)
+                tracks[idx[i]] = active[j]
         for i in range(len(idx)):
             if i not in used_det:
                 last_box.append(boxes[idx[i]])

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pseudolabel.postprocess import iou_xywh
+from gaitdata.geometry import intersection_matrix, iou_matrix, match_greedy
 
 
 @dataclass(frozen=True)
@@ -59,11 +59,7 @@ class _Track:
 
 def _covered(box: np.ndarray, others: np.ndarray, share: float = 0.6) -> bool:
     """Whether at least ``share`` of ``box`` lies inside one of ``others`` (x, y, w, h)."""
-    x0 = np.maximum(box[0], others[:, 0])
-    y0 = np.maximum(box[1], others[:, 1])
-    x1 = np.minimum(box[0] + box[2], others[:, 0] + others[:, 2])
-    y1 = np.minimum(box[1] + box[3], others[:, 1] + others[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    inter = intersection_matrix(box, others)[0]
     return bool((inter >= share * max(box[2] * box[3], 1e-9)).any())
 
 
@@ -93,24 +89,18 @@ class BoxTracker:
         det = np.asarray(detections, np.float64).reshape(-1, 5)
         alive = [t for t in self._tracks if frame - t.last_frame <= cfg.max_gap + 1 and t.last_frame < frame]
         pred = np.array([t.predicted(frame) for t in alive]).reshape(-1, 4)
-        pairs: list[tuple[float, int, int]] = []
+        pairs: list[tuple[int, int]] = []
         if len(det) and len(alive):
-            iou = iou_xywh(det[:, :4], pred)
+            iou = iou_matrix(det[:, :4], pred)
             cd = np.linalg.norm(
                 (det[:, None, :2] + det[:, None, 2:4] / 2) - (pred[None, :, :2] + pred[None, :, 2:] / 2), axis=-1
             )
             nd = cd / np.maximum(np.maximum(det[:, None, 3], pred[None, :, 3]), 1.0)
             ratio = np.minimum(det[:, None, 3], pred[None, :, 3]) / np.maximum(np.maximum(det[:, None, 3], pred[None, :, 3]), 1.0)
-            for i, j in zip(*np.nonzero(((iou >= cfg.match_iou) | (nd <= cfg.match_centre_dist)) & (ratio >= 0.5)), strict=True):
-                pairs.append((float(iou[i, j] - nd[i, j]), int(i), int(j)))
-        pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
-        det_track: dict[int, _Track] = {}
-        used: set[int] = set()
-        for _, i, j in pairs:
-            if i in det_track or j in used:
-                continue
-            det_track[i] = alive[j]
-            used.add(j)
+            allowed = ((iou >= cfg.match_iou) | (nd <= cfg.match_centre_dist)) & (ratio >= 0.5)
+            pairs = match_greedy(iou - nd, allowed)
+        det_track = {i: alive[j] for i, j in pairs}
+        used = {j for _, j in pairs}
         out: list[tuple[float, ...]] = []
         for i, d in enumerate(det):
             t = det_track.get(i)

@@ -9,18 +9,8 @@ import pandas as pd
 
 from gaitdata.dataset import DatasetRoot
 from gaitdata.errors import GaitdataError
+from gaitdata.geometry import match_by_iou
 from gaitdata.schema import COCO17, KeypointSchema
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of COCO boxes a (N,4) and b (M,4)."""
-    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
 def frame_agreement(a: pd.DataFrame, b: pd.DataFrame, schema: KeypointSchema = COCO17,
@@ -46,23 +36,15 @@ def frame_agreement(a: pd.DataFrame, b: pd.DataFrame, schema: KeypointSchema = C
             continue
         ba = ra[["bbox_x", "bbox_y", "bbox_w", "bbox_h"]].to_numpy(np.float64)
         bb = rb[["bbox_x", "bbox_y", "bbox_w", "bbox_h"]].to_numpy(np.float64)
-        iou = np.nan_to_num(_iou(ba, bb))
         ka, kb = keypoints_array(ra, k), keypoints_array(rb, k)
         va = visibility_array(ra, k)
         scores: list[float] = []
-        used_a, used_b = set(), set()
-        for flat in np.argsort(-iou, axis=None):
-            i, j = np.unravel_index(flat, iou.shape)
-            if iou[i, j] < min_iou:
-                break
-            if i in used_a or j in used_b:
-                continue
-            used_a.add(i)
-            used_b.add(j)
+        pairs = match_by_iou(ba, bb, min_iou)
+        for i, j in pairs:
             area = float(np.nan_to_num(ba[i, 2] * ba[i, 3]))
             s = float(oks(kb[j], ka[i], va[i], area, schema))
             scores.append(0.0 if math.isnan(s) else s)
-        scores += [0.0] * (len(ra) - len(used_a) + len(rb) - len(used_b))
+        scores += [0.0] * (len(ra) + len(rb) - 2 * len(pairs))
         out[(str(key[0]), int(key[1]))] = min(scores) if scores else 0.0
     return out
 

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from gaitdata.errors import GaitdataError, require
+from gaitdata.geometry import match_by_iou
 from gaitdata.io import atomic_write_json
 from gaitdata.schema import COCO17, KeypointSchema
 from gaitdata.staleness import check_evaluate_inputs
@@ -365,8 +366,8 @@ def pck_table(pred: Persons, ref: Persons, schema: KeypointSchema = COCO17) -> d
 
 
 def match_boxes(a: Persons, b: Persons, min_iou: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-    """One-to-one matching of same-frame persons by box IoU (>= ``min_iou``, best pairs first);
-    returns (indices into a, indices into b)."""
+    """One-to-one matching of same-frame persons by box IoU (>= ``min_iou``) with the shared rule
+    :func:`gaitdata.geometry.match_by_iou`; returns (indices into a, indices into b), by a."""
     groups: dict[tuple[str, int], list[int]] = {}
     for j in range(len(b)):
         groups.setdefault((str(b.video_id[j]), int(b.frame_index[j])), []).append(j)
@@ -376,28 +377,13 @@ def match_boxes(a: Persons, b: Persons, min_iou: float = 0.3) -> tuple[np.ndarra
     ia, ib = [], []
     for key, rows in by_frame.items():
         cand = groups.get(key, [])
-        pairs = sorted(((_iou(a.bbox[i], b.bbox[j]), i, j) for i in rows for j in cand), reverse=True)
-        used_a: set[int] = set()
-        used_b: set[int] = set()
-        for iou, i, j in pairs:
-            if iou < min_iou:
-                break
-            if i in used_a or j in used_b:
-                continue
-            used_a.add(i)
-            used_b.add(j)
-            ia.append(i)
-            ib.append(j)
+        if not cand:
+            continue
+        for i, j in match_by_iou(a.bbox[rows], b.bbox[cand], min_iou):
+            ia.append(rows[i])
+            ib.append(cand[j])
     order = np.argsort(ia, kind="stable")
     return np.asarray(ia, int)[order], np.asarray(ib, int)[order]
-
-
-def _iou(p: np.ndarray, q: np.ndarray) -> float:
-    x1, y1 = max(p[0], q[0]), max(p[1], q[1])
-    x2, y2 = min(p[0] + p[2], q[0] + q[2]), min(p[1] + p[3], q[1] + q[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = p[2] * p[3] + q[2] * q[3] - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def make_consistent(p: Persons, schema: KeypointSchema, cfg: ConsistencyConfig | None,

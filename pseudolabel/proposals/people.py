@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from gaitdata.dataset import DatasetRoot
-from pseudolabel.postprocess import iou_xywh
+from gaitdata.geometry import box_area, intersection_matrix, iou_matrix
 from pseudolabel.proposals.depth import background_depth, depth_layers, read_depth
 from pseudolabel.proposals.detector import DetectorProposer
 from pseudolabel.proposals.hog import WINDOW_PERSON_HEIGHT, HogConfig, HogPeople
@@ -80,14 +80,9 @@ def merge_boxes(groups: list[np.ndarray], inside: float = 0.7, same_iou: float =
             kept = [b for b in boxes]
             continue
         k = np.stack(kept)
-        iou = iou_xywh(boxes[:, :4], k[:, :4])
-        inter = np.zeros_like(iou)  # intersection area / area of the new box
-        for i, b in enumerate(boxes):
-            x0 = np.maximum(b[0], k[:, 0])
-            y0 = np.maximum(b[1], k[:, 1])
-            x1 = np.minimum(b[0] + b[2], k[:, 0] + k[:, 2])
-            y1 = np.minimum(b[1] + b[3], k[:, 1] + k[:, 3])
-            inter[i] = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None) / max(b[2] * b[3], 1e-9)
+        iou = iou_matrix(boxes[:, :4], k[:, :4])
+        # intersection area / area of the new box
+        inter = intersection_matrix(boxes[:, :4], k[:, :4]) / np.maximum(box_area(boxes[:, :4]), 1e-9)[:, None]
         inside_of = [np.flatnonzero((inter[i] >= inside) | (iou[i] >= same_iou)) for i in range(len(boxes))]
         replace: dict[int, list[int]] = {}
         for i, owners in enumerate(inside_of):
@@ -96,7 +91,7 @@ def merge_boxes(groups: list[np.ndarray], inside: float = 0.7, same_iou: float =
         split_owner: dict[int, list[int]] = {}
         for o, members in replace.items():
             sub = boxes[members]
-            if len(members) >= 2 and float(iou_xywh(sub[:, :4], sub[:, :4])[np.triu_indices(len(members), 1)].max()) < 0.3:
+            if len(members) >= 2 and float(iou_matrix(sub[:, :4], sub[:, :4])[np.triu_indices(len(members), 1)].max()) < 0.3:
                 split_owner[o] = members
         new = [b for j, b in enumerate(kept) if j not in split_owner]
         for o, members in split_owner.items():

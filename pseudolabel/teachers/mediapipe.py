@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from gaitdata.errors import GaitdataError, require
+from gaitdata.geometry import box_iou
 from gaitdata.nativelog import filtered_native_logs, quiet_native_env
 from gaitdata.records import Pose
 from pseudolabel.registry import TeacherConfig, register_teacher
@@ -159,16 +160,6 @@ def box_from_landmarks(landmarks: np.ndarray, width: int, height: int) -> tuple[
 def person_score(landmarks: np.ndarray) -> float:
     vis = np.clip(np.nan_to_num(np.asarray(landmarks, np.float64)[list(TORSO_LANDMARKS), 3]), 0, 1)
     return float(vis.mean())
-
-
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """IoU of two (x, y, w, h) boxes."""
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
-    ih = max(0.0, min(ay1, by1) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def same_joints(a: Pose, b: Pose, tol: float = 0.1, min_joints: int = 6) -> bool:

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gaitdata.geometry import iou_matrix
 from gaitdata.labels import read_label_meta, read_labels, write_labels
 from gaitdata.schema import COCO17
 from pseudolabel.agreement import (
     DISAGREE_FLAG,
     NOT_COMPARED_FLAG,
     agreement_path,
-    box_iou_matrix,
     compare_label_sets,
     greedy_match,
     merge_label_sets,
@@ -230,7 +230,7 @@ def test_bad_input(root) -> None:
 
 
 def test_pure_helpers() -> None:
-    iou = box_iou_matrix(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 10, 10], [20, 20, 5, 5]]))
+    iou = iou_matrix(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 10, 10], [20, 20, 5, 5]]))
     np.testing.assert_allclose(iou, [[50 / 150, 0.0]])
     oks = np.array([[0.9, 0.95], [0.2, 0.85]])
     assert greedy_match(oks, np.zeros_like(oks)) == [(0, 1), (1, 0)]

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from _label_roots import make_root, root_from_synth
 
+from gaitdata.geometry import iou_matrix
 from gaitdata.labels import keypoints_array, read_label_meta, read_labels
-from pseudolabel.postprocess import iou_xywh
 from pseudolabel.proposals.motion import (
     MotionConfig,
     MotionModel,
@@ -90,7 +90,7 @@ def test_motion_model_finds_moving_people_and_refuses_a_moving_camera() -> None:
     boxes = m.boxes(5, frames[5])
     assert len(boxes) == 2
     big = boxes[np.argmax(boxes[:, 3])]
-    assert iou_xywh(big[:4], [70, 60, 20, 60])[0, 0] > 0.7
+    assert iou_matrix(big[:4], [70, 60, 20, 60])[0, 0] > 0.7
     # the camera pans: every frame differs from the median everywhere
     pan = [np.roll(frames[0], 9 * i, axis=1) for i in range(20)]
     m.fit(lambda pos, f: pan[pos][::f, ::f], len(pan), 320, 240)
@@ -176,7 +176,7 @@ def test_people_proposer_finds_every_walker(tmp_path, crowd, with_depth) -> None
         boxes = prop.propose(i, crowd.colour[i], crowd.depth_registered[i] if with_depth else None)
         assert len(prop.track_ids) == len(boxes) <= prop.cfg.max_boxes
         for w, (_, gt) in enumerate(_walkers(crowd)):
-            found[i, w] = len(boxes) > 0 and iou_xywh(gt[i], boxes[:, :4]).max() >= 0.4
+            found[i, w] = len(boxes) > 0 and iou_matrix(gt[i], boxes[:, :4]).max() >= 0.4
     assert found.mean(axis=0).min() >= 10 / 12, found.mean(axis=0)
     assert prop.describe()["proposer"] == "people"
 
@@ -195,7 +195,7 @@ def test_default_labelling_finds_every_walker_near_ground_truth(tmp_path, crowd)
     errs: list[list[float]] = [[] for _ in walkers]
     for fi, g in person.groupby("frame_index"):
         gt = np.stack([b[fi] for _, b in walkers])
-        iou = iou_xywh(gt, g[["bbox_x", "bbox_y", "bbox_w", "bbox_h"]].to_numpy())
+        iou = iou_matrix(gt, g[["bbox_x", "bbox_y", "bbox_w", "bbox_h"]].to_numpy())
         taken: set[int] = set()
         seen: set[int] = set()
         for w, j in sorted(np.ndindex(iou.shape), key=lambda wj: -iou[wj]):  # one row per walker, best overlap first
@@ -224,7 +224,7 @@ def test_empty_proposals_search_the_whole_frame(crowd) -> None:
 
     frame = np.ascontiguousarray(crowd.colour[0])
     whole = create_teacher("mediapipe", mode="static").predict([frame], [np.zeros((0, 5))])[0]
-    assert len(whole) == 1 and iou_xywh(whole[0].bbox, crowd.meta["bboxes"][0])[0, 0] > 0.5
+    assert len(whole) == 1 and iou_matrix(whole[0].bbox, crowd.meta["bboxes"][0])[0, 0] > 0.5
     assert create_teacher("mediapipe", search_empty=False).predict([frame], [np.zeros((0, 5))]) == [[]]
 
 
@@ -336,7 +336,7 @@ def test_moving_camera_uses_the_still_image_detectors_every_few_frames(tmp_path,
         boxes = prop.propose(i, pan[i], None)
         gt = crowd.meta["bboxes"][i] + np.array([shift(i), 0, 0, 0])
         if i % prop.cfg.still_every == 0:  # BlazePose's detector finds the large walker
-            assert len(boxes) and iou_xywh(gt, boxes[:, :4]).max() >= 0.5, i
+            assert len(boxes) and iou_matrix(gt, boxes[:, :4]).max() >= 0.5, i
 
 
 def test_ground_truth_label_set_holds_every_walker(tmp_path, crowd) -> None:
@@ -369,14 +369,14 @@ def test_hog_people_detector_finds_people_and_not_empty_scenes(crowd) -> None:
     frame = np.ascontiguousarray(crowd.colour[0])
     found = hog.detect(frame)
     x, y, w, h = crowd.meta["bboxes"][0]
-    best = found[np.argmax(iou_xywh(crowd.meta["bboxes"][0], found[:, :4])[0])]
+    best = found[np.argmax(iou_matrix(crowd.meta["bboxes"][0], found[:, :4])[0])]
     assert x <= best[0] + best[2] / 2 <= x + w and y <= best[1] + best[3] / 2 <= y + h  # the large walker
-    assert iou_xywh(crowd.meta["bboxes"][0], best[:4])[0, 0] >= 0.3  # measured 0.40 (HOG's scale steps)
+    assert iou_matrix(crowd.meta["bboxes"][0], best[:4])[0, 0] >= 0.3  # measured 0.40 (HOG's scale steps)
     assert (found[:, 4] > 0).all() and (found[:, 4] < 1).all()
     assert hog.detect(np.full((480, 640, 3), 120, np.uint8)).shape == (0, 5)
     photo = _opencv_sample("basketball1.png")  # a real photo of two people
     real = hog.detect(cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB))
-    assert iou_xywh([40, 85, 110, 390], real[:, :4]).max() >= 0.5  # the man on the left, by hand
+    assert iou_matrix([40, 85, 110, 390], real[:, :4]).max() >= 0.5  # the man on the left, by hand
 
 
 def test_frames_without_depth_keep_the_depth_model(tmp_path, crowd) -> None:
