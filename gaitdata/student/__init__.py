@@ -14,8 +14,8 @@ Public API (torch is imported only when these are called)::
 Modules: ``models`` (architectures, registry, parameter/FLOP counts), ``data`` (COCO crops,
 augmentation, heatmaps), ``trainer``, ``consistency`` (left/right consistency and smoothing along
 tracks), ``gait`` (angles, heel strikes, cadence), ``slim`` (channel pruning), ``quant`` (int8,
-ONNX), ``compression``, ``evaluation`` + ``report`` + ``cost``, ``checkpoint``, ``toy`` (tiny
-synthetic data for tests).
+ONNX), ``compression``, ``evaluation`` + ``report`` + ``cost``, ``checkpoint``. Tiny synthetic data for its tests:
+:mod:`gaitdata.testing.figures`.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from gaitdata.student.models import (  # noqa: E402
     list_students,
     student_arch,
 )
-from gaitdata.student.toy import make_toy_root  # noqa: E402
+from gaitdata.testing.figures import stick_figure_root  # noqa: E402
 from gaitdata.student.trainer import dataset_pck, train  # noqa: E402
 
 TINY = {"input_size": (64, 48), "width_mult": 0.25, "head_channels": (32,)}
@@ -51,7 +51,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    return make_toy_root(tmp_path_factory.mktemp("toy"), n_videos=5, n_frames=12,
+    return stick_figure_root(tmp_path_factory.mktemp("toy"), n_videos=5, n_frames=12,
                          splits=("train", "train", "train", "val", "test"))  # fmt: skip
 
 
@@ -214,7 +214,7 @@ def test_cpu_runs_are_repeatable_and_resume_checks_config(toy, tmp_path):
 
 def test_distillation_from_fastpose_checkpoint(tmp_path):
     fastpose = pytest.importorskip("pseudolabel.models.fastpose")
-    root = make_toy_root(tmp_path / "d", n_videos=1, n_frames=6, splits=("train",))
+    root = stick_figure_root(tmp_path / "d", n_videos=1, n_frames=6, splits=("train",))
     torch.manual_seed(0)
     teacher = fastpose.build_fastpose_r50()
     wpath = tmp_path / "fast_res50_256x192.pth"

@@ -22,7 +22,7 @@ from gaitdata.student.evaluation import (  # noqa: E402
 )
 from gaitdata.student.models import count_flops, count_parameters, create_student  # noqa: E402
 from gaitdata.student.slim import prunable_groups, prune, select_channels  # noqa: E402
-from gaitdata.student.toy import make_toy_root  # noqa: E402
+from gaitdata.testing.figures import stick_figure_root  # noqa: E402
 
 TINY = {"input_size": (64, 48), "width_mult": 0.25, "head_channels": (32,)}
 
@@ -38,7 +38,7 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     torch.set_num_threads(1)
-    root = make_toy_root(tmp_path_factory.mktemp("toyc"), n_videos=5, n_frames=12,
+    root = stick_figure_root(tmp_path_factory.mktemp("toyc"), n_videos=5, n_frames=12,
                          splits=("train", "train", "train", "val", "test"))  # fmt: skip
     no_colour = {
         "color_jitter": 0.0,

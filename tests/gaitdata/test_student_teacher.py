@@ -17,7 +17,7 @@ from gaitdata.errors import GaitdataError  # noqa: E402
 from gaitdata.io import sha256_file  # noqa: E402
 from gaitdata.labels import read_label_meta, read_labels  # noqa: E402
 from gaitdata.student.quant import read_onnx_metadata  # noqa: E402
-from gaitdata.student.toy import make_toy_root  # noqa: E402
+from gaitdata.testing.figures import stick_figure_root  # noqa: E402
 
 TINY = {"input_size": (64, 48), "width_mult": 0.25, "head_channels": (32,)}
 NO_COLOUR = {"color_jitter": 0.0, "channel_shuffle_prob": 0.0, "grayscale_prob": 0.0}
@@ -34,7 +34,7 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     torch.set_num_threads(1)
-    root = make_toy_root(tmp_path_factory.mktemp("toys"), n_videos=5, n_frames=12,
+    root = stick_figure_root(tmp_path_factory.mktemp("toys"), n_videos=5, n_frames=12,
                          splits=("train", "train", "train", "val", "test"))  # fmt: skip
     run_dir = student.train(root, model="fastpose_res10_w025", epochs=8, out=root / "models" / "tiny", batch_size=8,
                             flip_prob=0.0, lr=3e-3, model_kwargs=TINY, **NO_COLOUR)  # fmt: skip

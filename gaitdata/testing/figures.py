@@ -1,5 +1,5 @@
-"""Tiny synthetic pose data for the student's tests and benchmark: drawn figures, a dataset root
-with label sets, and a COCO keypoints export per split, all in a second.
+"""Tiny synthetic pose data for the student's tests and benchmarks: drawn stick figures, a dataset
+root with label sets, and a COCO keypoints export per split, all in a second.
 
 The figures are 2-D walking stick figures with one colour per joint (so a very small network can
 learn them in a few epochs). A "teacher" label set is the exact joints plus pixel noise, with a
@@ -72,7 +72,7 @@ def draw_figure(image: np.ndarray, joints: np.ndarray, radius: int = 3) -> None:
         )
 
 
-def make_toy_root(
+def stick_figure_root(
     path: str | Path,
     n_videos: int = 4,
     n_frames: int = 12,
@@ -84,7 +84,7 @@ def make_toy_root(
     """A small dataset root with frames, label sets ``teacher`` and ``ground_truth``, and
     ``exports/coco/<split>.json`` from the teacher labels (video ``i`` goes to ``splits[i % len]``)."""
     root = DatasetRoot(path)
-    root.init(COCO17, provenance={"source": "gaitdata.student.toy"})
+    root.init(COCO17, provenance={"source": "gaitdata.testing.figures"})
     rng = np.random.default_rng(seed)
     h, w = image_size
     teacher_rows, gt_rows = [], []
