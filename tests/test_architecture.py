@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "foundation: errors, atomic files, records, keypoint schema, geometry, output (progress, tables, native logs)",
         (
             "gaitdata", "gaitdata._version", "gaitdata.errors", "gaitdata.io", "gaitdata.procs", "gaitdata.records",
-            "gaitdata.schema", "gaitdata.align", "gaitdata.metrics", "gaitdata.progress", "gaitdata.tables",
+            "gaitdata.schema", "gaitdata.geometry", "gaitdata.align", "gaitdata.metrics", "gaitdata.progress", "gaitdata.tables",
             "gaitdata.nativelog", "gaitdata.distributed",
         ),
     ),

@@ -22,8 +22,8 @@ from gaitdata.student.models import (  # noqa: E402
     list_students,
     student_arch,
 )
-from gaitdata.testing.figures import stick_figure_root  # noqa: E402
 from gaitdata.student.trainer import dataset_pck, train  # noqa: E402
+from gaitdata.testing.figures import stick_figure_root  # noqa: E402
 
 TINY = {"input_size": (64, 48), "width_mult": 0.25, "head_channels": (32,)}
 NO_COLOUR = {
