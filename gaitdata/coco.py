@@ -68,6 +68,8 @@ from gaitdata.io import apply_umask_mode
 from gaitdata.labels import (
     LABEL_COLUMNS,
     check_label_set_name,
+    decode_keypoints,
+    encode_keypoints,
     label_set_fingerprint,
     read_label_meta,
     read_labels,
@@ -241,7 +243,7 @@ def _annotation_lines(persons: pd.DataFrame, k: int, per_row_source: bool) -> It
     n = len(persons)
     if n == 0:
         return
-    kp = np.asarray([np.asarray(x, dtype=np.float64) for x in kp_list]).reshape(n, k, 3)
+    kp = np.stack([decode_keypoints(x, k) for x in kp_list])
     v = np.asarray([np.asarray(x, dtype=np.int64) for x in vis_list]).reshape(n, k)
     v = np.where(np.isfinite(kp[..., 0]) & np.isfinite(kp[..., 1]), v, 0)
     bbox = np.stack([_float_col(persons, c) for c in ("bbox_x", "bbox_y", "bbox_w", "bbox_h")], axis=1)
@@ -878,7 +880,7 @@ def import_coco(
                 "video_id": vid, "frame_index": fi, "person_index": int(pi), "has_person": True,
                 "bbox_x": bbox[0], "bbox_y": bbox[1], "bbox_w": bbox[2], "bbox_h": bbox[3],
                 "score": score, "raw_score": a.get("raw_score"),
-                "keypoints": np.column_stack([xy, np.asarray(conf, dtype=np.float64)]).ravel().tolist(),
+                "keypoints": encode_keypoints(np.column_stack([xy, np.asarray(conf, dtype=np.float64)])),
                 "visibility": vis.tolist(), "num_visible": int((vis > 0).sum()),
                 "track_id": a.get("track_id"), "is_subject": a.get("is_subject"),
                 "teacher": a.get("teacher", default_teacher), "weights_hash": a.get("weights_hash", default_hash),

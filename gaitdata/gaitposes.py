@@ -68,7 +68,7 @@ from gaitdata.gaitnames import (
     sequence_names,
 )
 from gaitdata.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from gaitdata.labels import read_labels
+from gaitdata.labels import keypoints_array, read_labels
 from gaitdata.lock import writes_root
 from gaitdata.progress import progress_bar
 from gaitdata.staleness import require_fresh_inputs
@@ -147,7 +147,7 @@ def _sequences(
         if vid in chosen:
             c = chosen[vid]
             pos = np.searchsorted(fidx, c["frame_index"].astype(int).to_numpy())
-            kp = np.stack([np.asarray(x, dtype=np.float32) for x in c["keypoints"]]).reshape(-1, k, 3)
+            kp = keypoints_array(c, k)
             arr[pos] = np.nan_to_num(kp, nan=0.0)
             has[pos] = True
         tms = np.array([ts.get((vid, int(f)), np.nan) for f in fidx], dtype=np.float64)

@@ -229,16 +229,41 @@ def _command_of(meta: dict, name: str) -> list[str] | None:
     return None
 
 
-def keypoints_array(df: pd.DataFrame, num_keypoints: int = 17) -> np.ndarray:
+def encode_keypoints(keypoints: Any) -> list[float]:
+    """The ``keypoints`` value of a label row: (K, 3) x, y, confidence -> a flat list of 3K floats.
+
+    The one encoder of the column; :func:`decode_keypoints` is its inverse.
+    """
+    return np.asarray(keypoints, dtype=np.float64).reshape(-1).tolist()
+
+
+def decode_keypoints(value: Any, num_keypoints: int) -> np.ndarray:
+    """The ``keypoints`` value of a label row -> a new (K, 3) float64 array of x, y, confidence.
+
+    ``num_keypoints`` is K of the label set's schema (``root.keypoint_schema().num_keypoints``).
+    A missing value (the "no person" row: ``None`` or empty) decodes to NaN; a value that is not
+    3K numbers is an error naming both counts.
+    """
+    if value is None or len(value) == 0:
+        return np.full((num_keypoints, 3), np.nan)
+    arr = np.array(value, dtype=np.float64)
+    if arr.size != 3 * num_keypoints:
+        raise GaitdataError(
+            f"a keypoints value holds {arr.size} numbers, expected 3 x {num_keypoints} (x, y, confidence per "
+            f"joint of the schema); the label set was written for another keypoint schema"
+        )
+    return arr.reshape(num_keypoints, 3)
+
+
+def keypoints_array(df: pd.DataFrame, num_keypoints: int) -> np.ndarray:
     """(N, K, 3) float32 array of x, y, confidence from the ``keypoints`` column (NaN for no-person rows)."""
     out = np.full((len(df), num_keypoints, 3), np.nan, dtype=np.float32)
     for i, kp in enumerate(df["keypoints"]):
-        if kp is not None and len(kp):
-            out[i] = np.asarray(kp, dtype=np.float32).reshape(num_keypoints, 3)
+        out[i] = decode_keypoints(kp, num_keypoints)
     return out
 
 
-def visibility_array(df: pd.DataFrame, num_keypoints: int = 17) -> np.ndarray:
+def visibility_array(df: pd.DataFrame, num_keypoints: int) -> np.ndarray:
     out = np.zeros((len(df), num_keypoints), dtype=np.int8)
     for i, v in enumerate(df["visibility"]):
         if v is not None and len(v):

@@ -8,7 +8,8 @@ row per matched pair, plus one row per unmatched person, to ``<root>/agreement/<
 Definitions (symmetric in the two sets):
 
 - joints compared: those with COCO visibility > 0 on both sides;
-- ``oks``: COCO's object keypoint similarity over the compared joints with the COCO-17 sigmas and,
+- ``oks``: COCO's object keypoint similarity over the compared joints with the OKS sigmas of the
+  root's keypoint schema (COCO-17's for a COCO root) and,
   as the object area, the mean of the two boxes' areas (w * h); NaN when no joint is compared;
 - ``joint_dist_px``: per joint the Euclidean distance in pixels, NaN where either side is invisible;
   ``mean_dist_px`` its mean over compared joints;
@@ -41,6 +42,7 @@ from gaitdata.geometry import iou_matrix, match_greedy
 from gaitdata.io import atomic_write_json, atomic_write_parquet
 from gaitdata.labels import (
     check_label_set_name,
+    encode_keypoints,
     keypoints_array,
     read_label_meta,
     read_labels,
@@ -144,16 +146,16 @@ def _progress(it: Iterable, total: int, progress: bool, desc: str) -> Iterable:
 
 
 def _compare_frames(
-    pa: _Persons, pb: _Persons, frames: list[tuple[str, int]], k: int, progress: bool
+    pa: _Persons, pb: _Persons, frames: list[tuple[str, int]], schema: KeypointSchema, progress: bool
 ) -> pd.DataFrame:
-    nan_k = [math.nan] * k
+    nan_k = [math.nan] * schema.num_keypoints
     rows: list[dict] = []
     empty = np.zeros(0, dtype=np.int64)
     for vid, fi in _progress(frames, len(frames), progress, "compare"):
         ia, ib = pa.frames.get((vid, fi), empty), pb.frames.get((vid, fi), empty)
         pairs: list[tuple[int, int]] = []
         if len(ia) and len(ib):
-            oks, dist = pair_metrics(pa.kp[ia], pa.vis[ia], pa.box[ia], pb.kp[ib], pb.vis[ib], pb.box[ib])
+            oks, dist = pair_metrics(pa.kp[ia], pa.vis[ia], pa.box[ia], pb.kp[ib], pb.vis[ib], pb.box[ib], schema)
             iou = iou_matrix(pa.box[ia], pb.box[ib])
             pairs = greedy_match(oks, iou)
             for i, j in pairs:
@@ -262,16 +264,16 @@ def compare_label_sets(
     if a == b:
         raise GaitdataError(f"compare-labels needs two different label sets, got {a!r} twice")
     da, db = read_labels(root, a), read_labels(root, b)
-    k = COCO17.num_keypoints
-    pa, pb = _persons(da, k), _persons(db, k)
+    schema = root.keypoint_schema()
+    pa, pb = _persons(da, schema.num_keypoints), _persons(db, schema.num_keypoints)
     common = sorted(pa.all_frames & pb.all_frames)
     if not common:
         raise GaitdataError(
             f"label sets {a!r} and {b!r} in {root.labels_dir} share no frame; label the same dataset root with both teachers"
         )
-    table = _compare_frames(pa, pb, common, k, progress)
+    table = _compare_frames(pa, pb, common, schema, progress)
     summary = summarize(
-        table, threshold, label_sets=[a, b], frames_compared=len(common),
+        table, threshold, schema, label_sets=[a, b], frames_compared=len(common),
         frames_only_a=len(pa.all_frames - pb.all_frames), frames_only_b=len(pb.all_frames - pa.all_frames),
     )  # fmt: skip
     table.attrs["summary"] = summary
@@ -311,7 +313,7 @@ def _average_keypoints(kpa: np.ndarray, va: np.ndarray, kpb: np.ndarray, vb: np.
     only_b = (va <= 0) & (vb > 0)
     out[only_b] = kpb[only_b]
     vis[only_b] = vb[only_b]
-    return [float(v) for v in out.reshape(-1)], [int(v) for v in vis]
+    return encode_keypoints(out), [int(v) for v in vis]
 
 
 @writes_root("compare-labels")
@@ -330,7 +332,7 @@ def merge_label_sets(
         raise GaitdataError(f"the merged label set needs a new name, not {name!r} (one of the inputs)")
     table = compare_label_sets(root, a, b, progress=progress, threshold=threshold)
     da, db = read_labels(root, a), read_labels(root, b)
-    k = COCO17.num_keypoints
+    k = root.keypoint_schema().num_keypoints
     b_frames = set(zip(db["video_id"].astype(str), db["frame_index"].astype("int64"), strict=True))
     oks = table["oks"].to_numpy(dtype=np.float64, na_value=np.nan)
     fa = frame_agreement(table, threshold)

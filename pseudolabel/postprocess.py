@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from gaitdata.geometry import iou_matrix, match_greedy
+from gaitdata.labels import decode_keypoints, encode_keypoints
 from gaitdata.schema import COCO17, KeypointSchema
 
 # limbs checked for length: upper arms, forearms, thighs, shanks (COCO-17 indices)
@@ -311,7 +312,7 @@ def background_joints(
     """
     if background is None:
         return []
-    kp = np.asarray(keypoints, np.float64).reshape(-1, 3)
+    kp = np.asarray(keypoints, np.float64)
     near = np.asarray(near, np.float64)
     check = (kp[:, 2] >= cfg.vis_thresholds[0]) & np.isfinite(near)
     if not check.any():
@@ -442,7 +443,7 @@ def postprocess_recording(
     vis_col: list[list[int] | None] = [None] * len(df)
     nvis_col = pd.array([pd.NA] * len(df), dtype="Int64")
     if len(idx):
-        kp = np.stack([np.asarray(df.at[i, "keypoints"], np.float64).reshape(k, 3) for i in idx])
+        kp = np.stack([decode_keypoints(df.at[i, "keypoints"], k) for i in idx])
         boxes = df.loc[idx, ["bbox_x", "bbox_y", "bbox_w", "bbox_h"]].to_numpy(np.float64)
         scores = df.loc[idx, "score"].to_numpy(np.float64)
         pfi = fi[idx]
@@ -462,7 +463,7 @@ def postprocess_recording(
             else [[] for _ in idx]
         )
         for n, i in enumerate(idx):
-            df.at[i, "keypoints"] = [float(v) for v in kp[n].reshape(-1)]
+            df.at[i, "keypoints"] = encode_keypoints(kp[n])
             vis_col[i] = vis[n].astype(int).tolist()
             nvis_col[i] = int((vis[n] > 0).sum())
             track_col[i] = int(tracks[n])

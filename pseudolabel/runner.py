@@ -40,6 +40,8 @@ from gaitdata.io import atomic_write_json, atomic_write_parquet
 from gaitdata.labels import (
     LABEL_COLUMNS,
     check_label_set_name,
+    decode_keypoints,
+    encode_keypoints,
     labels_table,
     remove_stale_temporaries,
     tmp_dir,
@@ -215,12 +217,12 @@ def iter_frames(
 
 
 # ---- rows ---------------------------------------------------------------------------------------
-def _person_row(video_id: str, fi: int, k: int, pose: Pose, teacher: str, whash: str | None) -> dict:
+def _person_row(video_id: str, fi: int, pi: int, pose: Pose, teacher: str, whash: str | None) -> dict:
     x, y, w, h = pose.bbox
     return {
-        "video_id": video_id, "frame_index": fi, "person_index": k, "has_person": True,
+        "video_id": video_id, "frame_index": fi, "person_index": pi, "has_person": True,
         "bbox_x": x, "bbox_y": y, "bbox_w": w, "bbox_h": h, "score": float(np.clip(pose.score, 0, 1)),
-        "keypoints": [float(v) for v in np.asarray(pose.keypoints, np.float64).reshape(-1)],
+        "keypoints": encode_keypoints(pose.keypoints),
         "teacher": teacher, "weights_hash": whash, "qa_flags": [],
     }  # fmt: skip
 
@@ -232,9 +234,9 @@ def _empty_row(video_id: str, fi: int, teacher: str, whash: str | None) -> dict:
     }  # fmt: skip
 
 
-def recording_stats(df: pd.DataFrame, resumed: bool) -> RecordingStats:
+def recording_stats(df: pd.DataFrame, resumed: bool, num_keypoints: int) -> RecordingStats:
     person = df[df["has_person"].fillna(False)]
-    conf = [float(np.mean(np.asarray(k, np.float64).reshape(-1, 3)[:, 2])) for k in person["keypoints"]]
+    conf = [float(np.mean(decode_keypoints(v, num_keypoints)[:, 2])) for v in person["keypoints"]]
     return RecordingStats(
         video_id=str(df["video_id"].iloc[0]),
         n_frames=int(df["frame_index"].nunique()),
@@ -263,6 +265,7 @@ def label_recording(
 ) -> pd.DataFrame:
     """Label one recording's written frames; returns its post-processed rows (LABEL_COLUMNS)."""
     vid = str(video["video_id"])
+    schema = teacher.cfg.schema
     whash = getattr(teacher, "weights_hash", None)
     has_depth = frames["depth_path"].notna().any()
     scale = video.get("depth_scale")
@@ -302,8 +305,8 @@ def label_recording(
                 rows.append(_empty_row(vid, fi, teacher_name, whash))
                 depth_m.append(float("nan"))
                 near_depths.append(None)
-            for k, p in enumerate(poses):
-                rows.append(_person_row(vid, fi, k, p, teacher_name, whash))
+            for pi, p in enumerate(poses):
+                rows.append(_person_row(vid, fi, pi, p, teacher_name, whash))
                 if d is None:
                     depth_m.append(float("nan"))
                     near_depths.append(None)
@@ -332,7 +335,7 @@ def label_recording(
         bg_pool.shutdown(wait=True, cancel_futures=True)
     for row, near in zip(rows, near_depths, strict=True):
         bg_joints.append(
-            background_joints(row["keypoints"], near, background, depth_scale, cfg)
+            background_joints(decode_keypoints(row["keypoints"], schema.num_keypoints), near, background, depth_scale, cfg)
             if near is not None and background is not None
             else []
         )
@@ -340,7 +343,7 @@ def label_recording(
     fps = float(video["fps"]) if not pd.isna(video.get("fps")) else 30.0
     df = postprocess_recording(
         df, n_frames=len(frames), image_height=height, fps=fps,
-        depth_m=np.asarray(depth_m), background_joints=bg_joints, cfg=cfg,
+        depth_m=np.asarray(depth_m), background_joints=bg_joints, cfg=cfg, schema=schema,
     )  # fmt: skip
     return conform(df, LABEL_COLUMNS, f"labels of {vid}")
 
@@ -368,7 +371,7 @@ def _label_part(job: _PartJob, model: Teacher, proposer: BoxProposer | None, on_
         batch_size=job.batch_size, workers=job.workers, prefetch=job.prefetch, on_frames=on_frames,
     )  # fmt: skip
     _write_part(Path(job.part), df, job.frames_fp)
-    return recording_stats(df, resumed=False)
+    return recording_stats(df, resumed=False, num_keypoints=model.cfg.schema.num_keypoints)
 
 
 def _bar_done(bar: Any, total: int) -> Any:
@@ -561,7 +564,7 @@ def label(
             part = pdir / f"{vid}.parquet"
             done = _reusable_part(part, fr, frames_fps[str(vid)])
             if done is not None:
-                stats.append(recording_stats(done, resumed=True))
+                stats.append(recording_stats(done, resumed=True, num_keypoints=model.cfg.schema.num_keypoints))
                 bar.update(len(fr))
                 continue
             if part.is_file():

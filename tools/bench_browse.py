@@ -30,7 +30,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gaitdata.dataset import DatasetRoot  # noqa: E402
-from gaitdata.labels import read_labels, write_labels  # noqa: E402
+from gaitdata.labels import encode_keypoints, read_labels, write_labels  # noqa: E402
 
 W, H = 64, 48
 
@@ -59,7 +59,7 @@ def make_root(path: Path, n_frames: int, per_video: int = 250) -> DatasetRoot:
             kp = np.column_stack([rng.uniform(0, W, 17), rng.uniform(0, H, 17), rng.uniform(0.3, 1, 17)])
             labels.append({"video_id": vid, "frame_index": i, "person_index": 0, "has_person": True, "bbox_x": 5.0,
                            "bbox_y": 4.0, "bbox_w": 40.0, "bbox_h": 40.0, "score": 0.9,
-                           "keypoints": kp.ravel().tolist(), "visibility": [2] * 17, "num_visible": 17,
+                           "keypoints": encode_keypoints(kp), "visibility": [2] * 17, "num_visible": 17,
                            "track_id": 0, "is_subject": True, "teacher": "bench", "qa_flags": []})  # fmt: skip
     r.write_videos(pd.DataFrame(videos))
     r.write_frames(pd.DataFrame(frames))

@@ -207,6 +207,7 @@ def bench_real(args: argparse.Namespace) -> None:
         print(f"labelling {n} frames of {path.name} ({w}x{h}) with the defaults ...", flush=True)
         wall, cpu = _timed(lambda: label(root.path, progress=False, label_set="real"))
         df = read_labels(root, "real")
+        n_kp = root.keypoint_schema().num_keypoints
     person = df[df["has_person"].fillna(False)]
     print(f"real footage {path.name}: {n / wall:.1f} frames/s, {1000 * cpu / n:.0f} ms CPU/frame, "
           f"{len(person) / n:.2f} people labelled per frame")  # fmt: skip
@@ -223,7 +224,7 @@ def bench_real(args: argparse.Namespace) -> None:
         found = sum(r * len(hand[k]) for r, k in zip(recalls, hand, strict=True))
         print(f"  recall vs hand counts: mean per frame {np.mean(recalls):.2f} ({found:.0f}/{total}; goal >= 0.5)")
     boxes = person[["bbox_x", "bbox_y", "bbox_w", "bbox_h"]].to_numpy()
-    kp = keypoints_array(person)
+    kp = keypoints_array(person, n_kp)
     confident = person["score"].to_numpy() >= 0.5
     ok = plausible(kp, boxes)
     print(f"  confident poses plausible: {ok[confident].mean():.1%} of {confident.sum()} (goal >= 85%); "

@@ -27,7 +27,15 @@ import pandas as pd
 
 from gaitdata.dataset import DatasetRoot, utc_now
 from gaitdata.errors import GaitdataError
-from gaitdata.labels import LABEL_COLUMNS, label_set_fingerprint, read_label_meta, read_labels, write_labels
+from gaitdata.labels import (
+    LABEL_COLUMNS,
+    decode_keypoints,
+    encode_keypoints,
+    label_set_fingerprint,
+    read_label_meta,
+    read_labels,
+    write_labels,
+)
 from gaitdata.lineage import label_set_lineage
 from gaitdata.lock import writes_root
 
@@ -46,7 +54,7 @@ def _flags(old: Any, *add: str) -> list[str]:
 
 def _apply_person(row: dict, kp: Any, w: int, h: int, k: int) -> tuple[dict, bool]:
     """Apply one FiftyOne Keypoint to a label row; returns (row, whether a point moved)."""
-    arr = np.asarray(row["keypoints"], dtype=np.float64).reshape(k, 3).copy()
+    arr = decode_keypoints(row["keypoints"], k)
     vis = np.asarray(row["visibility"], dtype=np.int64).copy()
     moved = False
     for j, pt in enumerate(kp.points[:k]):
@@ -59,7 +67,7 @@ def _apply_person(row: dict, kp: Any, w: int, h: int, k: int) -> tuple[dict, boo
             vis[j] = 2
             moved = True
     row = dict(row)
-    row["keypoints"] = arr.ravel().tolist()
+    row["keypoints"] = encode_keypoints(arr)
     row["visibility"] = vis.tolist()
     row["num_visible"] = int((vis > 0).sum())
     return row, moved
@@ -74,8 +82,8 @@ def _apply_polyline(row: dict, src: dict, poly: Any, w: int, h: int, k: int) -> 
     joints = getattr(poly, "joints", None)
     if not joints:
         return row, False
-    ref = np.asarray(src["keypoints"], dtype=np.float64).reshape(k, 3)
-    arr = np.asarray(row["keypoints"], dtype=np.float64).reshape(k, 3).copy()
+    ref = decode_keypoints(src["keypoints"], k)
+    arr = decode_keypoints(row["keypoints"], k)
     vis = np.asarray(row["visibility"], dtype=np.int64).copy()
     moved: dict[int, list[tuple[float, float]]] = {}
     for shape, js in zip(poly.points or [], joints, strict=False):
@@ -92,7 +100,7 @@ def _apply_polyline(row: dict, src: dict, poly: Any, w: int, h: int, k: int) -> 
         arr[j] = (*np.mean(pts, axis=0), 1.0)
         vis[j] = 2
     row = dict(row)
-    row["keypoints"] = arr.ravel().tolist()
+    row["keypoints"] = encode_keypoints(arr)
     row["visibility"] = vis.tolist()
     row["num_visible"] = int((vis > 0).sum())
     return row, True
@@ -116,7 +124,7 @@ def _new_person(kp: Any, det: Any, w: int, h: int, k: int, vid: str, fi: int, id
     return {
         "video_id": vid, "frame_index": fi, "person_index": idx, "has_person": True,
         "bbox_x": box[0], "bbox_y": box[1], "bbox_w": box[2], "bbox_h": box[3], "score": 1.0,
-        "keypoints": pts.ravel().tolist(), "visibility": vis.tolist(), "num_visible": int((vis > 0).sum()),
+        "keypoints": encode_keypoints(pts), "visibility": vis.tolist(), "num_visible": int((vis > 0).sum()),
         "track_id": None, "is_subject": bool(getattr(kp, "is_subject", None) or False), "teacher": teacher,
         "weights_hash": None, "qa_flags": ["added", REVIEWED_TAG],
     }  # fmt: skip

@@ -16,6 +16,7 @@ import pandas as pd
 from gaitdata.browse.fo_internals import SampleSpec
 from gaitdata.browse.plan import DEPTH, META_COLS, RGB
 from gaitdata.browse.previews import preview_relpath
+from gaitdata.labels import decode_keypoints
 
 if TYPE_CHECKING:
     from gaitdata.browse.plan import BuildPlan
@@ -25,7 +26,7 @@ def person_docs(r: Any, w: int, h: int, k: int) -> tuple[dict, dict | None]:
     """FiftyOne ``Keypoint`` and ``Detection`` documents (plain dicts) of one label row with a person."""
     from bson import ObjectId
 
-    arr = np.asarray(r.keypoints, dtype=np.float64).reshape(k, 3)
+    arr = decode_keypoints(r.keypoints, k)
     vis = np.asarray(r.visibility if r.visibility is not None else np.full(k, 2), dtype=np.int64)
     xy = arr[:, :2] / (w, h)
     xy[vis <= 0] = np.nan  # not visible: hidden in the App
@@ -59,7 +60,7 @@ def skeleton_polyline_doc(r: Any, w: int, h: int, skeleton: Sequence[tuple[int, 
     """
     from bson import ObjectId
 
-    arr = np.asarray(r.keypoints, dtype=np.float64).reshape(k, 3)
+    arr = decode_keypoints(r.keypoints, k)
     vis = np.asarray(r.visibility if r.visibility is not None else np.full(k, 2), dtype=np.int64) > 0
     xy = (arr[:, :2] / (w, h)).tolist()
     shapes, joints, covered = [], [], set()

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from gaitdata.io import sha256_file
+from gaitdata.labels import decode_keypoints, encode_keypoints
 from gaitdata.records import Pose
 from pseudolabel.registry import TeacherConfig, pick_device, register_teacher
 
@@ -131,7 +132,7 @@ class StudentTeacher:
         k = self.cfg.schema.num_keypoints
         fi = np.array([int(rows[i]["frame_index"]) for i in idx])
         boxes = np.array([[rows[i][f"bbox_{c}"] for c in "xywh"] for i in idx], np.float64)
-        kp = np.array([np.asarray(rows[i]["keypoints"], np.float64).reshape(k, 3) for i in idx])
+        kp = np.array([decode_keypoints(rows[i]["keypoints"], k) for i in idx])
         tracks = assign_tracks(fi, boxes)
         depth = None
         if near_depths is not None and any(near_depths[i] is not None for i in idx):
@@ -141,7 +142,7 @@ class StudentTeacher:
                                             self.cfg.schema, self.consistency, depth)  # fmt: skip
         chains = limb_chains(self.cfg.schema)
         for n, i in enumerate(idx):
-            rows[i]["keypoints"] = [float(v) for v in fixed[n].reshape(-1)]
+            rows[i]["keypoints"] = encode_keypoints(fixed[n])
             if near_depths is not None and near_depths[i] is not None and swapped[n].any():
                 perm = np.arange(k)
                 for c, chain in enumerate(chains):

@@ -19,7 +19,7 @@ import pandas as pd
 from gaitdata.dataset import DatasetRoot, written_frames
 from gaitdata.errors import GaitdataError
 from gaitdata.io import atomic_open, json_default
-from gaitdata.labels import LABEL_COLUMNS, write_labels
+from gaitdata.labels import LABEL_COLUMNS, encode_keypoints, write_labels
 from gaitdata.synth.recording import SynthRecording
 
 SIDECAR_SUFFIX = ".gt.npz"
@@ -142,7 +142,7 @@ def _rows(
         rows.append({
             "video_id": video_id, "frame_index": frame_index, "person_index": len(rows), "has_person": True,
             "bbox_x": bx[0], "bbox_y": bx[1], "bbox_w": bx[2], "bbox_h": bx[3], "score": 1.0,
-            "keypoints": np.column_stack([kp[:, :2], conf]).ravel().tolist(), "visibility": v.tolist(),
+            "keypoints": encode_keypoints(np.column_stack([kp[:, :2], conf])), "visibility": v.tolist(),
             "num_visible": int((v > 0).sum()), "track_id": walker, "is_subject": is_subject,
             "teacher": TEACHER, "weights_hash": None, "qa_flags": [],
         })  # fmt: skip

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from gaitdata.dataset import DatasetRoot
-from gaitdata.labels import LABEL_COLUMNS, write_labels
+from gaitdata.labels import LABEL_COLUMNS, encode_keypoints, write_labels
 from gaitdata.schema import COCO17
 
 _COLOURS = np.array(
@@ -134,7 +134,7 @@ def stick_figure_root(
                 (teacher_rows, noisy, conf, "teacher"),
                 (gt_rows, joints, np.ones(17), "ground_truth"),
             ):
-                kp = np.concatenate([pts, cf[:, None]], 1).reshape(-1).tolist()
+                kp = encode_keypoints(np.concatenate([pts, cf[:, None]], 1))
                 rows.append({
                     "video_id": vid, "frame_index": f, "person_index": 0, "has_person": True,
                     "bbox_x": bbox[0], "bbox_y": bbox[1], "bbox_w": bbox[2], "bbox_h": bbox[3], "score": 0.95,

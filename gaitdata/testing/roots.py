@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from gaitdata.dataset import DatasetRoot
-from gaitdata.labels import write_labels
+from gaitdata.labels import encode_keypoints, write_labels
 from gaitdata.schema import COCO17
 
 
@@ -95,14 +95,14 @@ def build_toy_root(path: str | os.PathLike, spec: ToyRootSpec = ToyRootSpec()) -
                     xy = np.stack([rng.uniform(x0, x0 + w, k), rng.uniform(y0, y0 + h, k)], axis=1)
                     conf = rng.uniform(0.0, 1.0, k)
                     vis = np.where(conf > 0.5, 2, np.where(conf > 0.2, 1, 0)).astype(int)
-                    kp = np.concatenate([xy, conf[:, None]], axis=1).ravel()
+                    kp = np.concatenate([xy, conf[:, None]], axis=1)
                     flags = ["low_confidence"] if conf.mean() < 0.4 else []
                     if pi == 1:
                         flags.append("bystander")
                     lrows.append({
                         "video_id": vid, "frame_index": fi, "person_index": pi, "has_person": True,
                         "bbox_x": x0, "bbox_y": y0, "bbox_w": w, "bbox_h": h,
-                        "score": float(rng.uniform(0.3, 1.0)), "keypoints": kp.tolist(), "visibility": vis.tolist(),
+                        "score": float(rng.uniform(0.3, 1.0)), "keypoints": encode_keypoints(kp), "visibility": vis.tolist(),
                         "num_visible": int((vis > 0).sum()), "track_id": pi + 1, "is_subject": pi == 0,
                         "teacher": "toy", "weights_hash": "none", "qa_flags": flags,
                     })  # fmt: skip

@@ -38,7 +38,13 @@ from gaitdata._version import __version__
 from gaitdata.dataset import DatasetRoot, conform, utc_now
 from gaitdata.errors import GaitdataError
 from gaitdata.imagenames import FrameMap
-from gaitdata.labels import LABEL_COLUMNS, check_label_set_name, write_labels
+from gaitdata.labels import (
+    LABEL_COLUMNS,
+    check_label_set_name,
+    decode_keypoints,
+    encode_keypoints,
+    write_labels,
+)
 from gaitdata.lock import writes_root
 from gaitdata.schema import COCO17
 from pseudolabel.alphapose_results import (
@@ -101,7 +107,7 @@ def _person_rows(
                 "video_id": vid, "frame_index": fi, "person_index": k, "has_person": True,
                 "bbox_x": x, "bbox_y": y, "bbox_w": w, "bbox_h": h, "score": score,
                 "raw_score": p.score if np.isfinite(p.score) else None,
-                "keypoints": [float(v) for v in kp.reshape(-1)],
+                "keypoints": encode_keypoints(kp),
                 "teacher": TEACHER, "weights_hash": None, "qa_flags": [],
             })  # fmt: skip
     return rows, clipped, top
@@ -133,7 +139,7 @@ def _depth_features(
         d = depths.get(fis[i])
         if d is None:
             continue
-        kp = np.asarray(kps[i], np.float64).reshape(-1, 3).copy()
+        kp = decode_keypoints(kps[i], COCO17.num_keypoints)
         kp[~(np.isfinite(kp[:, 0]) & np.isfinite(kp[:, 1])), :2] = -1.0  # off the image: no depth
         depth_m[i], bg[i] = depth_features(kp, d, background, depth_scale, cfg)
     return depth_m, bg
@@ -226,7 +232,7 @@ def import_alphapose(
         )  # fmt: skip
         df = conform(df, LABEL_COLUMNS, f"labels of {vid}")
         parts.append(df)
-        stats.append(recording_stats(df, resumed=False))
+        stats.append(recording_stats(df, resumed=False, num_keypoints=COCO17.num_keypoints))
 
     merged = pd.concat(parts, ignore_index=True)
     described = [{**rf.describe(), "recording": vid, "recordings": vids, "score_method": method}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -145,3 +146,23 @@ def test_an_old_root_is_refused_with_the_fix_then_migrated_in_place(tmp_path):
     for n, df in before.items():
         pd.testing.assert_frame_equal(read_labels(r, n), df)
     assert not migrate(r).migrated  # current: nothing to do
+
+
+def test_keypoint_codec_round_trips_and_checks_the_count() -> None:
+    from gaitdata.labels import decode_keypoints, encode_keypoints
+
+    rng = np.random.default_rng(3)
+    for k in (17, 26, 5):
+        kp = rng.uniform(-10, 640, (k, 3))
+        kp[0, :2] = np.nan  # a joint without coordinates survives the round trip
+        value = encode_keypoints(kp)
+        assert isinstance(value, list) and len(value) == 3 * k and all(type(v) is float for v in value)
+        back = decode_keypoints(value, k)
+        np.testing.assert_array_equal(back, kp)
+        stored = pa.table({"keypoints": pa.array([value], pa.list_(pa.float64()))}).to_pandas()["keypoints"][0]
+        np.testing.assert_array_equal(decode_keypoints(stored, k), kp)  # as parquet gives it back
+        back[1, 0] = -1.0
+        assert value[3] == kp[1, 0]  # decoding copies
+    assert np.isnan(decode_keypoints(None, 17)).all() and decode_keypoints([], 4).shape == (4, 3)
+    with pytest.raises(GaitdataError, match=r"holds 51 numbers, expected 3 x 26"):
+        decode_keypoints(encode_keypoints(np.zeros((17, 3))), 26)

@@ -112,12 +112,12 @@ def test_runner_labels_subject_and_bystander_from_depth_boxes(tmp_path, crowded_
     subject = df[df["is_subject"].fillna(False)]
     assert subject["frame_index"].nunique() == n and not subject["frame_index"].duplicated().any()
     gt = rec.keypoints_2d[subject["frame_index"].to_numpy()]
-    err = np.linalg.norm(keypoints_array(subject)[..., :2] - gt[..., :2], axis=-1).mean()
+    err = np.linalg.norm(keypoints_array(subject, root.keypoint_schema().num_keypoints)[..., :2] - gt[..., :2], axis=-1).mean()
     assert err < 8.0
     others = df[df["has_person"] & ~df["is_subject"].fillna(True)]
     assert len(others) >= n // 2  # the bystander is labelled too, flagged as not the subject
     by = np.asarray(rec.meta["bystander_keypoints_2d"])[others["frame_index"].to_numpy()]
-    assert np.linalg.norm(keypoints_array(others)[..., :2] - by[..., :2], axis=-1).mean() < 10.0
+    assert np.linalg.norm(keypoints_array(others, root.keypoint_schema().num_keypoints)[..., :2] - by[..., :2], axis=-1).mean() < 10.0
     meta = read_label_meta(root, "mp")
     assert meta["boxes"]["proposer"] == "depth" and meta["teacher_config"]["license"] == "Apache-2.0"
     assert len(meta["weights_hash"]) == 64

@@ -204,7 +204,7 @@ def test_default_labelling_finds_every_walker_near_ground_truth(tmp_path, crowd)
             taken.add(j)
             seen.add(w)
             hits[w] += 1
-            kp = keypoints_array(g.iloc[[j]])[0]
+            kp = keypoints_array(g.iloc[[j]], root.keypoint_schema().num_keypoints)[0]
             gt_kp = walkers[w][0][fi]
             vis = gt_kp[:, 2] > 0
             errs[w].append(np.linalg.norm(kp[vis, :2] - gt_kp[vis, :2], axis=1).mean() / gt[w, 3])
@@ -282,7 +282,7 @@ def test_real_walking_footage(tmp_path) -> None:
     )
     print(f"vtest.avi frame 100: {hit}/7 people counted by hand found")
     assert hit >= 4, hit  # at least half of the 7 counted by hand (measured: 5)
-    kp = keypoints_array(person)
+    kp = keypoints_array(person, root.keypoint_schema().num_keypoints)
     confident = person["score"].to_numpy() >= 0.5
     head_above_ankles = kp[:, :5, 1].mean(1) < kp[:, 15:17, 1].mean(1)
     assert confident.sum() >= 0.5 * len(person) and head_above_ankles[confident].mean() >= 0.85
