@@ -751,6 +751,17 @@ def _person_category(d: dict[str, Any], path: Path, schema: KeypointSchema) -> t
 
 
 @writes_root("import")
+@dataclass(frozen=True)
+class _ImportTarget:
+    """What every imported file is matched against: the root's written frames and keypoint schema."""
+
+    root: DatasetRoot
+    schema: KeypointSchema
+    frame_keys: frozenset[tuple[str, int]]
+    fmap: Any  # gaitdata.imagenames.FrameMap
+    default_video: str | None
+
+
 def import_coco(
     file: str | os.PathLike | Sequence[str | os.PathLike],
     root: DatasetRoot | str | os.PathLike,
@@ -772,133 +783,172 @@ def import_coco(
     ``bbox`` is the extent of the visible points. What was assumed is listed in the label set's
     metadata (``import_notes``). Several files (e.g. the parts of one split) merge into one label set.
     """
-    from gaitdata.imagenames import FrameMap
-
     r = _as_root(root)
     check_label_set_name(label_set)
     if r.label_path(label_set).is_file() and not overwrite:
         raise GaitdataError(
             f"label set {label_set!r} already exists ({r.label_path(label_set)}); choose another name or pass --overwrite"
         )
-    schema = r.keypoint_schema()
-    k = schema.num_keypoints
     files = [Path(file)] if isinstance(file, str | os.PathLike) else [Path(f) for f in file]
     if not files:
         raise GaitdataError("no COCO file given")
-    frames = image_ids(r.read_frames())
-    by_key = {(str(v), int(f)) for v, f in zip(frames["video_id"], frames["frame_index"], strict=True)}
-    fmap = FrameMap(r, frames)
-    default_video = fmap.check_video(video) if video is not None else (fmap.videos[0] if len(fmap.videos) == 1 else None)
+    target = _import_target(r, video)
     rows: list[dict[str, Any]] = []
     meta: dict[str, Any] = {}
     notes: list[str] = []
     for path in files:
-        d = _load_json(path)
-        cat_id, cat_notes = _person_category(d, path, schema)
-        notes += cat_notes
-        info = d.get("info") or {}
-        if isinstance(info.get("label_meta"), dict) and not meta:
-            meta = dict(info["label_meta"])
-        default_teacher = teacher or info.get("teacher") or f"coco:{path.stem}"
-        default_hash = info.get("weights_hash")
-        img_key: dict[int, tuple[str, int]] = {}
-        img_flags: dict[int, list[str]] = {}
-        unmatched: list[str] = []
-        for im in d["images"]:
-            if "video_id" in im and "frame_index" in im:
-                kk = (str(im["video_id"]), int(im["frame_index"]))
-            else:
-                fn = str(im.get("file_name", ""))
-                kk = fmap.resolve(fn, default_video)  # type: ignore[assignment]
-                if kk is None:
-                    unmatched.append(fn)
-                    continue
-            if kk not in by_key:
-                raise GaitdataError(
-                    f"{path}: image {im.get('id')} is frame {kk[0]}#{kk[1]}, not a written frame of {r.path}"
-                )
-            img_key[int(im["id"])] = kk
-            img_flags[int(im["id"])] = list(im.get("qa_flags") or [])
-        if unmatched:
-            shown = ", ".join(repr(n) for n in unmatched[:3]) + (", ..." if len(unmatched) > 3 else "")
-            fix = (
-                _FIFTYONE_FIX
-                if _from_fiftyone(d)
-                else "file_name must be relative to the dataset root (e.g. frames/<video_id>/rgb/000000.jpg), "
-                "or bare names with --video VIDEO_ID"
-            )
-            raise GaitdataError(
-                f"{path}: {len(unmatched)} of {len(d['images'])} images match no frame of {r.frames_path} by file_name "
-                f"(e.g. {shown}); {fix}"
-            )
-        counts: dict[int, int] = {}
-        anns = sorted(
-            (a for a in d["annotations"] if cat_id is None or int(a.get("category_id", cat_id)) == cat_id),
-            key=lambda a: a.get("id", 0),
+        file_rows, info_meta, file_notes = _import_file(path, target, teacher)
+        rows += file_rows
+        notes += file_notes
+        if info_meta and not meta:
+            meta = info_meta
+    df = _imported_table(rows, files)
+    meta[_IMPORT_KEY] = [str(p) for p in files]
+    if notes:
+        meta["import_notes"] = notes
+    return write_labels(r, label_set, df, meta)
+
+
+def _import_target(r: DatasetRoot, video: str | None) -> _ImportTarget:
+    from gaitdata.imagenames import FrameMap
+
+    frames = image_ids(r.read_frames())
+    keys = frozenset((str(v), int(f)) for v, f in zip(frames["video_id"], frames["frame_index"], strict=True))
+    fmap = FrameMap(r, frames)
+    default_video = fmap.check_video(video) if video is not None else (fmap.videos[0] if len(fmap.videos) == 1 else None)
+    return _ImportTarget(r, r.keypoint_schema(), keys, fmap, default_video)
+
+
+def _import_file(
+    path: Path, target: _ImportTarget, teacher: str | None
+) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
+    """The label rows of one COCO file, the label-set metadata it carries (``info.label_meta``) and
+    notes on what was assumed."""
+    d = _load_json(path)
+    cat_id, notes = _person_category(d, path, target.schema)
+    info = d.get("info") or {}
+    meta = dict(info["label_meta"]) if isinstance(info.get("label_meta"), dict) else {}
+    default_teacher = teacher or info.get("teacher") or f"coco:{path.stem}"
+    default_hash = info.get("weights_hash")
+    img_key, img_flags = _match_images(d, path, target)
+    anns = sorted(
+        (a for a in d["annotations"] if cat_id is None or int(a.get("category_id", cat_id)) == cat_id),
+        key=lambda a: a.get("id", 0),
+    )
+    rows: list[dict[str, Any]] = []
+    counts: dict[int, int] = {}  # persons per image so far
+    n_box = n_scores = 0
+    for a in anns:
+        iid = int(a["image_id"])
+        if iid not in img_key:
+            raise GaitdataError(f"{path}: annotation {a.get('id')} refers to unknown image {iid}")
+        row, no_box, per_joint_score = _annotation_row(a, path, target.schema.num_keypoints)
+        pi = row["person_index"] if row["person_index"] is not None else counts.get(iid, 0)
+        counts[iid] = max(counts.get(iid, 0), int(pi) + 1)
+        vid, fi = img_key[iid]
+        row.update(video_id=vid, frame_index=fi, person_index=int(pi))
+        row["teacher"] = a.get("teacher", default_teacher)
+        row["weights_hash"] = a.get("weights_hash", default_hash)
+        rows.append(row)
+        n_box += no_box
+        n_scores += per_joint_score
+    if n_box:
+        notes.append(f"{path.name}: {n_box} of {len(anns)} annotations have no bbox; it is the extent of their visible points")
+    if n_scores:
+        notes.append(
+            f"{path.name}: {n_scores} annotations give one score per keypoint (as FiftyOne writes): read as joint "
+            f"confidences, person score = their mean over the visible joints"
         )
-        n_box = n_scores = 0
-        for a in anns:
-            iid = int(a["image_id"])
-            if iid not in img_key:
-                raise GaitdataError(f"{path}: annotation {a.get('id')} refers to unknown image {iid}")
-            vid, fi = img_key[iid]
-            kp = np.asarray(a.get("keypoints", []), dtype=np.float64)
-            if kp.size != 3 * k:
-                raise GaitdataError(
-                    f"{path}: annotation {a.get('id')} has {kp.size // 3} keypoints, expected {k}"
-                )
-            kp = kp.reshape(k, 3)
-            vis = kp[:, 2].astype(np.int64)
-            scores = a.get("keypoint_scores")
-            score = a.get("score", 1.0)
-            if scores is None and isinstance(score, list) and len(score) == k:  # one confidence per keypoint
-                scores = score
-                c = np.array([np.nan if v is None else float(v) for v in score])
-                seen = c[(vis > 0) & np.isfinite(c)]
-                score = float(seen.mean()) if seen.size else 0.0
-                n_scores += 1
-            conf = (
-                [np.nan if c is None else float(c) for c in scores]
-                if scores is not None
-                else np.where(vis > 0, 1.0, 0.0).tolist()
-            )
-            xy = kp[:, :2].copy()
-            for j, x, y in a.get("invisible_xy") or []:
-                xy[int(j)] = (np.nan if x is None else x, np.nan if y is None else y)
-            pi = a.get("person_index")
-            if pi is None:
-                pi = counts.get(iid, 0)
-            counts[iid] = max(counts.get(iid, 0), int(pi) + 1)
-            bbox = a.get("bbox")
-            if not bbox:
-                bbox = [np.nan] * 4
-                if (vis > 0).any():  # the extent of the visible points
-                    (x0, y0), (x1, y1) = kp[vis > 0, :2].min(axis=0), kp[vis > 0, :2].max(axis=0)
-                    bbox = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
-                n_box += 1
+    for iid, (vid, fi) in img_key.items():
+        if iid not in counts:
             rows.append({
-                "video_id": vid, "frame_index": fi, "person_index": int(pi), "has_person": True,
-                "bbox_x": bbox[0], "bbox_y": bbox[1], "bbox_w": bbox[2], "bbox_h": bbox[3],
-                "score": score, "raw_score": a.get("raw_score"),
-                "keypoints": encode_keypoints(np.column_stack([xy, np.asarray(conf, dtype=np.float64)])),
-                "visibility": vis.tolist(), "num_visible": int((vis > 0).sum()),
-                "track_id": a.get("track_id"), "is_subject": a.get("is_subject"),
-                "teacher": a.get("teacher", default_teacher), "weights_hash": a.get("weights_hash", default_hash),
-                "qa_flags": list(a.get("qa_flags") or []),
+                "video_id": vid, "frame_index": fi, "person_index": -1, "has_person": False,
+                "teacher": default_teacher, "weights_hash": default_hash, "qa_flags": img_flags[iid],
             })  # fmt: skip
-        if n_box:
-            notes.append(f"{path.name}: {n_box} of {len(anns)} annotations have no bbox; it is the extent of their visible points")
-        if n_scores:
-            notes.append(
-                f"{path.name}: {n_scores} annotations give one score per keypoint (as FiftyOne writes): read as joint "
-                f"confidences, person score = their mean over the visible joints"
+    return rows, meta, notes
+
+
+def _match_images(
+    d: dict[str, Any], path: Path, target: _ImportTarget
+) -> tuple[dict[int, tuple[str, int]], dict[int, list[str]]]:
+    """Per COCO image id: the written frame it shows and its QA flags; every image must match one."""
+    img_key: dict[int, tuple[str, int]] = {}
+    img_flags: dict[int, list[str]] = {}
+    unmatched: list[str] = []
+    for im in d["images"]:
+        if "video_id" in im and "frame_index" in im:
+            kk = (str(im["video_id"]), int(im["frame_index"]))
+        else:
+            fn = str(im.get("file_name", ""))
+            kk = target.fmap.resolve(fn, target.default_video)
+            if kk is None:
+                unmatched.append(fn)
+                continue
+        if kk not in target.frame_keys:
+            raise GaitdataError(
+                f"{path}: image {im.get('id')} is frame {kk[0]}#{kk[1]}, not a written frame of {target.root.path}"
             )
-        for iid, (vid, fi) in img_key.items():
-            if iid not in counts:
-                rows.append({
-                    "video_id": vid, "frame_index": fi, "person_index": -1, "has_person": False,
-                    "teacher": default_teacher, "weights_hash": default_hash, "qa_flags": img_flags[iid],
-                })  # fmt: skip
+        img_key[int(im["id"])] = kk
+        img_flags[int(im["id"])] = list(im.get("qa_flags") or [])
+    if unmatched:
+        shown = ", ".join(repr(n) for n in unmatched[:3]) + (", ..." if len(unmatched) > 3 else "")
+        fix = (
+            _FIFTYONE_FIX
+            if _from_fiftyone(d)
+            else "file_name must be relative to the dataset root (e.g. frames/<video_id>/rgb/000000.jpg), "
+            "or bare names with --video VIDEO_ID"
+        )
+        raise GaitdataError(
+            f"{path}: {len(unmatched)} of {len(d['images'])} images match no frame of {target.root.frames_path} "
+            f"by file_name (e.g. {shown}); {fix}"
+        )
+    return img_key, img_flags
+
+
+def _annotation_row(a: dict[str, Any], path: Path, k: int) -> tuple[dict[str, Any], bool, bool]:
+    """The label row of one annotation (without its frame, teacher and weights hash; ``person_index``
+    None when the file does not say), whether its box was made from the points, and whether its
+    score was one value per keypoint."""
+    kp = np.asarray(a.get("keypoints", []), dtype=np.float64)
+    if kp.size != 3 * k:
+        raise GaitdataError(f"{path}: annotation {a.get('id')} has {kp.size // 3} keypoints, expected {k}")
+    kp = kp.reshape(k, 3)  # COCO's x, y, v
+    vis = kp[:, 2].astype(np.int64)
+    scores = a.get("keypoint_scores")
+    score = a.get("score", 1.0)
+    per_joint_score = scores is None and isinstance(score, list) and len(score) == k
+    if per_joint_score:  # one confidence per keypoint
+        scores = score
+        c = np.array([np.nan if v is None else float(v) for v in score])
+        seen = c[(vis > 0) & np.isfinite(c)]
+        score = float(seen.mean()) if seen.size else 0.0
+    conf = (
+        [np.nan if c is None else float(c) for c in scores] if scores is not None else np.where(vis > 0, 1.0, 0.0).tolist()
+    )
+    xy = kp[:, :2].copy()
+    for j, x, y in a.get("invisible_xy") or []:
+        xy[int(j)] = (np.nan if x is None else x, np.nan if y is None else y)
+    bbox = a.get("bbox")
+    no_box = not bbox
+    if no_box:
+        bbox = [np.nan] * 4
+        if (vis > 0).any():  # the extent of the visible points
+            (x0, y0), (x1, y1) = kp[vis > 0, :2].min(axis=0), kp[vis > 0, :2].max(axis=0)
+            bbox = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
+    row = {
+        "person_index": a.get("person_index"), "has_person": True,
+        "bbox_x": bbox[0], "bbox_y": bbox[1], "bbox_w": bbox[2], "bbox_h": bbox[3],
+        "score": score, "raw_score": a.get("raw_score"),
+        "keypoints": encode_keypoints(np.column_stack([xy, np.asarray(conf, dtype=np.float64)])),
+        "visibility": vis.tolist(), "num_visible": int((vis > 0).sum()),
+        "track_id": a.get("track_id"), "is_subject": a.get("is_subject"),
+        "qa_flags": list(a.get("qa_flags") or []),
+    }  # fmt: skip
+    return row, no_box, per_joint_score
+
+
+def _imported_table(rows: list[dict[str, Any]], files: list[Path]) -> pd.DataFrame:
+    """The label table of all imported rows; a (frame, person) given twice is an error."""
     df = pd.DataFrame(rows, columns=list(LABEL_COLUMNS))
     if df.empty:
         raise GaitdataError(f"{', '.join(map(str, files))}: no images to import")
@@ -908,7 +958,4 @@ def import_coco(
     if dup.any():
         v, f, p = df.loc[dup, ["video_id", "frame_index", "person_index"]].iloc[0]
         raise GaitdataError(f"frame {v}#{f} person {p} appears twice across {', '.join(map(str, files))}")
-    meta[_IMPORT_KEY] = [str(p) for p in files]
-    if notes:
-        meta["import_notes"] = notes
-    return write_labels(r, label_set, df, meta)
+    return df

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "box_area", "box_iou", "intersection_matrix", "iou_matrix", "match_by_iou", "match_greedy",
+    "box_area", "box_iou", "clip_xywh", "clip_xyxy", "intersection_matrix", "iou_matrix", "match_by_iou", "match_greedy",
     "xywh_to_xyxy", "xyxy_to_xywh",
 ]  # fmt: skip
 
@@ -41,6 +41,20 @@ def xyxy_to_xywh(boxes: Any) -> np.ndarray:
     """(N, 4) ``x0, y0, x1, y1`` -> ``x, y, w, h``."""
     b = _boxes(boxes)
     return np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)
+
+
+def clip_xyxy(boxes: Any, width: float, height: float) -> np.ndarray:
+    """(N, 4) ``x0, y0, x1, y1`` boxes cut to the image ``[0, width] x [0, height]``."""
+    b = _boxes(boxes)
+    return np.stack(
+        [np.clip(b[:, 0], 0, width), np.clip(b[:, 1], 0, height), np.clip(b[:, 2], 0, width), np.clip(b[:, 3], 0, height)],
+        axis=1,
+    )
+
+
+def clip_xywh(boxes: Any, width: float, height: float) -> np.ndarray:
+    """(N, 4) ``x, y, w, h`` boxes cut to the image (a box wholly outside it gets a zero side)."""
+    return xyxy_to_xywh(clip_xyxy(xywh_to_xyxy(boxes), width, height))
 
 
 def box_area(boxes: Any) -> np.ndarray:

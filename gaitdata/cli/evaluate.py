@@ -1,4 +1,4 @@
-"""``gaitdata evaluate ROOT --run RUN --split test``."""
+"""``gaitdata evaluate ROOT --run RUN --part test``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from gaitdata.cli.common import no_wait_option, output_options
 )
 @click.option("--model", "model_path", type=click.Path(exists=True, path_type=str), hidden=True,
               help="Deprecated spelling of --run.")  # fmt: skip
-@click.option("--split", default="test", show_default=True, help="Export part to evaluate on (e.g. test).")
+@click.option("--part", default=None, show_default="test", help="Part of the export to evaluate on (train, val or test).")
+@click.option("--split", "split_part", default=None, hidden=True, help="Deprecated spelling of --part.")
 @click.option("--labels", help="Teacher label set used as reference [default: the export's annotations].")
 @click.option(
     "--gt",
@@ -71,7 +72,8 @@ from gaitdata.cli.common import no_wait_option, output_options
     type=click.Path(file_okay=False, path_type=str),
     help="Report folder [default: the run directory].",
 )
-def command(root: str, run_path: str | None, model_path: str | None, split: str, labels: str | None, gt: str,
+def command(root: str, run_path: str | None, model_path: str | None, part: str | None, split_part: str | None,
+            labels: str | None, gt: str,
             export: str | None, teacher_weights: str | None, no_latency: bool, flip_test: bool, no_consistency: bool,
             smooth_sigma: float, tolerance: float, make_variants: bool, no_variants: bool, out: str | None) -> None:  # fmt: skip
     """Evaluate a student on held-out videos against the teacher (and ground truth on synthetic data).
@@ -82,7 +84,7 @@ def command(root: str, run_path: str | None, model_path: str | None, split: str,
 
     \b
     Examples:
-      gaitdata evaluate data/root --run data/root/models/fastpose_res18_w050 --split test
+      gaitdata evaluate data/root --run data/root/models/fastpose_res18_w050 --part test
       gaitdata evaluate data/root --run data/root/models/fastpose_res18_w050 --labels mediapipe --gt ground_truth
       gaitdata evaluate data/root --run run/pruned.pt --no-latency --out /tmp/eval
     """
@@ -100,10 +102,16 @@ def command(root: str, run_path: str | None, model_path: str | None, split: str,
         run_path = run_path or model_path
     if run_path is None:
         raise click.UsageError("missing --run RUN_DIR|CHECKPOINT (the student to evaluate)")
+    if split_part is not None:
+        warn.print("[yellow]warning:[/] evaluate --split is deprecated; use --part (train, val or test)")
+        if part is not None and part != split_part:
+            raise click.UsageError("give the part once: --part (or the deprecated --split), not both")
+        part = split_part
+    part = part or "test"
     if no_variants:
         warn.print("[yellow]warning:[/] --no-variants is deprecated: variants are only made with --make-variants")
     res = student.evaluate(
-        root, run_path, split=split, labels=labels, gt=None if gt == "none" else gt, out=out, export=export,
+        root, run_path, split=part, labels=labels, gt=None if gt == "none" else gt, out=out, export=export,
         teacher_weights=teacher_weights, latency=not no_latency, make_variants=make_variants,
         flip_test=flip_test, consistency=None if no_consistency else ConsistencyConfig(smooth_sigma=smooth_sigma),
         tolerance=tolerance,

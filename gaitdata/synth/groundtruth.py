@@ -18,6 +18,7 @@ import pandas as pd
 
 from gaitdata.dataset import DatasetRoot, written_frames
 from gaitdata.errors import GaitdataError
+from gaitdata.geometry import clip_xyxy, xyxy_to_xywh
 from gaitdata.io import atomic_open, json_default
 from gaitdata.labels import LABEL_COLUMNS, encode_keypoints, write_labels
 from gaitdata.synth.recording import SynthRecording
@@ -103,9 +104,8 @@ def _box_from_keypoints(kp: np.ndarray, width: int, height: int) -> tuple[float,
     x1, y1 = kp[v, 0].max(), kp[v, 1].max()
     h = max(y1 - y0, 1.0)
     pad_x, top, bottom = 0.12 * h, 0.22 * h, 0.08 * h
-    x0, x1 = max(0.0, x0 - pad_x), min(float(width), x1 + pad_x)
-    y0, y1 = max(0.0, y0 - top), min(float(height), y1 + bottom)
-    return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
+    x, y, w, h = xyxy_to_xywh(clip_xyxy([x0 - pad_x, y0 - top, x1 + pad_x, y1 + bottom], width, height))[0].tolist()
+    return x, y, w, h
 
 
 def _match(frames: pd.DataFrame, gt_numbers: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from gaitdata.dataset import DatasetRoot
+from gaitdata.geometry import clip_xyxy, xyxy_to_xywh
 from gaitdata.labels import LABEL_COLUMNS, encode_keypoints, write_labels
 from gaitdata.schema import COCO17
 
@@ -121,12 +122,7 @@ def stick_figure_root(
                                "rgb_path": rel, "depth_path": None, "status": "ok"})  # fmt: skip
             x1, y1 = joints.min(0) - 6
             x2, y2 = joints.max(0) + 6
-            bbox = [
-                float(max(0, x1)),
-                float(max(0, y1)),
-                float(min(w, x2) - max(0, x1)),
-                float(min(h, y2) - max(0, y1)),
-            ]
+            bbox = xyxy_to_xywh(clip_xyxy([x1, y1, x2, y2], w, h))[0].tolist()
             vis = [2] * 17
             noisy = joints + rng.normal(0, teacher_noise_px, joints.shape)
             conf = rng.uniform(0.6, 1.0, 17)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from gaitdata.errors import GaitdataError
+from gaitdata.geometry import clip_xyxy, xyxy_to_xywh
 
 
 def _empty() -> np.ndarray:
@@ -71,9 +72,8 @@ def mask_boxes(mask: np.ndarray, min_area: float = 0.004, max_boxes: int = 4, pa
         if share < min_area:
             continue
         p = pad * bh
-        x0, y0 = max(x - p, 0.0), max(y - p, 0.0)
-        x1, y1 = min(x + bw + p, float(w)), min(y + bh + p, float(h))
-        out.append((x0, y0, x1 - x0, y1 - y0, share))
+        box = xyxy_to_xywh(clip_xyxy([x - p, y - p, x + bw + p, y + bh + p], w, h))[0]
+        out.append((*box.tolist(), share))
     out.sort(key=lambda r: -r[4])
     return np.asarray(out[:max_boxes], dtype=np.float64).reshape(-1, 5)
 

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from gaitdata.dataset import DatasetRoot
-from gaitdata.geometry import box_area, intersection_matrix, iou_matrix
+from gaitdata.geometry import box_area, clip_xywh, intersection_matrix, iou_matrix
 from pseudolabel.proposals.depth import background_depth, depth_layers, read_depth
 from pseudolabel.proposals.detector import DetectorProposer
 from pseudolabel.proposals.hog import WINDOW_PERSON_HEIGHT, HogConfig, HogPeople
@@ -113,11 +113,9 @@ def clip_boxes(boxes: np.ndarray, width: int, height: int, min_visible: float, m
     b = np.asarray(boxes, np.float64).reshape(-1, boxes.shape[-1] if boxes.ndim == 2 else 5).copy()
     if not len(b):
         return b
-    x0, y0 = np.clip(b[:, 0], 0, width), np.clip(b[:, 1], 0, height)
-    x1, y1 = np.clip(b[:, 0] + b[:, 2], 0, width), np.clip(b[:, 1] + b[:, 3], 0, height)
-    area = np.maximum(b[:, 2] * b[:, 3], 1e-9)
-    vis = (x1 - x0) * (y1 - y0) / area
-    b[:, 0], b[:, 1], b[:, 2], b[:, 3] = x0, y0, x1 - x0, y1 - y0
+    area = np.maximum(box_area(b[:, :4]), 1e-9)
+    b[:, :4] = clip_xywh(b[:, :4], width, height)
+    vis = box_area(b[:, :4]) / area
     return b[(vis >= min_visible) & (b[:, 3] >= min_height) & (b[:, 2] >= 2)]
 
 

@@ -237,7 +237,7 @@ def test_evaluate_writes_report(run):
     assert saved["variants"]["fp32"]["vs_teacher"]["AP"] == pytest.approx(fp32["AP"])
 
 
-def test_evaluate_cli_and_bad_split(run):
+def test_evaluate_cli_and_bad_part(run):
     from click.testing import CliRunner
 
     from gaitdata.cli.evaluate import command
@@ -249,7 +249,7 @@ def test_evaluate_cli_and_bad_split(run):
             str(root),
             "--run",
             str(run_dir),
-            "--split",
+            "--part",
             "test",
             "--no-latency",
             "--flip-test",
@@ -267,6 +267,13 @@ def test_evaluate_cli_and_bad_split(run):
     assert r.exit_code == 0 and "--model is deprecated" in r.output
     r = CliRunner().invoke(command, [str(root), "--no-latency"])
     assert r.exit_code == 2 and "missing --run" in r.output
+    # --split is the former spelling of --part: it still names the part, with a notice
+    r = CliRunner().invoke(command, [str(root), "--run", str(run_dir), "--split", "nope", "--no-latency", "--gt", "none"])
+    assert r.exit_code != 0 and "--split is deprecated; use --part" in r.output
+    assert "nope.json" in f"{r.output} {r.exception}"
+    r = CliRunner().invoke(command, [str(root), "--run", str(run_dir), "--part", "val", "--split", "test"])
+    assert r.exit_code == 2 and "give the part once" in r.output
+    assert "--split" not in CliRunner().invoke(command, ["--help"]).output
 
 
 def test_accuracy_against_ground_truth_does_not_depend_on_row_order(run):
