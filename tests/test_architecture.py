@@ -11,6 +11,10 @@ A *unit* is a module of a package (``gaitdata.coco``) or a whole subpackage (``g
 data flow (recordings -> frames -> labels -> splits -> exports -> models); a unit may import its own
 layer and the layers below it. :data:`ALLOWED` lists the upward arrows that are accepted, each with
 its reason.
+
+Two habits of the code are checked here too: no function of the library is longer than
+:data:`MAX_FUNCTION_LINES`, and box geometry (intersection, IoU, cutting a box to the image) is
+computed in :mod:`gaitdata.geometry` only.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "foundation: errors, atomic files, records, keypoint schema, geometry, output (progress, tables, native logs)",
         (
             "gaitdata", "gaitdata._version", "gaitdata.errors", "gaitdata.io", "gaitdata.procs", "gaitdata.records",
-            "gaitdata.schema", "gaitdata.geometry", "gaitdata.align", "gaitdata.metrics", "gaitdata.progress", "gaitdata.tables",
-            "gaitdata.nativelog", "gaitdata.distributed",
+            "gaitdata.schema", "gaitdata.geometry", "gaitdata.align", "gaitdata.metrics", "gaitdata.progress",
+            "gaitdata.tables", "gaitdata.nativelog", "gaitdata.distributed",
         ),
     ),
     (
@@ -267,6 +271,115 @@ def test_the_library_never_imports_its_test_fixtures() -> None:
                    if unit_of(a.target, MODULES) == "gaitdata.testing" != unit_of(a.source, MODULES))  # fmt: skip
     assert not users, "gaitdata.testing is for tests and benchmarks, yet imported by: " + ", ".join(users)
 
+
+def test_geometry_is_a_leaf_of_the_foundation() -> None:
+    assert LAYER_OF["gaitdata.geometry"] == 0
+    tree = ast.parse(MODULES["gaitdata.geometry"].read_text(encoding="utf-8"))
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert imported <= {"__future__", "typing", "numpy"}, f"gaitdata.geometry imports {sorted(imported)}: numpy only"
+
+
+# ---- function length ------------------------------------------------------------------------------
+MAX_FUNCTION_LINES = 150
+
+
+def long_functions(modules: dict[str, Path], limit: int = MAX_FUNCTION_LINES, root: Path = REPO) -> list[str]:
+    """``module:function (N lines)`` for every function or method longer than ``limit`` lines
+    (from ``def`` to its last line; a nested function counts inside its parent too)."""
+    found = []
+    for mod, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                if n > limit:
+                    found.append(f"{mod}:{node.name} ({n} lines, {path.relative_to(root).as_posix()}:{node.lineno})")
+    return sorted(found)
+
+
+def test_the_length_check_sees_long_functions(tmp_path) -> None:
+    pkg = tmp_path / "gaitdata"
+    pkg.mkdir()
+    lines = [f"x{i} = {i}" for i in range(10)]
+    short = "def short():\n" + "".join(f"    {x}\n" for x in lines[:9])  # 10 lines: at the limit
+    long = "class C:\n    async def long(self):\n" + "".join(f"        {x}\n" for x in lines)  # 11 lines
+    (pkg / "a.py").write_text(short + "\n\n" + long)
+    assert long_functions(find_modules(tmp_path), 10, tmp_path) == ["gaitdata.a:long (11 lines, gaitdata/a.py:14)"]
+
+
+def test_no_library_function_is_longer_than_the_limit() -> None:
+    found = long_functions(MODULES)
+    assert not found, (
+        f"functions longer than {MAX_FUNCTION_LINES} lines (split each into a short orchestrator and named steps):\n"
+        + "\n".join(found)
+    )
+
+
+# ---- one home for box geometry -------------------------------------------------------------------
+_MIN_CALLS, _MAX_CALLS = {"min", "minimum", "fmin"}, {"max", "maximum", "fmax"}
+
+
+def _extreme(node: ast.AST, names: dict[str, str]) -> str | None:
+    """``"min"``/``"max"`` when ``node`` is a min/max call (builtin or numpy) or a name bound to one."""
+    if isinstance(node, ast.Call):
+        f = node.func
+        name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+        return "min" if name in _MIN_CALLS else "max" if name in _MAX_CALLS else None
+    return names.get(node.id) if isinstance(node, ast.Name) else None
+
+
+def box_intersections(tree: ast.AST) -> list[tuple[str, int]]:
+    """(function, line) of every ``min(...) - max(...)``: the overlap of two intervals, the heart of a box
+    intersection, whether written inline or through names (``x1 = np.minimum(...); x1 - x0``)."""
+    found = []
+    for fn in ast.walk(tree):
+        if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        names: dict[str, str] = {}
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+                pairs = (
+                    zip(target.elts, value.elts, strict=False)
+                    if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple)
+                    else [(target, value)]
+                )
+                for t, v in pairs:
+                    if isinstance(t, ast.Name) and (k := _extreme(v, {})) is not None:
+                        names[t.id] = k
+        for node in ast.walk(fn):
+            if (
+                isinstance(node, ast.BinOp)
+                and isinstance(node.op, ast.Sub)
+                and _extreme(node.left, names) == "min"
+                and _extreme(node.right, names) == "max"
+            ):
+                found.append((fn.name, node.lineno))
+    return found
+
+
+def test_the_intersection_check_sees_every_way_of_writing_one() -> None:
+    inline = "def iou(a, b):\n    return np.clip(np.minimum(a[2], b[2]) - np.maximum(a[0], b[0]), 0, None)\n"
+    named = "def cover(b, o):\n    x0 = np.maximum(b[0], o[:, 0])\n    x1 = np.minimum(b[2], o[:, 2])\n    return x1 - x0\n"
+    scalar = "def f(p, q):\n    x1, x2 = max(p[0], q[0]), min(p[2], q[2])\n    return max(0.0, x2 - x1)\n"
+    plain = "def g(a, b):\n    lo = a.min()\n    return lo - b.max() + np.clip(a - b, 0, 1)\n"
+    assert box_intersections(ast.parse(inline)) == [("iou", 2)]
+    assert box_intersections(ast.parse(named)) == [("cover", 4)]
+    assert box_intersections(ast.parse(scalar)) == [("f", 3)]
+    assert box_intersections(ast.parse(plain)) == [("g", 3)]  # a.min() is a min call too: strict on purpose
+
+
+def test_box_intersection_is_computed_in_one_place() -> None:
+    found = sorted({
+        f"{mod}:{fn} ({path.relative_to(REPO).as_posix()}:{line})"
+        for mod, path in MODULES.items()
+        for fn, line in box_intersections(ast.parse(path.read_text(encoding="utf-8")))
+    })
+    where = {f.split(" ")[0] for f in found}
+    assert where == {"gaitdata.geometry:intersection_matrix"}, (
+        "box intersection must be computed once, in gaitdata.geometry.intersection_matrix (use it, iou_matrix "
+        "or clip_xyxy); found:\n" + "\n".join(found)
+    )
 
 if __name__ == "__main__":  # print the unit graph, e.g. to draw it
     for src in sorted({unit_of(m, MODULES) for m in MODULES}):
