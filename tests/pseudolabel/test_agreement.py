@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gaitdata.dataset import DatasetRoot
 from gaitdata.geometry import iou_matrix
 from gaitdata.labels import read_label_meta, read_labels, write_labels
 from gaitdata.schema import COCO17
@@ -82,6 +83,7 @@ def expected_oks(d: float, area: float, visible: np.ndarray) -> float:
 
 @pytest.fixture
 def root(tmp_path):
+    DatasetRoot(tmp_path).init(COCO17)
     base = make_set()
     write_labels(tmp_path, "a", base, {"teacher": "mediapipe"})
     return tmp_path, base
