@@ -11,7 +11,7 @@ import pytest
 from gaitdata.dataset import DatasetRoot
 from gaitdata.geometry import iou_matrix
 from gaitdata.labels import read_label_meta, read_labels, write_labels
-from gaitdata.schema import COCO17
+from gaitdata.schema import COCO17, KeypointSchema
 from pseudolabel.agreement import (
     DISAGREE_FLAG,
     NOT_COMPARED_FLAG,
@@ -264,3 +264,20 @@ def test_frame_agreement_and_pck(root) -> None:
     assert len(fa) == 2 * 5  # frames without anybody on both sides are left out
     assert set(fa[~fa["agree"]].frame_index) == {1} and set(fa[~fa["agree"]].video_id) == {"vidA"}
     assert (fa["matched"] == np.where(fa["frame_index"] == 4, 2, 1)).all()
+
+
+def test_agreement_reads_the_keypoint_count_and_sigmas_from_the_root(tmp_path) -> None:
+    five = KeypointSchema("five", ("a", "b", "c", "d", "e"), ((0, 1),), ((1, 2),), (0.05, 0.05, 0.1, 0.1, 0.1))
+    DatasetRoot(tmp_path).init(five)
+    kp = np.c_[np.linspace(60, 100, 5), np.linspace(50, 220, 5), np.full(5, 0.9)]
+    box = (50.0, 40.0, BOX_W, BOX_H)
+    a = pd.DataFrame([_row("v", fi, 0, kp, np.full(5, 2), box) for fi in range(3)])
+    write_labels(tmp_path, "a", a, {})
+    write_labels(tmp_path, "b", shifted(a, 3.0, 4.0), {})  # 5 px on every joint
+    t = compare_label_sets(tmp_path, "a", "b", write=False)
+    assert (t["status"] == "matched").all() and len(t) == 3
+    np.testing.assert_allclose(np.stack(t["joint_dist_px"].to_numpy()), 5.0)
+    area = BOX_W * BOX_H
+    expected = np.mean(np.exp(-25.0 / (2 * area * (2 * np.asarray(five.sigmas)) ** 2)))
+    np.testing.assert_allclose(t["oks"], expected)
+    assert set(t.attrs["summary"]["per_joint_median_dist_px"]) == set(five.keypoints)
