@@ -41,7 +41,7 @@ import pandas as pd
 
 from gaitdata.containers import write
 from gaitdata.dataset import DatasetRoot
-from gaitdata.labels import read_labels
+from gaitdata.labels import decode_keypoints, read_labels
 from gaitdata.testing.recordings import plane_recording
 
 PY = sys.executable
@@ -97,7 +97,8 @@ def _walkers(src: Path, subjects: int = 2, frames: int = 24, kind: str = "bag", 
 
 def _label_max_x(root: Path, name: str = "mediapipe") -> float:
     df = read_labels(root, name)
-    kps = [np.asarray(k, dtype=float).reshape(-1, 3) for k in df["keypoints"].dropna()]
+    n_kp = DatasetRoot(root).keypoint_schema().num_keypoints
+    kps = [decode_keypoints(v, n_kp) for v in df["keypoints"].dropna()]
     return max(float(k[:, 0].max()) for k in kps) if kps else float("nan")
 
 
