@@ -9,9 +9,9 @@ float64.
 predictions and references, detections and tracks), :func:`match_greedy` pairs them one-to-one,
 greedily by decreasing score: the best-scoring candidate pair is taken, its two members leave the
 pool, and so on. Ties go to the lower row, then the lower column, so the result never depends on
-the sort algorithm. This is COCOeval's matching habit; unlike the Hungarian optimum it never
-trades a clearly right pair for a better total, and a pair's partner does not change when an
-unrelated person is added far away. Each caller states what a candidate is (IoU at least a
+the sort algorithm. This is COCOeval's matching habit: unlike the Hungarian optimum (best total
+score) it never gives up the best-overlapping pair to raise the total, and it is what the stages
+did before they shared it, so their outputs did not change. Each caller states what a candidate is (IoU at least a
 threshold; OKS or IoU at least theirs) and what the score is (IoU; OKS then IoU; a tracking cost).
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "box_area", "box_iou", "clip_xywh", "clip_xyxy", "intersection_matrix", "iou_matrix", "match_by_iou", "match_greedy",
-    "xywh_to_xyxy", "xyxy_to_xywh",
+    "box_area", "box_iou", "clip_xywh", "clip_xyxy", "intersection_matrix", "iou_matrix", "match_by_iou",
+    "match_greedy", "xywh_to_xyxy", "xyxy_to_xywh",
 ]  # fmt: skip
 
 

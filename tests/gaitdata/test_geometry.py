@@ -10,6 +10,8 @@ import pytest
 from gaitdata.geometry import (
     box_area,
     box_iou,
+    clip_xywh,
+    clip_xyxy,
     intersection_matrix,
     iou_matrix,
     match_by_iou,
@@ -27,6 +29,14 @@ def test_conversions_round_trip() -> None:
     np.testing.assert_allclose(xyxy_to_xywh(xyxy), b, atol=1e-12)
     assert xywh_to_xyxy([1, 2, 3, 4]).tolist() == [[1, 2, 4, 6]]
     assert box_area([[0, 0, 3, 4], [5, 5, 0, 9]]).tolist() == [12, 0]
+
+
+def test_boxes_are_cut_to_the_image() -> None:
+    boxes = [[-10, 5, 30, 20], [600, 470, 100, 100], [700, 10, 5, 5], [10, 10, 20, 20]]
+    np.testing.assert_array_equal(
+        clip_xywh(boxes, 640, 480), [[0, 5, 20, 20], [600, 470, 40, 10], [640, 10, 0, 5], [10, 10, 20, 20]]
+    )
+    np.testing.assert_array_equal(clip_xyxy([[-5, -5, 700, 500]], 640, 480), [[0, 0, 640, 480]])
 
 
 def test_iou_values_at_known_boxes() -> None:
