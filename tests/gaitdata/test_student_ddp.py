@@ -24,8 +24,8 @@ from gaitdata.lock import root_lock  # noqa: E402
 from gaitdata.student import train  # noqa: E402
 from gaitdata.student.checkpoint import load_checkpoint  # noqa: E402
 from gaitdata.student.ddp import GlobalBatchNorm2d, sync_batch_norm  # noqa: E402
-from gaitdata.student.toy import make_toy_root  # noqa: E402
 from gaitdata.student.trainer import _EpochSampler, setup_placement  # noqa: E402
+from gaitdata.testing.figures import stick_figure_root  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with Gloo not available"
@@ -163,7 +163,7 @@ def _config_without_batch(ck: dict) -> dict:
 
 def test_torchrun_two_processes_train_like_one_with_the_global_batch(tmp_path, capfd):
     work = tmp_path / "work"
-    root = make_toy_root(work / "root", n_videos=3, n_frames=B, splits=("train", "train", "val"), seed=1)
+    root = stick_figure_root(work / "root", n_videos=3, n_frames=B, splits=("train", "train", "val"), seed=1)
     ddp_dir, single_dir = root / "models" / "ddp", root / "models" / "single"
 
     # another writer holds the root at the start: rank 0 queues for it, the other rank waits for rank 0
