@@ -332,7 +332,8 @@ def merge_label_sets(
         raise GaitdataError(f"the merged label set needs a new name, not {name!r} (one of the inputs)")
     table = compare_label_sets(root, a, b, progress=progress, threshold=threshold)
     da, db = read_labels(root, a), read_labels(root, b)
-    k = root.keypoint_schema().num_keypoints
+    schema = root.keypoint_schema()
+    k, schema_name = schema.num_keypoints, schema.name
     b_frames = set(zip(db["video_id"].astype(str), db["frame_index"].astype("int64"), strict=True))
     oks = table["oks"].to_numpy(dtype=np.float64, na_value=np.nan)
     fa = frame_agreement(table, threshold)
@@ -395,7 +396,7 @@ def merge_label_sets(
             "keypoints": keypoints,
             "keep_disagreeing": bool(keep_disagreeing),
             "rule": "frame agrees when every person of both sets is matched with OKS >= threshold",
-            "oks": "COCO-17 sigmas, area = mean box area, joints visible on both sides",
+            "oks": f"{schema_name} OKS sigmas, area = mean box area, joints visible on both sides",
             "flags": {
                 DISAGREE_FLAG: "teachers disagree: review",
                 NOT_COMPARED_FLAG: f"frame absent from {b!r}",
