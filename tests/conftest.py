@@ -60,3 +60,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def weights_dir() -> Path:
     return Path(os.environ["GAITDATA_WEIGHTS_DIR"])
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (two test workers share two cores); restored afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import pickle
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -35,13 +33,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # the reference decoder's complaints are expected
-import cv2  # noqa: E402
-import numpy as np
 import pandas as pd
 
 from gaitdata.containers import write
 from gaitdata.dataset import DatasetRoot
 from gaitdata.labels import decode_keypoints, read_labels
+from gaitdata.testing.damage import add_noise, db3_decodable, opencv_decodable, set_json_field
 from gaitdata.testing.recordings import plane_recording
 
 PY = sys.executable
@@ -100,41 +97,6 @@ def _label_max_x(root: Path, name: str = "mediapipe") -> float:
     n_kp = DatasetRoot(root).keypoint_schema().num_keypoints
     kps = [decode_keypoints(v, n_kp) for v in df["keypoints"].dropna()]
     return max(float(k[:, 0].max()) for k in kps) if kps else float("nan")
-
-
-def _noise(path: Path, frac: float, n: int = 4096, seed: int = 0) -> None:
-    data = bytearray(path.read_bytes())
-    at = int(len(data) * frac)
-    data[at : at + n] = np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
-    path.write_bytes(bytes(data))
-
-
-def _opencv_decodable(path: Path, n: int) -> int:
-    cap = cv2.VideoCapture(str(path))
-    good = 0
-    for _ in range(n + 10):
-        if cap.grab():
-            good += bool(cap.retrieve()[0])
-    cap.release()
-    return good
-
-
-def _db3_decodable(path: Path) -> int:
-    from rosbags.typesys import Stores, get_typestore
-
-    ts = get_typestore(Stores.ROS2_HUMBLE)
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    tid = next(i for i, name in db.execute("SELECT id, name FROM topics") if "Color_0/image/data" in name)
-    good = 0
-    for (mid,) in db.execute("SELECT id FROM messages WHERE topic_id = ?", (tid,)).fetchall():
-        try:
-            (blob,) = db.execute("SELECT data FROM messages WHERE id = ?", (mid,)).fetchone()
-            msg = ts.deserialize_cdr(bytes(blob), "sensor_msgs/msg/CompressedImage")
-            good += cv2.imdecode(np.asarray(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR) is not None
-        except Exception:
-            continue
-    db.close()
-    return good
 
 
 def _children_of(pid: int) -> list[int]:
@@ -255,8 +217,8 @@ def case_decode(tmp: Path) -> list[Outcome]:
         for i, frac in enumerate((0.5, 0.4, 0.6, 0.3, 0.7)):
             folder = tmp / label.replace(" ", "_").replace(".", "") / str(i)
             p = write(rec, folder / name, kind, **opts)
-            _noise(p, frac)
-            good = _db3_decodable(p) if kind == "db3" else _opencv_decodable(p, n)
+            add_noise(p, frac)
+            good = db3_decodable(p) if kind == "db3" else opencv_decodable(p, n)
             if 0 < good < n:
                 break
         root = folder / "root"
@@ -300,14 +262,9 @@ def case_pairs(tmp: Path) -> list[Outcome]:
         def make(d: Path) -> None:
             write(rec, d / "cal", "pair")
             cal = d / "cal_calib.json"
-            data = json.loads(cal.read_text())
             if model:
-                data["colour_intrinsics"]["model"] = "brown_conrady"
-            target = data
-            for k in field[:-1]:
-                target = target[k]
-            target[field[-1]] = value
-            cal.write_text(json.dumps(data))
+                set_json_field(cal, ("colour_intrinsics", "model"), "brown_conrady")
+            set_json_field(cal, field, value)
 
         return make
 

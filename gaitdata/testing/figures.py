@@ -31,6 +31,13 @@ _COLOURS = np.array(
 )  # fmt: skip
 
 
+TINY_STUDENT = {"input_size": (64, 48), "width_mult": 0.25, "head_channels": (32,)}
+"""Model arguments of a student small enough to train on the stick figures in seconds."""
+NO_COLOUR_AUGMENTATION = {"color_jitter": 0.0, "channel_shuffle_prob": 0.0, "grayscale_prob": 0.0}
+"""Training arguments that keep colours: the figures' joints are colour-coded."""
+FIVE_VIDEO_SPLITS = ("train", "train", "train", "val", "test")
+
+
 def figure_joints(cx: float, cy: float, height: float, phase: float, facing: int = 1) -> np.ndarray:
     """(17, 2) COCO-17 joints of a side-view walker: pelvis centre (cx, cy), ``height`` pixels tall."""
     u = height / 1.75

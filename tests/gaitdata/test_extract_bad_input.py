@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import numpy as np
@@ -15,6 +14,7 @@ from gaitdata.containers import write
 from gaitdata.containers.video import write_colour_video, write_depth_video
 from gaitdata.dataset import DatasetRoot, validate
 from gaitdata.extract import ExtractOptions, extract
+from gaitdata.testing.damage import set_json_field
 from gaitdata.testing.recordings import plane_recording
 
 REC = plane_recording(n=6)
@@ -101,7 +101,6 @@ def make_bad(kind: str, d):
     if kind.startswith("calib_"):
         p = write(REC, d / "cal", "pair")
         cal = d / "cal_calib.json"
-        data = json.loads(cal.read_text())
         field, cause = {
             "calib_scale_zero": (("depth_scale",), "positive number"),
             "calib_scale_negative": (("depth_scale",), "positive number"),
@@ -112,12 +111,8 @@ def make_bad(kind: str, d):
         value = {"calib_scale_zero": 0, "calib_scale_negative": -0.001, "calib_rotation": [2, 0, 0, 0, 2, 0, 0, 0, 2],
                  "calib_distortion": [0.1, 0.01], "calib_focal": -300.0}[kind]  # fmt: skip
         if kind == "calib_distortion":
-            data["colour_intrinsics"]["model"] = "brown_conrady"
-        target = data
-        for k in field[:-1]:
-            target = target[k]
-        target[field[-1]] = value
-        cal.write_text(json.dumps(data))
+            set_json_field(cal, ("colour_intrinsics", "model"), "brown_conrady")
+        set_json_field(cal, field, value)
         return cal, cause
     raise ValueError(kind)
 

@@ -6,9 +6,6 @@ the summary count them, and the exit status is 1 unless ``--keep-going``.
 
 from __future__ import annotations
 
-import sqlite3
-
-import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -17,51 +14,15 @@ from gaitdata.cli import cli
 from gaitdata.containers import write
 from gaitdata.dataset import DatasetRoot, validate
 from gaitdata.extract import ExtractOptions, extract
+from gaitdata.testing.damage import add_noise, db3_decodable, opencv_decodable
 from gaitdata.testing.recordings import plane_recording
 
 N = 60
 REC = plane_recording(n=N, size=(160, 120), depth_size=(128, 96))
 
 
-def _noise(path, frac: float, n: int = 4096, seed: int = 0) -> None:
-    data = bytearray(path.read_bytes())
-    at = int(len(data) * frac)
-    data[at : at + n] = np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
-    path.write_bytes(bytes(data))
-
-
 def _opencv_decodable(path) -> int:
-    """Frames OpenCV decodes from the file, going on after failures (the reference count)."""
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    for _ in range(N + 10):
-        if cap.grab():
-            n += bool(cap.retrieve()[0])
-    cap.release()
-    return n
-
-
-def _db3_decodable(path) -> int:
-    """Colour messages whose bytes can still be read from the database and decoded as an image."""
-    from rosbags.typesys import Stores, get_typestore
-
-    ts = get_typestore(Stores.ROS2_HUMBLE)
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    tid = next(i for i, name in db.execute("SELECT id, name FROM topics") if "Color_0/image/data" in name)
-    try:
-        ids = db.execute("SELECT id FROM messages WHERE topic_id = ?", (tid,)).fetchall()
-    except sqlite3.DatabaseError:  # the table's own structure is damaged: not the case under test
-        return -1
-    n = 0
-    for (mid,) in ids:
-        try:
-            (blob,) = db.execute("SELECT data FROM messages WHERE id = ?", (mid,)).fetchone()
-            msg = ts.deserialize_cdr(bytes(blob), "sensor_msgs/msg/CompressedImage")
-            n += cv2.imdecode(np.asarray(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR) is not None
-        except Exception:
-            continue
-    db.close()
-    return n
+    return opencv_decodable(path, N)
 
 
 def _damaged(tmp_path, kind: str, name: str, codec: str | None, reference) -> tuple:
@@ -69,7 +30,7 @@ def _damaged(tmp_path, kind: str, name: str, codec: str | None, reference) -> tu
     for i, frac in enumerate((0.5, 0.4, 0.6, 0.3, 0.7)):
         folder = tmp_path / f"in{i}"
         p = write(REC, folder / name, kind, **({"codec": codec} if codec else {}))
-        _noise(p, frac)
+        add_noise(p, frac)
         good = reference(p)
         if 0 < good < N:
             return folder, p, good
@@ -103,7 +64,7 @@ def test_damaged_video_loses_only_undecodable_frames(tmp_path, codec, kind, name
 @pytest.mark.realsense
 @pytest.mark.parametrize("reader", ["pyrealsense2", "python"])
 def test_damaged_db3_both_readers_skip_only_the_damaged_messages(tmp_path, reader):
-    folder, path, good = _damaged(tmp_path, "db3", "a.db3", None, _db3_decodable)
+    folder, path, good = _damaged(tmp_path, "db3", "a.db3", None, db3_decodable)
     summary = extract([folder], tmp_path / "root", ExtractOptions(workers=1, reader=reader), progress=False)
     _check(tmp_path / "root", summary.results[0], good)
 
@@ -125,7 +86,7 @@ def test_cli_exit_status_counts_lost_frames(tmp_path):
 def test_truncated_tail_is_counted(tmp_path):
     """A Matroska file cut short by damage: the frames its duration promises are counted as lost."""
     p = write(REC, tmp_path / "in" / "a.mkv", "video", codec="h264")
-    _noise(p, 0.5)
+    add_noise(p, 0.5)
     summary = extract([tmp_path / "in"], tmp_path / "root", ExtractOptions(workers=1), progress=False)
     r = summary.results[0]
     assert r.status == "ok" and 0 < r.n_written < N

@@ -23,14 +23,10 @@ from gaitdata.student.models import (  # noqa: E402
     student_arch,
 )
 from gaitdata.student.trainer import dataset_pck, train  # noqa: E402
-from gaitdata.testing.figures import stick_figure_root  # noqa: E402
+from gaitdata.testing.figures import FIVE_VIDEO_SPLITS, stick_figure_root  # noqa: E402
+from gaitdata.testing.figures import NO_COLOUR_AUGMENTATION as NO_COLOUR  # noqa: E402
+from gaitdata.testing.figures import TINY_STUDENT as TINY  # noqa: E402
 
-TINY = {"input_size": (64, 48), "width_mult": 0.25, "head_channels": (32,)}
-NO_COLOUR = {
-    "color_jitter": 0.0,
-    "channel_shuffle_prob": 0.0,
-    "grayscale_prob": 0.0,
-}  # joints are colour-coded
 FAST = {
     "batch_size": 8,
     "flip_prob": 0.0,
@@ -41,18 +37,13 @@ FAST = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     return stick_figure_root(tmp_path_factory.mktemp("toy"), n_videos=5, n_frames=12,
-                         splits=("train", "train", "train", "val", "test"))  # fmt: skip
+                         splits=FIVE_VIDEO_SPLITS)  # fmt: skip
 
 
 # ---- models ------------------------------------------------------------------------------------

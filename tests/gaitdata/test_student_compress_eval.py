@@ -22,32 +22,21 @@ from gaitdata.student.evaluation import (  # noqa: E402
 )
 from gaitdata.student.models import count_flops, count_parameters, create_student  # noqa: E402
 from gaitdata.student.slim import prunable_groups, prune, select_channels  # noqa: E402
-from gaitdata.testing.figures import stick_figure_root  # noqa: E402
+from gaitdata.testing.figures import FIVE_VIDEO_SPLITS, stick_figure_root  # noqa: E402
+from gaitdata.testing.figures import NO_COLOUR_AUGMENTATION as NO_COLOUR  # noqa: E402
+from gaitdata.testing.figures import TINY_STUDENT as TINY  # noqa: E402
 
-TINY = {"input_size": (64, 48), "width_mult": 0.25, "head_channels": (32,)}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     torch.set_num_threads(1)
     root = stick_figure_root(tmp_path_factory.mktemp("toyc"), n_videos=5, n_frames=12,
-                         splits=("train", "train", "train", "val", "test"))  # fmt: skip
-    no_colour = {
-        "color_jitter": 0.0,
-        "channel_shuffle_prob": 0.0,
-        "grayscale_prob": 0.0,
-    }  # colour-coded joints
+                         splits=FIVE_VIDEO_SPLITS)  # fmt: skip
     run_dir = student.train(root, model="fastpose_res10_w025", epochs=8, out=root / "models" / "tiny",
                             batch_size=8, flip_prob=0.0, lr=3e-3, model_kwargs=TINY, slim_l1=1e-2,
-                            **no_colour)  # fmt: skip
+                            **NO_COLOUR)  # fmt: skip
     return root, run_dir
 
 

@@ -27,9 +27,12 @@ from gaitdata.student.ddp import GlobalBatchNorm2d, sync_batch_norm  # noqa: E40
 from gaitdata.student.trainer import _EpochSampler, setup_placement  # noqa: E402
 from gaitdata.testing.figures import stick_figure_root  # noqa: E402
 
-pytestmark = pytest.mark.skipif(
-    not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with Gloo not available"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with Gloo not available"
+    ),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 B = 4  # batch per process; the toy root has 2 * B training persons: one step per epoch
 CLI = ["--model", "fastpose_res10_w025", "--input-size", "64x48", "--width", "0.25", "--seed", "3", "--record-samples"]
@@ -64,12 +67,6 @@ if _rank is not None and _watch and _logs:
 '''
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _torchrun() -> list[str]:
