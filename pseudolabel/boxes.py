@@ -117,15 +117,27 @@ class DepthProposer:
         }  # fmt: skip
 
 
+BACKGROUND_FRAMES = 60  # depth frames a recording's background depth is made from (evenly spaced)
+
+
+def _background_pick(n: int, n_frames: int) -> np.ndarray:
+    return np.unique(np.linspace(0, n - 1, min(n_frames, n)).round().astype(int)) if n else np.zeros(0, int)
+
+
+def background_positions(frames: pd.DataFrame, n_frames: int = BACKGROUND_FRAMES) -> set[int]:
+    """Frame indices of the depth frames :func:`recording_background` reads (up to ``n_frames``, evenly spaced)."""
+    with_depth = frames.loc[frames["depth_path"].notna(), "frame_index"].astype(int).to_numpy()
+    return {int(with_depth[i]) for i in _background_pick(len(with_depth), n_frames)}
+
+
 def recording_background(
-    root: DatasetRoot, frames: pd.DataFrame, method: str = "max", n_frames: int = 60
+    root: DatasetRoot, frames: pd.DataFrame, method: str = "max", n_frames: int = BACKGROUND_FRAMES
 ) -> np.ndarray | None:
     """Background depth of one recording from up to ``n_frames`` evenly spaced depth frames (None without depth)."""
     paths = frames["depth_path"].dropna().tolist()
     if not paths:
         return None
-    pick = np.unique(np.linspace(0, len(paths) - 1, min(n_frames, len(paths))).round().astype(int))
-    return background_depth([read_depth(root.abspath(paths[i])) for i in pick], method)
+    return background_depth([read_depth(root.abspath(paths[i])) for i in _background_pick(len(paths), n_frames)], method)
 
 
 # ---- BlazePose's detector (pseudolabel.proposals.detector) ---------------------------------------

@@ -25,7 +25,7 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,7 +53,7 @@ from gaitdata.lock import writes_root
 from gaitdata.progress import progress_bar
 from gaitdata.records import Pose
 from gaitdata.staleness import require_fresh_inputs
-from pseudolabel.boxes import BoxProposer, make_proposer, read_depth, recording_background
+from pseudolabel.boxes import BoxProposer, background_positions, make_proposer, read_depth
 from pseudolabel.postprocess import (
     PostprocessConfig,
     background_joints,
@@ -173,47 +173,75 @@ def _frames_to_label(
 # ---- decoding in background threads -------------------------------------------------------------
 def _load(
     root: DatasetRoot, fi: int, rgb: str, depth: str | None, want_depth: bool, per_frame: Any = None
-) -> tuple[np.ndarray, np.ndarray | None, Any]:
+) -> tuple[int, np.ndarray, np.ndarray | None, Any]:
     import cv2
 
-    bgr = cv2.imread(str(root.path / rgb), cv2.IMREAD_COLOR)
-    if bgr is None:
+    if hasattr(cv2, "IMREAD_COLOR_RGB"):  # OpenCV >= 4.10 decodes straight to RGB (no conversion pass)
+        img = cv2.imread(str(root.path / rgb), cv2.IMREAD_COLOR_RGB)
+    else:
+        bgr = cv2.imread(str(root.path / rgb), cv2.IMREAD_COLOR)
+        img = None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if img is None:
         raise GaitdataError(f"cannot decode {root.path / rgb}; re-extract this recording (gaitdata extract)")
     d = read_depth(root.path / depth) if (want_depth and depth) else None
-    img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    return img, d, (per_frame(fi, img, d) if per_frame is not None else None)
+    return fi, img, d, (per_frame(fi, img, d) if per_frame is not None else None)
+
+
+class FrameReader:
+    """(frame_index, RGB, depth or None) of ``rows`` in order; decoding runs ahead in ``workers`` threads.
+
+    Decoding starts when the reader is made (up to ``prefetch`` frames ahead), so the first frames
+    are ready when the caller starts iterating; :meth:`close` (or leaving the ``with`` block) stops
+    the threads. With ``per_frame(frame_index, rgb, depth)`` (thread-safe, e.g. a box proposer's
+    per-frame detection), it runs in those threads too and the tuples get its result as a fourth item.
+    """
+
+    def __init__(
+        self, root: DatasetRoot, rows: pd.DataFrame, want_depth: bool, workers: int = 2, prefetch: int = 16,
+        per_frame: Any = None,
+    ) -> None:  # fmt: skip
+        self._items = iter(zip(rows["frame_index"].astype(int), rows["rgb_path"], rows["depth_path"], strict=True))
+        self._args = (root, want_depth, per_frame)
+        self._per_frame = per_frame
+        self._pool = ThreadPoolExecutor(max_workers=max(int(workers), 1), thread_name_prefix="gaitdata-decode")
+        self._pending: deque = deque()
+        for _ in range(max(int(prefetch), 1)):
+            if not self._submit():
+                break
+
+    def _submit(self) -> bool:
+        nxt = next(self._items, None)
+        if nxt is None:
+            return False
+        fi, rgb, dep = nxt
+        root, want_depth, per_frame = self._args
+        dep = None if pd.isna(dep) else dep
+        self._pending.append(self._pool.submit(_load, root, fi, rgb, dep, want_depth, per_frame))
+        return True
+
+    def __iter__(self) -> Iterator[tuple]:
+        while self._pending:
+            fut = self._pending.popleft()
+            self._submit()
+            yield fut.result()[:3] if self._per_frame is None else fut.result()
+
+    def close(self) -> None:
+        self._pending.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def iter_frames(
     root: DatasetRoot, rows: pd.DataFrame, want_depth: bool, workers: int = 2, prefetch: int = 16, per_frame: Any = None
 ) -> Iterator[tuple]:
-    """Yield (frame_index, RGB, depth or None) in order; decoding runs ahead in ``workers`` threads.
-
-    With ``per_frame(frame_index, rgb, depth)`` (thread-safe, e.g. a box proposer's per-frame
-    detection), it runs in those threads too and the tuples get its result as a fourth item.
-    """
-    items = list(zip(rows["frame_index"].astype(int), rows["rgb_path"], rows["depth_path"], strict=True))
-    ex = ThreadPoolExecutor(max_workers=max(int(workers), 1), thread_name_prefix="gaitdata-decode")
-    pending: deque = deque()
-    it = iter(items)
-
-    def submit(fi: int, rgb: str, dep: Any) -> None:
-        pending.append((fi, ex.submit(_load, root, fi, rgb, None if pd.isna(dep) else dep, want_depth, per_frame)))
-
-    try:
-        for fi, rgb, dep in it:
-            submit(fi, rgb, dep)
-            if len(pending) >= max(prefetch, 1):
-                break
-        while pending:
-            fi, fut = pending.popleft()
-            nxt = next(it, None)
-            if nxt is not None:
-                submit(*nxt)
-            rgb_img, depth_img, prepared = fut.result()
-            yield (fi, rgb_img, depth_img) if per_frame is None else (fi, rgb_img, depth_img, prepared)
-    finally:
-        ex.shutdown(wait=True, cancel_futures=True)
+    """Yield (frame_index, RGB, depth or None) in order, decoded ahead in threads (see :class:`FrameReader`)."""
+    with FrameReader(root, rows, want_depth, workers, prefetch, per_frame) as reader:
+        yield from reader
 
 
 # ---- rows ---------------------------------------------------------------------------------------
@@ -271,25 +299,45 @@ def label_recording(
     scale = video.get("depth_scale")
     depth_scale = float(scale) if scale is not None and not pd.isna(scale) else 0.001
     teacher.reset()
-    if proposer is not None:
-        proposer.begin(root, video, frames)
-    # the QA background model is built in a background thread while the teacher runs
-    bg_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaitdata-background")
-    background_future = None
-    # a proposer with a depth background model (depth, people) reads depth frames and shares its model
-    own_background = getattr(proposer, "background", None)
-    if has_depth and cfg.qa:
-        if own_background is not None:
-            background_future = bg_pool.submit(lambda: own_background)
-        else:
-            background_future = bg_pool.submit(recording_background, root, frames)
     near_depths: list[np.ndarray | None] = []
     want_depth = bool(has_depth and (cfg.qa or hasattr(proposer, "background") or cfg.select_subject))
+    # Started together, so that the first batch is ready when the loop starts: the proposer's
+    # per-recording models (a background thread), the decoding of the first frames (the decoding
+    # threads; a proposer's per-frame detections, made there too, wait for its models) and the
+    # teacher's graphs (their first run loads the model)
+    begin_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaitdata-begin")
+    begun = begin_pool.submit(proposer.begin, root, video, frames) if proposer is not None else None
+    begin_pool.shutdown(wait=False)
+    # detect_ahead: the detections a proposer can make before it has seen the earlier frames
+    detect = getattr(proposer, "detect_ahead", None) or getattr(proposer, "detect", None)
+
+    def detect_when_ready(fi: int, img: np.ndarray, d: np.ndarray | None) -> Any:
+        if begun is not None:
+            begun.result()
+        return detect(fi, img, d)
+
+    reader = FrameReader(root, frames, want_depth, workers, prefetch, detect_when_ready if detect is not None else None)
+    try:
+        warm_up = getattr(teacher, "warm_up", None)
+        if callable(warm_up):
+            warm_up(boxes=proposer is not None)
+        if begun is not None:
+            begun.result()
+    except BaseException:
+        reader.close()
+        if begun is not None:
+            wait([begun])
+        raise
+    # the QA background: a proposer's depth background (depth, people), else the farthest depth over
+    # evenly spaced frames, taken from the depth frames the loop decodes anyway
+    background = getattr(proposer, "background", None) if (has_depth and cfg.qa) else None
+    sampled = background_positions(frames) if (has_depth and cfg.qa and background is None) else set()
     rows: list[dict] = []
     depth_m: list[float] = []
     bg_joints: list[list[int]] = []
     height = float(video["height"]) if not pd.isna(video.get("height")) else float("nan")
     batch: list[tuple] = []
+    qa_background: list[np.ndarray] = []  # the running farthest depth over the sampled frames
 
     def flush() -> None:
         imgs = [b[1] for b in batch]
@@ -300,6 +348,8 @@ def label_recording(
         if len(out) != len(batch):
             raise GaitdataError(f"teacher {teacher_name} returned {len(out)} results for {len(batch)} images")
         for (fi, _, d, *_), poses in zip(batch, out, strict=True):
+            if d is not None and fi in sampled:
+                qa_background.append(d if not qa_background else np.maximum(qa_background.pop(), d))
             poses = sorted(poses, key=lambda p: (-p.score, p.bbox[0]))
             if not poses:
                 rows.append(_empty_row(vid, fi, teacher_name, whash))
@@ -318,8 +368,8 @@ def label_recording(
             on_frames(len(batch))
         batch.clear()
 
-    try:
-        for item in iter_frames(root, frames, want_depth, workers, prefetch, getattr(proposer, "detect", None)):
+    with reader:
+        for item in reader:
             if np.isnan(height):
                 height = float(item[1].shape[0])
             batch.append(item)
@@ -327,12 +377,11 @@ def label_recording(
                 flush()
         if batch:
             flush()
-        refine = getattr(teacher, "refine_recording", None)
-        if callable(refine):  # a teacher that looks at the whole recording (see pseudolabel.registry)
-            refine(rows, near_depths)
-        background = background_future.result() if background_future is not None else None
-    finally:
-        bg_pool.shutdown(wait=True, cancel_futures=True)
+    refine = getattr(teacher, "refine_recording", None)
+    if callable(refine):  # a teacher that looks at the whole recording (see pseudolabel.registry)
+        refine(rows, near_depths)
+    if qa_background:
+        background = qa_background[0]
     for row, near in zip(rows, near_depths, strict=True):
         bg_joints.append(
             background_joints(decode_keypoints(row["keypoints"], schema.num_keypoints), near, background, depth_scale, cfg)

@@ -132,3 +132,17 @@ class BoxTracker:
             out.append((*box, t.score * cfg.gap_decay**t.misses, float(t.track_id)))
         self._tracks = [t for t in self._tracks if frame - t.last_frame <= cfg.max_gap]
         return np.asarray(out, np.float64).reshape(-1, 6)
+
+    def single(self, frame: int, max_age: int) -> np.ndarray | None:
+        """The predicted row (1, 6) of the one person tracked, or None.
+
+        Only when exactly one track exists, it is confirmed, its last update was a detection and
+        that was at most ``max_age`` frames before ``frame``. The tracker is not changed: the next
+        :meth:`update` goes on from that detection.
+        """
+        if len(self._tracks) != 1:
+            return None
+        t = self._tracks[0]
+        if t.hits < self.cfg.min_hits or t.misses or not 0 < frame - t.last_frame <= max_age:
+            return None
+        return np.array([[*t.predicted(frame), t.score, float(t.track_id)]])

@@ -279,6 +279,7 @@ class MotionModel:
         self.moving_share = float("nan")
         self.noise = float("nan")
         self.prior: HeightPrior | None = None
+        self.max_people = 0  # most person boxes in one sampled frame
         self.size: tuple[int, int] = (0, 0)
 
     def windows(self, n_frames: int) -> list[tuple[int, np.ndarray]]:
@@ -303,6 +304,7 @@ class MotionModel:
         self.size = (int(width), int(height))
         self.factor = working_factor(width, cfg.target_width)
         self.backgrounds, self.starts, self.static, self.prior = [], [], False, None
+        self.max_people = 0
         shares: list[float] = []
         noise: list[float] = []
         feet: list[float] = []
@@ -319,7 +321,9 @@ class MotionModel:
             for d in diffs:
                 fg = d > thr
                 shares.append(float(fg.mean()))
-                for _, by, bw, bh, _ in person_boxes(fg, cfg):
+                found = person_boxes(fg, cfg)
+                self.max_people = max(self.max_people, len(found))
+                for _, by, bw, bh, _ in found:
                     if 1.8 <= bh / max(bw, 1e-6) <= 5.0:
                         feet.append((by + bh) * self.factor)
                         heights.append(bh * self.factor)
@@ -360,7 +364,7 @@ class MotionModel:
             "static": self.static, "factor": self.factor, "threshold": round(self.threshold, 2),
             "moving_share": None if np.isnan(self.moving_share) else round(self.moving_share, 4),
             "noise": None if np.isnan(self.noise) else round(self.noise, 2),
-            "backgrounds": len(self.backgrounds),
+            "backgrounds": len(self.backgrounds), "max_people": self.max_people,
             "height_prior": None if self.prior is None else [round(self.prior.a, 2), round(self.prior.b, 4), self.prior.n],
         }  # fmt: skip
 

@@ -64,6 +64,12 @@ class PeopleConfig:
     min_box_height: float = 12.0  # pixels
     min_visible: float = 0.4  # share of a box that must lie inside the image
     max_boxes: int = 12
+    # one person in view (a static camera whose sampled frames show at most one moving person):
+    # full detection on every n-th frame only; between them the one person tracked confidently
+    # (confirmed, found on the last detected frame, at least ``single_min_height`` of the frame
+    # tall) is proposed where the tracker predicts, any other frame is detected in full
+    single_detect_every: int = 3
+    single_min_height: float = 0.2
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -144,6 +150,7 @@ class PeopleProposer:
         self.track_ids = np.zeros(0, np.int64)
         self._positions: dict[int, int] = {}
         self._size = (0, 0)
+        self._single = False  # the recording looks like one person in view (see PeopleConfig)
         self._stats: dict[str, Any] = {}
 
     # ---- per recording ----------------------------------------------------------------------------
@@ -190,8 +197,11 @@ class PeopleProposer:
             bg = self.background[:: self.motion.factor, :: self.motion.factor].astype(np.float64)
             margin = np.maximum(cfg.depth_min_diff_m / self.depth_scale, cfg.depth_min_rel * bg)
             self._depth_limit = np.where(bg > 0, np.clip(np.ceil(bg - margin), 0, 65535), 0).astype(np.uint16)
+        self._single = bool(
+            cfg.single_detect_every > 1 and self.motion.static and self.motion.max_people <= 1 and not len(self.stationary)
+        )
         self._stats = {"motion": self.motion.describe(), "depth_background": self.background is not None,
-                       "stationary_people": len(self.stationary)}  # fmt: skip
+                       "stationary_people": len(self.stationary), "single_person": self._single}  # fmt: skip
 
     # ---- per frame ----------------------------------------------------------------------------------
     def _depth_boxes(self, depth: np.ndarray | None) -> np.ndarray:
@@ -246,13 +256,36 @@ class PeopleProposer:
         h, w = image.shape[:2]
         return clip_boxes(merge_boxes(groups, self.cfg.merge_inside), w, h, self.cfg.min_visible, self.cfg.min_box_height)
 
+    def _detected_frame(self, frame_index: int) -> bool:
+        """Whether :meth:`detect_ahead` detects this frame (every frame unless one person is in view)."""
+        return not self._single or self._positions.get(int(frame_index), 0) % self.cfg.single_detect_every == 0
+
+    def detect_ahead(self, frame_index: int, image: np.ndarray, depth: np.ndarray | None) -> np.ndarray | None:
+        """:meth:`detect` for the frames that are always detected, None for those :meth:`propose` decides on.
+
+        What the labelling run calls in its frame-decoding threads; the result depends only on the
+        frame and what :meth:`begin` built, never on the order in which threads run.
+        """
+        return self.detect(frame_index, image, depth) if self._detected_frame(frame_index) else None
+
     def propose(
         self, frame_index: int, image: np.ndarray, depth: np.ndarray | None, detections: np.ndarray | None = None
     ) -> np.ndarray:
-        """Boxes (N, 5) of one frame; ``detections``: this frame's :meth:`detect` result when made already."""
+        """Boxes (N, 5) of one frame; ``detections``: this frame's :meth:`detect` result when made already.
+
+        Frames must come in order. With one person in view (see :class:`PeopleConfig`), a frame
+        between detected ones gets the tracker's predicted box of the one person tracked
+        confidently, else it is detected here.
+        """
         h, w = image.shape[:2]
-        det = self.detect(frame_index, image, depth) if detections is None else detections
-        rows = self.tracker.update(int(frame_index), det)
+        rows = None
+        if detections is None and not self._detected_frame(frame_index):
+            rows = self.tracker.single(int(frame_index), self.cfg.single_detect_every - 1)
+            if rows is not None and rows[0, 3] < self.cfg.single_min_height * h:
+                rows = None
+        if rows is None:
+            det = self.detect(frame_index, image, depth) if detections is None else detections
+            rows = self.tracker.update(int(frame_index), det)
         rows = clip_boxes(rows, w, h, self.cfg.min_visible, self.cfg.min_box_height)
         rows = rows[np.argsort(-rows[:, 4], kind="stable")][: self.cfg.max_boxes]
         self.track_ids = rows[:, 5].astype(np.int64)

@@ -399,6 +399,21 @@ class MediaPipeTeacher:
             raise ValueError(f"mediapipe teacher: {len(images)} images but {len(boxes)} box arrays")
         return [self.predict_one(img, None if boxes is None else boxes[i]) for i, img in enumerate(images)]
 
+    def warm_up(self, boxes: bool = False) -> None:
+        """Start the graph the next images go through: crop lane 0's (``boxes``) or the whole-frame one.
+
+        A graph's first run loads its models (a few hundred milliseconds); here that happens on a
+        blank image, in which nobody is found, so the graph's tracking state stays as fresh as
+        after :meth:`reset` (the labelling run calls this while the box proposer prepares).
+        """
+        blank = np.zeros((self.crop_size, self.crop_size, 3), np.uint8)
+        static = self.mode == "static"
+        if boxes:
+            lane = self._lane(0)
+            self._run(blank, static, lane[0] if lane[0] is not None else self._graph(True))
+        else:
+            self._run(blank, static)
+
     def reset(self) -> None:
         """Forget tracking state: the next video-mode frame (or crop) is detected afresh."""
         if self._video is not None:
