@@ -29,6 +29,7 @@ left). Per-joint confidence is the landmark visibility; joints outside the image
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import sys
 import warnings
@@ -117,12 +118,19 @@ def bundled_model_files() -> list[Path]:
     return files
 
 
+@functools.lru_cache(maxsize=8)
+def _file_digest(path: str, size: int, mtime_ns: int) -> bytes:
+    """sha256 of a file's content (cached per path, size and modification time: a changed file is hashed again)."""
+    return hashlib.sha256(Path(path).read_bytes()).digest()
+
+
 def bundled_weights_hash() -> str:
     """sha256 over the bundled .tflite files (name and content, in a fixed order)."""
     h = hashlib.sha256()
     for f in bundled_model_files():
+        st = f.stat()
         h.update(f.name.encode())
-        h.update(hashlib.sha256(f.read_bytes()).digest())
+        h.update(_file_digest(str(f), st.st_size, st.st_mtime_ns))
     return h.hexdigest()
 
 

@@ -126,6 +126,10 @@ def test_person_boxes_split_people_side_by_side_and_one_behind_the_other() -> No
 def test_median_image_is_the_middle_sample() -> None:
     imgs = [np.full((2, 3, 3), v, np.uint8) for v in (9, 1, 5, 7, 3)]
     assert (median_image(imgs) == 5).all()
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 3, 4, 15, 16, 65):  # the sorting network (n <= 64) and the partition agree with a full sort
+        imgs = [rng.integers(0, 256, (5, 7, 3), dtype=np.uint8) for _ in range(n)]
+        assert np.array_equal(median_image(imgs), np.sort(np.stack(imgs), axis=0)[(n - 1) // 2])
 
 
 def test_merging_keeps_one_box_per_person_and_accepts_splits() -> None:
