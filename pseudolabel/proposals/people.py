@@ -18,6 +18,12 @@ Per frame (:meth:`PeopleProposer.detect`, then tracking in :meth:`PeopleProposer
    proposed, the mediapipe teacher searches the whole frame);
 4. the people standing still found on the background.
 
+With one person in view (a static camera whose sampled frames show at most one moving person and
+nobody standing still), full detection runs on every ``single_detect_every``-th frame only
+(:meth:`PeopleProposer.detect_ahead`); on the frames between, the one confirmed person tracked is
+proposed at the tracker's predicted box, and any other state of the tracker (a second person, a
+missed detection, a person not yet confirmed) has the frame detected in full (:meth:`PeopleProposer.propose`).
+
 Overlapping boxes from different sources are merged (a later box mostly inside an earlier one is
 dropped, unless two or more later boxes split it: then they replace it). A :class:`BoxTracker`
 then keeps ids across frames and bridges frames in which a confirmed person was missed (the

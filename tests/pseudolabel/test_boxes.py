@@ -14,10 +14,30 @@ from pseudolabel.boxes import (
     JsonProposer,
     LabelSetProposer,
     background_depth,
+    background_positions,
     depth_boxes,
     make_proposer,
     parse_detection_json,
+    recording_background,
 )
+
+
+def test_background_positions_are_the_frames_the_recording_background_reads(tmp_path) -> None:
+    import pandas as pd
+
+    frames = pd.DataFrame({"frame_index": np.arange(200), "depth_path": [None if i % 4 == 1 else f"d/{i}.png" for i in range(200)]})
+    pos = background_positions(frames)
+    with_depth = [i for i in range(200) if i % 4 != 1]
+    assert len(pos) == 60 and pos <= set(with_depth) and {with_depth[0], with_depth[-1]} <= pos
+    assert background_positions(frames.iloc[:7]) == {0, 2, 3, 4, 6}  # fewer than 60 with depth: all of them
+    assert background_positions(frames.assign(depth_path=None)) == set()
+    # the runner's running maximum over those frames is the recording's background
+    rgbs, depths = blob_frames(30, lambda i: [(10 + 8 * i, 40, 20, 60)])
+    root = make_root(tmp_path / "r", {"v": (rgbs, depths)})
+    fr = root.read_frames()
+    picked = [depths[i] for i in sorted(background_positions(fr, n_frames=7))]
+    assert len(picked) == 7
+    assert np.array_equal(np.maximum.reduce(picked), recording_background(root, fr, n_frames=7))
 
 
 def test_background_ignores_holes_and_people() -> None:

@@ -68,6 +68,25 @@ def test_tracker_does_not_bridge_a_one_frame_detection() -> None:
         TrackerConfig(alpha=1.5)
 
 
+def test_tracker_single_predicts_only_one_confirmed_person_just_seen() -> None:
+    tr = BoxTracker(TrackerConfig(min_hits=3))
+    a = lambda i: [10 + 8 * i, 40, 30, 90, 0.9]  # noqa: E731 - walks right
+    for i in range(2):
+        tr.update(i, np.array([a(i)]))
+        assert tr.single(i + 1, 2) is None  # not confirmed yet
+    tr.update(2, np.array([a(2)]))
+    row = tr.single(4, 2)
+    assert row is not None and row.shape == (1, 6) and row[0, 5] == 0
+    assert a(2)[0] < row[0, 0] <= a(4)[0] + 2 and row[0, 3] == pytest.approx(90)  # carried on along its walk
+    assert tr.single(5, 2) is None and tr.single(2, 2) is None  # too long after its last detection; the same frame
+    tr.update(3, np.array([a(3), [200, 50, 28, 80, 0.8]]))  # someone else appears
+    assert tr.single(4, 2) is None
+    tr = BoxTracker(TrackerConfig(min_hits=1))
+    tr.update(0, np.array([a(0)]))
+    tr.update(1, np.zeros((0, 5)))  # missed: bridged by update, never by single
+    assert tr.single(2, 2) is None
+
+
 # ---- motion -------------------------------------------------------------------------------------
 def _scene(n: int, people, size=(240, 320), seed=0):
     """Frames of a textured static background with uniformly coloured rectangles (x, y, w, h) per frame."""
@@ -185,6 +204,53 @@ def test_people_proposer_finds_every_walker(tmp_path, crowd, with_depth) -> None
     assert prop.describe()["proposer"] == "people"
 
 
+class _CountingProposer(PeopleProposer):
+    """The people proposer, counting the frames it runs full detection on."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.detected: list[int] = []
+
+    def detect(self, frame_index, image, depth):
+        self.detected.append(int(frame_index))
+        return super().detect(frame_index, image, depth)
+
+
+def test_one_walker_in_view_is_detected_on_every_third_frame_and_tracked_between(tmp_path) -> None:
+    rec = synth.render_walk(synth.WalkSpec(n_frames=24, fps=10, colour_size=(320, 240), depth_size=(320, 240), seed=2))
+    root = root_from_synth(tmp_path / "r", {"w": rec})
+    frames = root.read_frames()
+    prop = _CountingProposer()
+    prop.begin(root, root.read_videos().iloc[0], frames)
+    assert prop.recording_stats()["single_person"]
+    ahead = [prop.detect_ahead(i, rec.colour[i], rec.depth_registered[i]) for i in range(len(frames))]
+    assert [i for i, d in enumerate(ahead) if d is not None] == list(range(0, 24, 3))
+    ious = []
+    for i in range(len(frames)):
+        boxes = prop.propose(i, rec.colour[i], rec.depth_registered[i], ahead[i])
+        assert len(boxes) == 1
+        ious.append(iou_xywh(rec.meta["bboxes"][i], boxes[:, :4])[0, 0])
+        x, y, w, h = rec.meta["bboxes"][i]
+        bx, by, bw, bh = boxes[0, :4]
+        assert bx <= x + w / 2 <= bx + bw and by <= y + h / 2 <= by + bh  # the walker is inside the crop's centre box
+    # detected in full: every 3rd frame (in the decoding threads) and the frames before the walker's
+    # track is confirmed; every other frame is the tracker's prediction
+    assert sorted(set(prop.detected)) == sorted(set(range(0, 24, 3)) | {1, 2})
+    assert min(ious) >= 0.3 and np.mean(ious) >= 0.6, np.round(ious, 2)  # a 10 fps walk: ~1/8 of its height per frame
+    every = _CountingProposer(single_detect_every=1)
+    every.begin(root, root.read_videos().iloc[0], frames)
+    assert not every.recording_stats()["single_person"]
+    assert all(every.detect_ahead(i, rec.colour[i], rec.depth_registered[i]) is not None for i in range(4))
+
+
+def test_several_walkers_in_view_are_detected_on_every_frame(tmp_path, crowd) -> None:
+    root = make_root(tmp_path / "r", {"s01_walk": (crowd.colour, crowd.depth_registered)}, fps=10)
+    prop = PeopleProposer()
+    prop.begin(root, root.read_videos().iloc[0], root.read_frames())
+    assert prop.motion.max_people >= 2 and not prop.recording_stats()["single_person"]
+    assert all(prop.detect_ahead(i, crowd.colour[i], crowd.depth_registered[i]) is not None for i in range(len(crowd.colour)))
+
+
 @pytest.mark.mediapipe
 def test_default_labelling_finds_every_walker_near_ground_truth(tmp_path, crowd) -> None:
     from pseudolabel.runner import label
@@ -220,6 +286,23 @@ def test_default_labelling_finds_every_walker_near_ground_truth(tmp_path, crowd)
         assert np.mean(errs[w]) < 0.08, (w, np.mean(errs[w]))  # measured 0.02-0.05
     # the subject is marked in every frame it is found; the others are labelled, not marked
     assert subject[0] == hits[0] and subject[1:].sum() == 0, subject
+
+
+@pytest.mark.mediapipe
+def test_warm_up_leaves_the_predictions_unchanged(crowd) -> None:
+    from pseudolabel.registry import create_teacher
+
+    frames = [np.ascontiguousarray(f) for f in crowd.colour[:4]]
+    boxes = [np.asarray([[*crowd.meta["bboxes"][i], 0.9]]) for i in range(4)]
+    for b in (None, boxes):  # whole frames, crops
+        runs = []
+        for warm in (False, True):
+            teacher = create_teacher("mediapipe")
+            if warm:
+                teacher.warm_up(boxes=b is not None)
+            runs.append([[np.asarray(p.keypoints).tolist() for p in poses] for poses in teacher.predict(frames, b)])
+            teacher.close()
+        assert runs[0] == runs[1] and all(len(p) == 1 for p in runs[0])
 
 
 @pytest.mark.mediapipe
