@@ -263,8 +263,10 @@ class PeopleProposer:
         return clip_boxes(merge_boxes(groups, self.cfg.merge_inside), w, h, self.cfg.min_visible, self.cfg.min_box_height)
 
     def _detected_frame(self, frame_index: int) -> bool:
-        """Whether :meth:`detect_ahead` detects this frame (every frame unless one person is in view)."""
-        return not self._single or self._positions.get(int(frame_index), 0) % self.cfg.single_detect_every == 0
+        """Whether :meth:`detect_ahead` detects this frame (every frame unless one person is in view; then
+        every n-th one and the first frames, which confirm the person's track)."""
+        pos = self._positions.get(int(frame_index), 0)
+        return not self._single or pos % self.cfg.single_detect_every == 0 or pos < self.tracker.cfg.min_hits
 
     def detect_ahead(self, frame_index: int, image: np.ndarray, depth: np.ndarray | None) -> np.ndarray | None:
         """:meth:`detect` for the frames that are always detected, None for those :meth:`propose` decides on.
