@@ -229,7 +229,7 @@ def test_one_walker_in_view_is_detected_on_every_third_frame_and_tracked_between
     for i in range(len(frames)):
         boxes = prop.propose(i, rec.colour[i], rec.depth_registered[i], ahead[i])
         assert len(boxes) == 1
-        ious.append(iou_xywh(rec.meta["bboxes"][i], boxes[:, :4])[0, 0])
+        ious.append(iou_matrix(rec.meta["bboxes"][i], boxes[:, :4])[0, 0])
         x, y, w, h = rec.meta["bboxes"][i]
         bx, by, bw, bh = boxes[0, :4]
         assert bx <= x + w / 2 <= bx + bw and by <= y + h / 2 <= by + bh  # the walker is inside the crop's centre box
