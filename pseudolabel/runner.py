@@ -303,8 +303,8 @@ def label_recording(
     want_depth = bool(has_depth and (cfg.qa or hasattr(proposer, "background") or cfg.select_subject))
     # Started together, so that the first batch is ready when the loop starts: the proposer's
     # per-recording models (a background thread), the decoding of the first frames (the decoding
-    # threads; a proposer's per-frame detections, made there too, wait for its models) and the
-    # teacher's graphs (their first run loads the model)
+    # threads; a proposer's per-frame detections, made there too, wait for its models) and, while
+    # the proposer prepares, the teacher's graph for the crops (its first run loads the model)
     begin_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaitdata-begin")
     begun = begin_pool.submit(proposer.begin, root, video, frames) if proposer is not None else None
     begin_pool.shutdown(wait=False)
@@ -319,9 +319,9 @@ def label_recording(
     reader = FrameReader(root, frames, want_depth, workers, prefetch, detect_when_ready if detect is not None else None)
     try:
         warm_up = getattr(teacher, "warm_up", None)
-        if callable(warm_up):
-            warm_up(boxes=proposer is not None)
         if begun is not None:
+            if callable(warm_up):
+                warm_up(boxes=True)
             begun.result()
     except BaseException:
         reader.close()

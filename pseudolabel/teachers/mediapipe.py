@@ -411,8 +411,9 @@ class MediaPipeTeacher:
         """Start the graph the next images go through: crop lane 0's (``boxes``) or the whole-frame one.
 
         A graph's first run loads its models (a few hundred milliseconds); here that happens on a
-        blank image, in which nobody is found, so the graph's tracking state stays as fresh as
-        after :meth:`reset` (the labelling run calls this while the box proposer prepares).
+        blank ``crop_size`` image, in which nobody is found, so the graph's tracking state stays as
+        fresh as after :meth:`reset` (the labelling run calls this for the crops while the box
+        proposer prepares; whole frames of another size would make the graph set up again).
         """
         blank = np.zeros((self.crop_size, self.crop_size, 3), np.uint8)
         static = self.mode == "static"
