@@ -47,6 +47,7 @@ def _scores(rec, preds: np.ndarray) -> tuple[float, float, float]:
 
 @pytest.mark.mediapipe
 @pytest.mark.timeout(120)
+@pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")  # mediapipe 0.10.14 on protobuf 4
 def test_blazepose_finds_the_walker_near_the_ground_truth():
     side = render_walk(WalkSpec(direction="left_to_right", n_frames=30, seed=0, with_depth=False))
     preds = _blazepose(side)
