@@ -220,7 +220,7 @@ def test_one_walker_in_view_is_detected_on_every_third_frame_and_tracked_between
     rec = synth.render_walk(synth.WalkSpec(n_frames=24, fps=10, colour_size=(320, 240), depth_size=(320, 240), seed=2))
     root = root_from_synth(tmp_path / "r", {"w": rec})
     frames = root.read_frames()
-    prop = _CountingProposer()
+    prop = _CountingProposer(single_detect_every=3)
     prop.begin(root, root.read_videos().iloc[0], frames)
     assert prop.recording_stats()["single_person"]
     ahead = [prop.detect_ahead(i, rec.colour[i], rec.depth_registered[i]) for i in range(len(frames))]
@@ -237,7 +237,7 @@ def test_one_walker_in_view_is_detected_on_every_third_frame_and_tracked_between
     # confirm the walker's track; every other frame is the tracker's prediction
     assert prop.detected == sorted(set(range(0, 24, 3)) | {1, 2})
     assert min(ious) >= 0.3 and np.mean(ious) >= 0.6, np.round(ious, 2)  # a 10 fps walk: ~1/8 of its height per frame
-    every = _CountingProposer(single_detect_every=1)
+    every = _CountingProposer()  # the default: every frame detected in full
     every.begin(root, root.read_videos().iloc[0], frames)
     assert not every.recording_stats()["single_person"]
     assert all(every.detect_ahead(i, rec.colour[i], rec.depth_registered[i]) is not None for i in range(4))
