@@ -81,7 +81,14 @@ class PeopleConfig:
     single_min_height: float = 0.2
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The settings (recorded with a label set and compared on resume). The lone-walker settings
+        are left out while that path is off: they change nothing then, and label sets recorded
+        before they existed resume and refresh as before."""
+        d = asdict(self)
+        if self.single_detect_every <= 1:
+            d.pop("single_detect_every")
+            d.pop("single_min_height")
+        return d
 
 
 def merge_boxes(groups: list[np.ndarray], inside: float = 0.7, same_iou: float = 0.5) -> np.ndarray:

@@ -479,3 +479,14 @@ def test_frames_without_depth_keep_the_depth_model(tmp_path, crowd) -> None:
     assert full.background is None
     with pytest.raises(ValueError, match="unknown options"):
         PeopleProposer(nonsense=1)
+
+
+def test_lone_walker_settings_are_recorded_only_when_that_path_is_on() -> None:
+    """Label sets recorded before the lone-walker path existed keep resuming: while it is off (the
+    default) its settings change nothing and are not part of the recorded proposer settings."""
+    from pseudolabel.proposals.people import PeopleConfig
+
+    off, on = PeopleConfig().to_dict(), PeopleConfig(single_detect_every=3).to_dict()
+    assert "single_detect_every" not in off and "single_min_height" not in off
+    assert on["single_detect_every"] == 3 and on["single_min_height"] == 0.2
+    assert {k: v for k, v in on.items() if not k.startswith("single_")} == off
