@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import pickle
 import shutil
@@ -146,20 +147,40 @@ def case_lock(tmp: Path, trials: int = 3) -> list[Outcome]:
     src, root = _walkers(tmp / "walk", subjects=3, frames=24), tmp / "walk_root"
     assert gd("extract", src, "--out", root, "-q").rc == 0
     ex = gd_bg("extract", src, "--out", root, "--overwrite", "--resize", "160x-1", "-q")
-    time.sleep(1.0)
+    waited = _wait_for_holder(root, ex)  # label starts while the re-extraction holds the root
     lab = gd("label", root, "-q")
     rex = _wait(ex)
     x = _label_max_x(root)
     val = gd("validate", root, "-q")
-    out.append(Outcome("1 label during extract --resize", rex.rc == 0 and lab.rc == 0 and x <= 160 and val.rc == 0,
-                       f"label waited; max keypoint x {x:.0f} on 160-px frames; validate rc {val.rc}"))  # fmt: skip
-    holder = gd_bg("label", root, "--overwrite", "-q")
-    time.sleep(3.0)
-    nw = gd("split", root, "--no-wait", "--no-near-duplicates")
-    _wait(holder)
-    out.append(Outcome("1 --no-wait while another writes", nw.one_line_error and "pid" in nw.err,
-                       nw.err.strip()[:110]))  # fmt: skip
+    ok = waited and rex.rc == 0 and lab.rc == 0 and x <= 160 and val.rc == 0
+    out.append(Outcome("1 label during extract --resize", ok,
+                       f"label started while extract held the root: {waited}; max keypoint x {x:.0f} on "
+                       f"160-px frames; validate rc {val.rc}"))  # fmt: skip
+    for _ in range(3):  # a second writer with --no-wait while the holder still runs (else try again)
+        holder = gd_bg("label", root, "--overwrite", "-q")
+        holding = _wait_for_holder(root, holder)
+        nw = gd("split", root, "--no-wait", "--no-near-duplicates")
+        overlapped = holding and holder.poll() is None
+        _wait(holder)
+        if overlapped:
+            break
+    out.append(Outcome("1 --no-wait while another writes", overlapped and nw.one_line_error and str(holder.pid) in nw.err,
+                       nw.err.strip()[:110] if overlapped else "the holder ended before the second writer ran"))  # fmt: skip
     return out
+
+
+def _wait_for_holder(root: Path, proc: subprocess.Popen, timeout: float = 60.0) -> bool:
+    """Wait until ``proc`` holds the root's write lock (its pid in ``.gaitdata/lock.json``)."""
+    info = root / ".gaitdata" / "lock.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if json.loads(info.read_text()).get("pid") == proc.pid:
+                return True
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    return False
 
 
 def case_stale(tmp: Path) -> list[Outcome]:
