@@ -29,6 +29,14 @@ def no_wait_option(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def tolerance_option(against: str) -> Callable[[F], F]:
+    """Add ``--tolerance`` (default 0.02); ``against`` ends its help: "PCK@0.1 (fraction) a ..."."""
+    return click.option(
+        "--tolerance", default=0.02, show_default=True, type=click.FloatRange(0, 1),
+        help=f"PCK@0.1 (fraction) a {against}.",
+    )  # fmt: skip
+
+
 def output_options(f: F) -> F:
     """Add ``-q/--quiet`` (only warnings and errors) and ``--verbose`` (native libraries' logs too)."""
 

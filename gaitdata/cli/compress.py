@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gaitdata.cli.common import no_wait_option, output_options
+from gaitdata.cli.common import no_wait_option, output_options, tolerance_option
 
 
 @click.command()
@@ -46,13 +46,7 @@ from gaitdata.cli.common import no_wait_option, output_options
     type=click.IntRange(min=1),
     help="Training crops for int8 calibration and channel importance.",
 )
-@click.option(
-    "--tolerance",
-    default=0.02,
-    show_default=True,
-    type=click.FloatRange(0, 1),
-    help="PCK@0.1 (fraction) a pruned or int8 model may lose against fp32 on the validation part.",
-)
+@tolerance_option("pruned or int8 model may lose against fp32 on the validation part")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when a result misses its tolerance.")
 @click.option("--ratio", type=float, hidden=True, help="Deprecated: use --macs-reduction.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=str),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gaitdata.cli.common import no_wait_option, output_options
+from gaitdata.cli.common import no_wait_option, output_options, tolerance_option
 
 
 @click.command()
@@ -54,13 +54,7 @@ from gaitdata.cli.common import no_wait_option, output_options
     type=click.FloatRange(min=0),
     help="Zero-phase Gaussian smoothing of the student's poses along each track, in frames (0: off).",
 )
-@click.option(
-    "--tolerance",
-    default=0.02,
-    show_default=True,
-    type=click.FloatRange(0, 1),
-    help="PCK@0.1 (fraction) a compressed variant may lose against fp32.",
-)
+@tolerance_option("compressed variant may lose against fp32")
 @click.option(
     "--make-variants",
     is_flag=True,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -176,3 +177,15 @@ def stick_figure_root(
             json.dumps({"images": c["images"], "annotations": c["annotations"], "categories": [cat]})
         )
     return root.path
+
+
+def trained_tiny_student(path: str | Path, epochs: int = 8, **train_kwargs: Any) -> tuple[Path, Path]:
+    """A five-video stick-figure root and a tiny student trained on it for ``epochs`` (seconds on
+    one CPU thread): ``(root, run_dir)``. ``train_kwargs`` override the training settings."""
+    from gaitdata import student
+
+    root = stick_figure_root(path, n_videos=5, n_frames=12, splits=FIVE_VIDEO_SPLITS)
+    settings = {"batch_size": 8, "flip_prob": 0.0, "lr": 3e-3, "model_kwargs": TINY_STUDENT, **NO_COLOUR_AUGMENTATION}
+    run_dir = student.train(root, model="fastpose_res10_w025", epochs=epochs, out=root / "models" / "tiny",
+                            **{**settings, **train_kwargs})  # fmt: skip
+    return root, Path(run_dir)

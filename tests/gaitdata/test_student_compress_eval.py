@@ -22,22 +22,15 @@ from gaitdata.student.evaluation import (  # noqa: E402
 )
 from gaitdata.student.models import count_flops, count_parameters, create_student  # noqa: E402
 from gaitdata.student.slim import prunable_groups, prune, select_channels  # noqa: E402
-from gaitdata.testing.figures import FIVE_VIDEO_SPLITS, stick_figure_root  # noqa: E402
-from gaitdata.testing.figures import NO_COLOUR_AUGMENTATION as NO_COLOUR  # noqa: E402
 from gaitdata.testing.figures import TINY_STUDENT as TINY  # noqa: E402
+from gaitdata.testing.figures import trained_tiny_student  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    torch.set_num_threads(1)
-    root = stick_figure_root(tmp_path_factory.mktemp("toyc"), n_videos=5, n_frames=12,
-                         splits=FIVE_VIDEO_SPLITS)  # fmt: skip
-    run_dir = student.train(root, model="fastpose_res10_w025", epochs=8, out=root / "models" / "tiny",
-                            batch_size=8, flip_prob=0.0, lr=3e-3, model_kwargs=TINY, slim_l1=1e-2,
-                            **NO_COLOUR)  # fmt: skip
-    return root, run_dir
+    return trained_tiny_student(tmp_path_factory.mktemp("toyc"), slim_l1=1e-2)
 
 
 def _randomise_bn(m, seed=0):

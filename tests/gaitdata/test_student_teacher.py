@@ -17,20 +17,14 @@ from gaitdata.errors import GaitdataError  # noqa: E402
 from gaitdata.io import sha256_file  # noqa: E402
 from gaitdata.labels import read_label_meta, read_labels  # noqa: E402
 from gaitdata.student.quant import read_onnx_metadata  # noqa: E402
-from gaitdata.testing.figures import FIVE_VIDEO_SPLITS, stick_figure_root  # noqa: E402
-from gaitdata.testing.figures import NO_COLOUR_AUGMENTATION as NO_COLOUR  # noqa: E402
-from gaitdata.testing.figures import TINY_STUDENT as TINY  # noqa: E402
+from gaitdata.testing.figures import trained_tiny_student  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    torch.set_num_threads(1)
-    root = stick_figure_root(tmp_path_factory.mktemp("toys"), n_videos=5, n_frames=12,
-                         splits=FIVE_VIDEO_SPLITS)  # fmt: skip
-    run_dir = student.train(root, model="fastpose_res10_w025", epochs=8, out=root / "models" / "tiny", batch_size=8,
-                            flip_prob=0.0, lr=3e-3, model_kwargs=TINY, **NO_COLOUR)  # fmt: skip
+    root, run_dir = trained_tiny_student(tmp_path_factory.mktemp("toys"))
     onnx_path = student.compress(run_dir, "onnx")
     return root, run_dir, onnx_path
 
