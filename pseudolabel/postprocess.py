@@ -40,6 +40,7 @@ LIMBS: tuple[tuple[int, int], ...] = ((5, 7), (7, 9), (6, 8), (8, 10), (11, 13),
 # left/right pairs compared for swaps: shoulders, elbows, wrists, hips, knees, ankles
 SWAP_PAIRS: tuple[tuple[int, int], ...] = ((5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
 TORSO: tuple[int, ...] = (5, 6, 11, 12)
+_SWAP_A, _SWAP_B = (np.array(side) for side in zip(*SWAP_PAIRS, strict=True))
 # gait motion (box travel / height + log-scale change + ankle swing) at which a track counts as walking
 MOTION_SATURATION = 0.25
 
@@ -310,18 +311,28 @@ def background_joints(
 
     Using the nearest depth in a 5x5 window, a joint at the body's silhouette edge is not flagged.
     """
-    if background is None:
-        return []
+    return background_joints_of_poses(np.asarray(keypoints)[None], np.asarray(near)[None], background, depth_scale, cfg)[0]
+
+
+def background_joints_of_poses(
+    keypoints: np.ndarray,
+    near: np.ndarray,
+    background: np.ndarray | None,
+    depth_scale: float,
+    cfg: PostprocessConfig = PostprocessConfig(),
+) -> list[list[int]]:
+    """:func:`background_joints` of many poses at once: keypoints (N, K, 3), nearest depths (N, K)."""
     kp = np.asarray(keypoints, np.float64)
-    near = np.asarray(near, np.float64)
-    check = (kp[:, 2] >= cfg.vis_thresholds[0]) & np.isfinite(near)
-    if not check.any():
-        return []
-    b = np.full(len(kp), np.nan)
-    b[check] = depth_windows(background, kp[check, :2])[0] * depth_scale
+    if background is None or not len(kp):
+        return [[] for _ in range(len(kp))]
+    near = np.asarray(near, np.float64).reshape(kp.shape[:2])
+    check = (kp[..., 2] >= cfg.vis_thresholds[0]) & np.isfinite(near)
+    b = np.full(kp.shape[:2], np.nan)
+    if check.any():
+        b[check] = depth_windows(background, kp[check][:, :2])[0] * depth_scale
     with np.errstate(invalid="ignore"):
         on_bg = check & np.isfinite(b) & (b - near <= np.maximum(cfg.qa_background_tol_m, cfg.qa_background_rel * b))
-    return np.flatnonzero(on_bg).tolist()
+    return [np.flatnonzero(row).tolist() for row in on_bg]
 
 
 def depth_features(
@@ -383,34 +394,32 @@ def qa_flags(
             for k in np.flatnonzero(ok & ((ratio > cfg.qa_bone_ratio) | (ratio < 1 / cfg.qa_bone_ratio))):
                 flags[rows[k]].append(f"bone:{names[a]}-{names[b]}")
         # left/right swaps against the previous unswapped frame of the track
+        sa, sb = _SWAP_A, _SWAP_B
         ref = -1
         for k, r in enumerate(rows):
             if ref >= 0 and fi[k] - fi[ref] <= cfg.qa_swap_max_gap:
                 p, q = kp[r], kp[rows[ref]]
-                direct = swapped = 0.0
-                used = 0
-                for a, b in SWAP_PAIRS:
-                    if min(p[a, 2], p[b, 2], q[a, 2], q[b, 2]) < lo:
+                ok = np.minimum(np.minimum(p[sa, 2], p[sb, 2]), np.minimum(q[sa, 2], q[sb, 2])) >= lo
+                used = int(ok.sum())
+                if used >= 2:
+                    pa, pb, qa, qb = p[sa[ok], :2], p[sb[ok], :2], q[sa[ok], :2], q[sb[ok], :2]
+                    direct = float(np.hypot(*(pa - qa).T).sum() + np.hypot(*(pb - qb).T).sum())
+                    swapped = float(np.hypot(*(pa - qb).T).sum() + np.hypot(*(pb - qa).T).sum())
+                    h = max(box_h[r], 1.0)
+                    if swapped < cfg.qa_swap_ratio * direct and direct / (2 * used) > cfg.qa_swap_min_shift * h:
+                        flags[r].append("lr_swap")
                         continue
-                    direct += np.linalg.norm(p[a, :2] - q[a, :2]) + np.linalg.norm(p[b, :2] - q[b, :2])
-                    swapped += np.linalg.norm(p[a, :2] - q[b, :2]) + np.linalg.norm(p[b, :2] - q[a, :2])
-                    used += 1
-                h = max(box_h[r], 1.0)
-                if used >= 2 and swapped < cfg.qa_swap_ratio * direct and direct / (2 * used) > cfg.qa_swap_min_shift * h:
-                    flags[r].append("lr_swap")
-                    continue
             ref = k
         # jitter: one-frame spikes on consecutive frames
-        for k in range(1, len(rows) - 1):
-            if fi[k] - fi[k - 1] != 1 or fi[k + 1] - fi[k] != 1:
-                continue
-            a, r, c = kp[rows[k - 1]], kp[rows[k]], kp[rows[k + 1]]
-            h = max(box_h[rows[k]], 1.0)
-            for j in range(kp.shape[1]):
-                if min(a[j, 2], r[j, 2], c[j, 2]) < lo:
-                    continue
-                if np.linalg.norm(a[j, :2] - 2 * r[j, :2] + c[j, :2]) > cfg.qa_jitter * h:
-                    flags[rows[k]].append(f"jitter:{names[j]}")
+        if len(rows) >= 3:
+            a, r, c = kp[rows[:-2]], kp[rows[1:-1]], kp[rows[2:]]
+            consecutive = (fi[1:-1] - fi[:-2] == 1) & (fi[2:] - fi[1:-1] == 1)
+            conf = np.minimum(np.minimum(a[..., 2], r[..., 2]), c[..., 2]) >= lo
+            second = a[..., :2] - 2 * r[..., :2] + c[..., :2]
+            h = np.maximum(box_h[rows[1:-1]], 1.0)
+            spike = consecutive[:, None] & conf & (np.hypot(second[..., 0], second[..., 1]) > cfg.qa_jitter * h[:, None])
+            for m, j in np.argwhere(spike):
+                flags[rows[m + 1]].append(f"jitter:{names[j]}")
     return flags
 
 
@@ -462,13 +471,15 @@ def postprocess_recording(
             if cfg.qa
             else [[] for _ in idx]
         )
+        kp_col = df["keypoints"].tolist()
         for n, i in enumerate(idx):
-            df.at[i, "keypoints"] = encode_keypoints(kp[n])
+            kp_col[i] = encode_keypoints(kp[n])
             vis_col[i] = vis[n].astype(int).tolist()
-            nvis_col[i] = int((vis[n] > 0).sum())
-            track_col[i] = int(tracks[n])
-            subject_col[i] = bool(tracks[n] in subject)
             flags_col[i] = flags[n]
+        df["keypoints"] = pd.Series(kp_col, dtype=object)
+        nvis_col[idx] = (vis > 0).sum(axis=1)
+        track_col[idx] = tracks.astype(np.int64)
+        subject_col[idx] = np.isin(tracks, list(subject))
     df["track_id"] = track_col
     df["is_subject"] = subject_col
     df["visibility"] = pd.Series(vis_col, dtype=object)

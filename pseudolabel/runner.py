@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +57,7 @@ from gaitdata.staleness import require_fresh_inputs
 from pseudolabel.boxes import BoxProposer, background_positions, make_proposer, read_depth
 from pseudolabel.postprocess import (
     PostprocessConfig,
-    background_joints,
+    background_joints_of_poses,
     joint_depths,
     postprocess_recording,
     torso_depth,
@@ -172,8 +173,9 @@ def _frames_to_label(
 
 # ---- decoding in background threads -------------------------------------------------------------
 def _load(
-    root: DatasetRoot, fi: int, rgb: str, depth: str | None, want_depth: bool, per_frame: Any = None
-) -> tuple[int, np.ndarray, np.ndarray | None, Any]:
+    root: DatasetRoot, fi: int, rgb: str, depth: str | None, want_depth: bool, per_frame: Any = None,
+    decoded_depth: dict[str, np.ndarray] | None = None,
+) -> tuple[int, np.ndarray, np.ndarray | None, Any]:  # fmt: skip
     import cv2
 
     if hasattr(cv2, "IMREAD_COLOR_RGB"):  # OpenCV >= 4.10 decodes straight to RGB (no conversion pass)
@@ -183,7 +185,11 @@ def _load(
         img = None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     if img is None:
         raise GaitdataError(f"cannot decode {root.path / rgb}; re-extract this recording (gaitdata extract)")
-    d = read_depth(root.path / depth) if (want_depth and depth) else None
+    d = None
+    if want_depth and depth:
+        d = decoded_depth.pop(depth, None) if decoded_depth is not None else None
+        if d is None:
+            d = read_depth(root.path / depth)
     return fi, img, d, (per_frame(fi, img, d) if per_frame is not None else None)
 
 
@@ -194,14 +200,15 @@ class FrameReader:
     are ready when the caller starts iterating; :meth:`close` (or leaving the ``with`` block) stops
     the threads. With ``per_frame(frame_index, rgb, depth)`` (thread-safe, e.g. a box proposer's
     per-frame detection), it runs in those threads too and the tuples get its result as a fourth item.
+    ``decoded_depth``: depth frames decoded already, by depth_path (taken out of it when used).
     """
 
     def __init__(
         self, root: DatasetRoot, rows: pd.DataFrame, want_depth: bool, workers: int = 2, prefetch: int = 16,
-        per_frame: Any = None,
+        per_frame: Any = None, decoded_depth: dict[str, np.ndarray] | None = None,
     ) -> None:  # fmt: skip
         self._items = iter(zip(rows["frame_index"].astype(int), rows["rgb_path"], rows["depth_path"], strict=True))
-        self._args = (root, want_depth, per_frame)
+        self._args = (root, want_depth, per_frame, decoded_depth)
         self._per_frame = per_frame
         self._pool = ThreadPoolExecutor(max_workers=max(int(workers), 1), thread_name_prefix="gaitdata-decode")
         self._pending: deque = deque()
@@ -214,9 +221,9 @@ class FrameReader:
         if nxt is None:
             return False
         fi, rgb, dep = nxt
-        root, want_depth, per_frame = self._args
+        root, want_depth, per_frame, decoded_depth = self._args
         dep = None if pd.isna(dep) else dep
-        self._pending.append(self._pool.submit(_load, root, fi, rgb, dep, want_depth, per_frame))
+        self._pending.append(self._pool.submit(_load, root, fi, rgb, dep, want_depth, per_frame, decoded_depth))
         return True
 
     def __iter__(self) -> Iterator[tuple]:
@@ -237,10 +244,11 @@ class FrameReader:
 
 
 def iter_frames(
-    root: DatasetRoot, rows: pd.DataFrame, want_depth: bool, workers: int = 2, prefetch: int = 16, per_frame: Any = None
-) -> Iterator[tuple]:
+    root: DatasetRoot, rows: pd.DataFrame, want_depth: bool, workers: int = 2, prefetch: int = 16, per_frame: Any = None,
+    decoded_depth: dict[str, np.ndarray] | None = None,
+) -> Iterator[tuple]:  # fmt: skip
     """Yield (frame_index, RGB, depth or None) in order, decoded ahead in threads (see :class:`FrameReader`)."""
-    with FrameReader(root, rows, want_depth, workers, prefetch, per_frame) as reader:
+    with FrameReader(root, rows, want_depth, workers, prefetch, per_frame, decoded_depth) as reader:
         yield from reader
 
 
@@ -277,7 +285,25 @@ def recording_stats(df: pd.DataFrame, resumed: bool, num_keypoints: int) -> Reco
     )
 
 
-def label_recording(
+@dataclass(frozen=True)
+class CollectedRecording:
+    """One recording after the teacher's pass (:func:`collect_recording`): its raw rows and what
+    post-processing (:func:`finish_recording`, which needs no teacher) takes from the pass."""
+
+    video: pd.Series
+    n_frames: int
+    rows: list[dict]
+    depth_m: list[float]  # per row: the person's torso depth (m), NaN without
+    near_depths: list[np.ndarray | None]  # per row: each joint's nearest depth (m), None without
+    background: np.ndarray | None  # depth background for QA (raw units)
+    depth_scale: float
+    height: float  # frame height (pixels)
+    num_keypoints: int
+    schema: Any
+    cfg: PostprocessConfig
+
+
+def collect_recording(
     root: DatasetRoot,
     video: pd.Series,
     frames: pd.DataFrame,
@@ -290,33 +316,43 @@ def label_recording(
     workers: int = 2,
     prefetch: int = 16,
     on_frames: Any = None,
-) -> pd.DataFrame:
-    """Label one recording's written frames; returns its post-processed rows (LABEL_COLUMNS)."""
+    begun: Future | None = None,
+    on_started: Any = None,
+) -> CollectedRecording:
+    """The teacher's pass over one recording's written frames (see :func:`label_recording`).
+
+    ``begun``: ``proposer.begin`` for this recording, started already (else it starts here);
+    ``on_started()`` is called once the teacher has its first frame's result (the run prepares
+    the next recording from there).
+    """
     vid = str(video["video_id"])
-    schema = teacher.cfg.schema
     whash = getattr(teacher, "weights_hash", None)
     has_depth = frames["depth_path"].notna().any()
     scale = video.get("depth_scale")
     depth_scale = float(scale) if scale is not None and not pd.isna(scale) else 0.001
     teacher.reset()
-    near_depths: list[np.ndarray | None] = []
     want_depth = bool(has_depth and (cfg.qa or hasattr(proposer, "background") or cfg.select_subject))
     # Started together, so that the first batch is ready when the loop starts: the proposer's
     # per-recording models (a background thread), the decoding of the first frames (the decoding
     # threads; a proposer's per-frame detections, made there too, wait for its models) and, while
     # the proposer prepares, the teacher's graph for the crops (its first run loads the model)
-    begin_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaitdata-begin")
-    begun = begin_pool.submit(proposer.begin, root, video, frames) if proposer is not None else None
-    begin_pool.shutdown(wait=False)
-    # detect_ahead: the detections a proposer can make before it has seen the earlier frames
+    if begun is None and proposer is not None:
+        begin_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaitdata-begin")
+        begun = begin_pool.submit(proposer.begin, root, video, frames)
+        begin_pool.shutdown(wait=False)
+    # detect_ahead: the detections a proposer can make before it has seen the earlier frames; the
+    # teacher's crops for them are cut there too (used where tracking proposes exactly those boxes)
     detect = getattr(proposer, "detect_ahead", None) or getattr(proposer, "detect", None)
+    prepare = getattr(teacher, "prepare", None) if callable(getattr(teacher, "prepare", None)) else None
 
     def detect_when_ready(fi: int, img: np.ndarray, d: np.ndarray | None) -> Any:
         if begun is not None:
             begun.result()
-        return detect(fi, img, d)
+        det = detect(fi, img, d)
+        return det, (prepare(img, det) if prepare is not None and det is not None else None)
 
-    reader = FrameReader(root, frames, want_depth, workers, prefetch, detect_when_ready if detect is not None else None)
+    reader = FrameReader(root, frames, want_depth, workers, prefetch, detect_when_ready if detect is not None else None,
+                         getattr(proposer, "decoded_depth", None))  # fmt: skip
     try:
         warm_up = getattr(teacher, "warm_up", None)
         if begun is not None:
@@ -332,69 +368,116 @@ def label_recording(
     # evenly spaced frames, taken from the depth frames the loop decodes anyway
     background = getattr(proposer, "background", None) if (has_depth and cfg.qa) else None
     sampled = background_positions(frames) if (has_depth and cfg.qa and background is None) else set()
-    rows: list[dict] = []
-    depth_m: list[float] = []
-    bg_joints: list[list[int]] = []
-    height = float(video["height"]) if not pd.isna(video.get("height")) else float("nan")
-    batch: list[tuple] = []
+    out = CollectedRecording(video, len(frames), [], [], [], background, depth_scale,
+                             float(video["height"]) if not pd.isna(video.get("height")) else float("nan"),
+                             teacher.cfg.schema.num_keypoints, teacher.cfg.schema, cfg)  # fmt: skip
     qa_background: list[np.ndarray] = []  # the running farthest depth over the sampled frames
 
-    def flush() -> None:
+    def flush(batch: list[tuple]) -> None:
         imgs = [b[1] for b in batch]
         # (N, 5) x, y, w, h, proposal score: teachers use the first four columns (alphapose also the score)
         # (a proposer's per-frame detections, when it has them, were made in the decoding threads)
-        boxes = [proposer.propose(*item) for item in batch] if proposer is not None else None
-        out = teacher.predict(imgs, boxes)
-        if len(out) != len(batch):
-            raise GaitdataError(f"teacher {teacher_name} returned {len(out)} results for {len(batch)} images")
-        for (fi, _, d, *_), poses in zip(batch, out, strict=True):
+        if proposer is None:
+            poses_of = teacher.predict(imgs)
+        elif detect is None:
+            poses_of = teacher.predict(imgs, [proposer.propose(*item) for item in batch])
+        else:
+            boxes = [proposer.propose(fi, img, d, ahead[0]) for fi, img, d, ahead in batch]
+            if prepare is not None:
+                poses_of = teacher.predict(imgs, boxes, prepared=[ahead[1] for *_, ahead in batch])
+            else:
+                poses_of = teacher.predict(imgs, boxes)
+        if len(poses_of) != len(batch):
+            raise GaitdataError(f"teacher {teacher_name} returned {len(poses_of)} results for {len(batch)} images")
+        for (fi, _, d, *_), poses in zip(batch, poses_of, strict=True):
             if d is not None and fi in sampled:
                 qa_background.append(d if not qa_background else np.maximum(qa_background.pop(), d))
-            poses = sorted(poses, key=lambda p: (-p.score, p.bbox[0]))
-            if not poses:
-                rows.append(_empty_row(vid, fi, teacher_name, whash))
-                depth_m.append(float("nan"))
-                near_depths.append(None)
-            for pi, p in enumerate(poses):
-                rows.append(_person_row(vid, fi, pi, p, teacher_name, whash))
-                if d is None:
-                    depth_m.append(float("nan"))
-                    near_depths.append(None)
-                    continue
-                dj, near = joint_depths(p.keypoints, d, depth_scale)
-                depth_m.append(torso_depth(p.keypoints, dj, cfg))
-                near_depths.append(near)
+            _add_rows(out, vid, fi, d, sorted(poses, key=lambda p: (-p.score, p.bbox[0])), teacher_name, whash)
         if on_frames is not None:
             on_frames(len(batch))
-        batch.clear()
 
     with reader:
+        batch: list[tuple] = []
+        first = True  # the first frame goes to the teacher alone: it starts while the next are decoded
         for item in reader:
-            if np.isnan(height):
-                height = float(item[1].shape[0])
+            if np.isnan(out.height):
+                out = replace(out, height=float(item[1].shape[0]))
             batch.append(item)
-            if len(batch) >= batch_size:
-                flush()
+            if first or len(batch) >= batch_size:
+                flush(batch)
+                batch = []
+                if first and on_started is not None:
+                    on_started()
+                first = False
         if batch:
-            flush()
+            flush(batch)
     refine = getattr(teacher, "refine_recording", None)
     if callable(refine):  # a teacher that looks at the whole recording (see pseudolabel.registry)
-        refine(rows, near_depths)
-    if qa_background:
-        background = qa_background[0]
-    for row, near in zip(rows, near_depths, strict=True):
-        bg_joints.append(
-            background_joints(decode_keypoints(row["keypoints"], schema.num_keypoints), near, background, depth_scale, cfg)
-            if near is not None and background is not None
-            else []
-        )
-    df = conform(pd.DataFrame(rows), LABEL_COLUMNS, f"labels of {vid}")
-    fps = float(video["fps"]) if not pd.isna(video.get("fps")) else 30.0
+        refine(out.rows, out.near_depths)
+    return replace(out, background=qa_background[0]) if qa_background else out
+
+
+def _add_rows(out: CollectedRecording, vid: str, fi: int, d: np.ndarray | None, poses: list[Pose],
+              teacher_name: str, whash: str | None) -> None:  # fmt: skip
+    """The rows of one frame's poses (best first), with their depths."""
+    if not poses:
+        out.rows.append(_empty_row(vid, fi, teacher_name, whash))
+        out.depth_m.append(float("nan"))
+        out.near_depths.append(None)
+    for pi, p in enumerate(poses):
+        out.rows.append(_person_row(vid, fi, pi, p, teacher_name, whash))
+        if d is None:
+            out.depth_m.append(float("nan"))
+            out.near_depths.append(None)
+            continue
+        dj, near = joint_depths(p.keypoints, d, out.depth_scale)
+        out.depth_m.append(torso_depth(p.keypoints, dj, out.cfg))
+        out.near_depths.append(near)
+
+
+def finish_recording(c: CollectedRecording) -> pd.DataFrame:
+    """Post-process one recording's rows from :func:`collect_recording` (LABEL_COLUMNS; no teacher needed)."""
+    vid = str(c.video["video_id"])
+    with_near = [i for i, near in enumerate(c.near_depths) if near is not None]
+    bg_joints: list[list[int]] = [[] for _ in c.rows]
+    if c.background is not None and with_near:
+        found = background_joints_of_poses(
+            np.stack([decode_keypoints(c.rows[i]["keypoints"], c.num_keypoints) for i in with_near]),
+            np.stack([c.near_depths[i] for i in with_near]), c.background, c.depth_scale, c.cfg,
+        )  # fmt: skip
+        for i, joints in zip(with_near, found, strict=True):
+            bg_joints[i] = joints
+    df = conform(pd.DataFrame(c.rows), LABEL_COLUMNS, f"labels of {vid}")
+    fps = float(c.video["fps"]) if not pd.isna(c.video.get("fps")) else 30.0
     df = postprocess_recording(
-        df, n_frames=len(frames), image_height=height, fps=fps,
-        depth_m=np.asarray(depth_m), background_joints=bg_joints, cfg=cfg, schema=schema,
+        df, n_frames=c.n_frames, image_height=c.height, fps=fps,
+        depth_m=np.asarray(c.depth_m), background_joints=bg_joints, cfg=c.cfg, schema=c.schema,
     )  # fmt: skip
     return conform(df, LABEL_COLUMNS, f"labels of {vid}")
+
+
+def label_recording(
+    root: DatasetRoot,
+    video: pd.Series,
+    frames: pd.DataFrame,
+    teacher: Teacher,
+    teacher_name: str,
+    proposer: BoxProposer | None,
+    cfg: PostprocessConfig,
+    *,
+    batch_size: int = 8,
+    workers: int = 2,
+    prefetch: int = 16,
+    on_frames: Any = None,
+) -> pd.DataFrame:
+    """Label one recording's written frames; returns its post-processed rows (LABEL_COLUMNS).
+
+    The teacher's pass (:func:`collect_recording`), then post-processing (:func:`finish_recording`).
+    """
+    return finish_recording(collect_recording(
+        root, video, frames, teacher, teacher_name, proposer, cfg,
+        batch_size=batch_size, workers=workers, prefetch=prefetch, on_frames=on_frames,
+    ))  # fmt: skip
 
 
 # ---- one recording's part (this process, or a Ray task) ----------------------------------------
@@ -419,8 +502,100 @@ def _label_part(job: _PartJob, model: Teacher, proposer: BoxProposer | None, on_
         DatasetRoot(job.root), job.video, job.frames, model, job.teacher_name, proposer, job.cfg,
         batch_size=job.batch_size, workers=job.workers, prefetch=job.prefetch, on_frames=on_frames,
     )  # fmt: skip
+    return _write_finished(job, df, model.cfg.schema.num_keypoints)
+
+
+def _write_finished(job: _PartJob, df: pd.DataFrame, num_keypoints: int) -> RecordingStats:
     _write_part(Path(job.part), df, job.frames_fp)
-    return recording_stats(df, resumed=False, num_keypoints=model.cfg.schema.num_keypoints)
+    return recording_stats(df, resumed=False, num_keypoints=num_keypoints)
+
+
+def _frame_size(job: _PartJob) -> tuple[int, int] | None:
+    """(width, height) of a recording's extracted frames, from its first frame's header."""
+    from PIL import Image
+
+    try:
+        with Image.open(Path(job.root) / str(job.frames["rgb_path"].iloc[0])) as im:
+            return int(im.size[0]), int(im.size[1])
+    except (OSError, IndexError):
+        return None
+
+
+def _label_parts_here(
+    jobs: list[_PartJob], model: Teacher, proposers: list[BoxProposer | None], on_frames: Any = None
+) -> list[RecordingStats]:
+    """Label recordings in this process, one after another, each written as a part.
+
+    While the teacher works on recording k (from its first result on), the next recording is
+    prepared (the box proposer's per-recording models, ``proposers`` alternating when there are
+    two, and the teacher's next graph, ``warm_spare``) and recording k-1 is post-processed and
+    written, in threads. A part that fails to be written stops the run (the parts after it are not
+    written) and its error is raised; on any error the parts before it are still written (a
+    rerun resumes from them).
+    """
+    finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaitdata-finish")
+    starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaitdata-begin")
+    failed = threading.Event()
+    finishing: list[Future] = []
+    waiting: list[tuple[CollectedRecording, _PartJob]] = []  # labelled, not yet handed to the finisher
+    spare = getattr(model, "warm_spare", None)
+
+    def finish(c: CollectedRecording, job: _PartJob) -> RecordingStats | None:
+        if failed.is_set():
+            return None
+        try:
+            return _write_finished(job, finish_recording(c), c.num_keypoints)
+        except BaseException:
+            failed.set()
+            raise
+
+    def hand_over() -> None:
+        while waiting:
+            finishing.append(finisher.submit(finish, *waiting.pop(0)))
+
+    def results() -> list[RecordingStats]:
+        return [s for s in (f.result() for f in finishing) if s is not None]
+
+    begun: Future | None = None
+    try:
+        for k, job in enumerate(jobs):
+            if failed.is_set():
+                results()  # raises the finisher's error
+            ahead: list[Future] = []
+
+            def started(k: int = k, ahead: list[Future] = ahead) -> None:
+                hand_over()  # the previous recording is finished while the teacher works on this one
+                if k + 1 >= len(jobs):
+                    return
+                nxt, nxt_proposer = jobs[k + 1], proposers[(k + 1) % len(proposers)]
+                if len(proposers) > 1 and nxt_proposer is not None:
+                    ahead.append(starter.submit(nxt_proposer.begin, DatasetRoot(nxt.root), nxt.video, nxt.frames))
+                if callable(spare):
+                    spare(boxes=nxt_proposer is not None, size=None if nxt_proposer is not None else _frame_size(nxt))
+
+            collected = collect_recording(
+                DatasetRoot(job.root), job.video, job.frames, model, job.teacher_name, proposers[k % len(proposers)],
+                job.cfg, batch_size=job.batch_size, workers=job.workers, prefetch=job.prefetch, on_frames=on_frames,
+                begun=begun, on_started=started,
+            )  # fmt: skip
+            waiting.append((collected, job))
+            begun = ahead[0] if ahead else None
+        hand_over()
+        return results()
+    finally:
+        hand_over()  # on an error: the recordings labelled before it are still written
+        wait(finishing)
+        finisher.shutdown(wait=True)
+        starter.shutdown(wait=True)
+
+
+def _proposers(proposer: BoxProposer | None, spec: str, popts: dict, n_recordings: int) -> list[BoxProposer | None]:
+    """The run's proposer, and a second one of the same kind when there are several recordings
+    (one begins the next recording while the other labels; proposers that read files up front,
+    with ``prepare``, are not doubled)."""
+    if proposer is None or n_recordings < 2 or callable(getattr(proposer, "prepare", None)):
+        return [proposer]
+    return [proposer, make_proposer(spec, **popts)]
 
 
 def _bar_done(bar: Any, total: int) -> Any:
@@ -517,6 +692,23 @@ def _json_safe(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
 
+def _start_warm_up(model: Teacher, root: DatasetRoot, frames: pd.DataFrame, boxes: bool) -> None:
+    """Start the teacher's graph for the first recording in the background (teachers with ``warm_up``)."""
+    warm_up = getattr(model, "warm_up", None)
+    if not callable(warm_up):
+        return
+    size = None
+    if not boxes:
+        from PIL import Image
+
+        try:
+            with Image.open(root.abspath(frames["rgb_path"].iloc[0])) as im:
+                size = (int(im.size[0]), int(im.size[1]))
+        except OSError:
+            return
+    warm_up(boxes=boxes, size=size, background=True)
+
+
 @writes_root("label")
 def label(
     root: str | os.PathLike | DatasetRoot,
@@ -606,7 +798,7 @@ def label(
     bar = progress_bar(total=len(frames), unit="frame", desc=f"label {name}", enabled=progress)
     n_new = 0
     relabelled: list[str] = []
-    todo: list[_PartJob] = []  # recordings for Ray tasks
+    todo: list[_PartJob] = []  # recordings to label
     try:
         for vid, fr in frames.groupby("video_id", sort=True):
             fr = fr.reset_index(drop=True)
@@ -621,11 +813,10 @@ def label(
             job = _PartJob(str(root.path), vids.loc[vid], fr, str(part), frames_fps[str(vid)], teacher, cfg,
                            batch_size, workers, prefetch)  # fmt: skip
             n_new += len(fr)
-            if ray is None:
-                stats.append(_label_part(job, model, proposer, on_frames=bar.update))
-            else:
-                todo.append(job)
-        if todo:
+            todo.append(job)
+        if todo and ray is None:
+            stats += _label_parts_here(todo, model, _proposers(proposer, spec, popts, len(todo)), on_frames=bar.update)
+        elif todo:
             from pseudolabel.remote import label_on_ray
 
             stats += label_on_ray(todo, _label_part, ray, teacher, kwargs, spec, popts,

@@ -1,11 +1,13 @@
 """Labelling: speed of the default run against the model alone, and multi-person recall on real footage.
 
-1. **Single large walker** (a synthetic walk written as a dataset root), in one process, in
-   ``--repeats`` rounds of three runs each (other work on the machine only ever slows a run
-   down: the best run of each kind is reported, and the median over rounds of the ratios within
-   a round, whose runs shared the machine's load):
+1. **Single large walker** (a synthetic walk written as a dataset root; ``--recordings N``: a
+   session of N such walks, one person each, in one root), in one process, in ``--repeats`` rounds
+   of three runs each, their order alternating between rounds (other work on the machine only
+   ever slows a run down: the best run of each kind is reported, and the median over rounds of
+   the ratios within a round, whose runs shared the machine's load):
 
-   - model only: the teacher on the same frames, decoded beforehand, whole frames, in batches;
+   - model only: the teacher on the same frames, decoded beforehand, whole frames, in batches,
+     each recording from a fresh tracking state;
    - end to end, the default (``gaitdata label ROOT``: person proposals, crops, decoding,
      post-processing, writes);
    - end to end without proposals (``--boxes none``, the default before proposals existed).
@@ -31,6 +33,7 @@
 
     python tools/bench_label.py                      # all three
     python tools/bench_label.py --skip-real --repeats 5
+    python tools/bench_label.py --skip-real --skip-fastpose --recordings 4
     python tools/bench_label.py --skip-synthetic --real-video my_walk.mp4 --real-frames 300
 """
 
@@ -69,26 +72,33 @@ VTEST_HAND_COUNTS: dict[int, list[tuple[int, int]]] = {
 def write_root(path: Path, colour: np.ndarray, depth: np.ndarray | None, fps: float, vid: str = "bench_walk",
                depth_scale: float = 0.001) -> DatasetRoot:  # fmt: skip
     """A dataset root holding one recording: RGB frames (N, H, W, 3) and registered depth (N, H, W) or None."""
+    return write_session(path, [(vid, colour, depth, fps, depth_scale)])
+
+
+def write_session(path: Path, recordings: list[tuple[str, np.ndarray, np.ndarray | None, float, float]]) -> DatasetRoot:
+    """A dataset root holding recordings ``(video_id, colour, depth or None, fps, depth_scale)``."""
     root = DatasetRoot(path)
     root.init()
-    rows = []
-    for i, img in enumerate(colour):
-        rgb = root.rgb_relpath(vid, i)
-        root.abspath(rgb).parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(root.abspath(rgb)), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-        dep = None
-        if depth is not None:
-            dep = root.depth_relpath(vid, i)
-            root.abspath(dep).parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(root.abspath(dep)), depth[i])
-        rows.append({"video_id": vid, "frame_index": i, "colour_frame_number": i, "colour_ts_ms": i * 1000 / fps,
-                     "rgb_path": rgb, "depth_path": dep, "status": "ok"})  # fmt: skip
-    h, w = colour.shape[1:3]
-    root.write_videos(pd.DataFrame([{
-        "video_id": vid, "source_path": "bench", "kind": "bag" if depth is not None else "video", "status": "ok",
-        "n_colour_frames": len(rows), "n_written": len(rows), "fps": fps, "width": w, "height": h,
-        "depth_scale": depth_scale if depth is not None else None,
-    }]))  # fmt: skip
+    rows, videos = [], []
+    for vid, colour, depth, fps, depth_scale in recordings:
+        for i, img in enumerate(colour):
+            rgb = root.rgb_relpath(vid, i)
+            root.abspath(rgb).parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(root.abspath(rgb)), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+            dep = None
+            if depth is not None:
+                dep = root.depth_relpath(vid, i)
+                root.abspath(dep).parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(root.abspath(dep)), depth[i])
+            rows.append({"video_id": vid, "frame_index": i, "colour_frame_number": i, "colour_ts_ms": i * 1000 / fps,
+                         "rgb_path": rgb, "depth_path": dep, "status": "ok"})  # fmt: skip
+        h, w = colour.shape[1:3]
+        videos.append({
+            "video_id": vid, "source_path": "bench", "kind": "bag" if depth is not None else "video", "status": "ok",
+            "n_colour_frames": len(colour), "n_written": len(colour), "fps": fps, "width": w, "height": h,
+            "depth_scale": depth_scale if depth is not None else None,
+        })  # fmt: skip
+    root.write_videos(pd.DataFrame(videos))
     root.write_frames(pd.DataFrame(rows))
     return root
 
@@ -107,20 +117,27 @@ def bench_single_walker(args: argparse.Namespace) -> None:
     from pseudolabel.runner import label
 
     w, h = (int(v) for v in args.size.split("x"))
-    print(f"rendering {args.frames} frames at {w}x{h} ...", flush=True)
-    rec = render_walk(WalkSpec(n_frames=args.frames, colour_size=(w, h), depth_size=(w, h), seed=3))
-    n = args.frames
+    k, n = args.recordings, args.frames
+    print(f"rendering {k} x {n} frames at {w}x{h} ...", flush=True)
+    recs = [
+        render_walk(WalkSpec(n_frames=n, colour_size=(w, h), depth_size=(w, h), seed=3 + i,
+                             direction=("left_to_right", "right_to_left")[i % 2]))
+        for i in range(k)
+    ]  # fmt: skip
+    vids = ["bench_walk"] if k == 1 else [f"bench_walk{i}" for i in range(k)]
     with tempfile.TemporaryDirectory() as tmp:
-        root = write_root(Path(tmp) / "root", rec.colour, rec.depth_registered, rec.fps, depth_scale=rec.depth_scale)
-        frames = [cv2.cvtColor(cv2.imread(str(root.abspath(root.rgb_relpath("bench_walk", i)))), cv2.COLOR_BGR2RGB)
-                  for i in range(n)]  # fmt: skip
+        root = write_session(Path(tmp) / "root", [(v, r.colour, r.depth_registered, r.fps, r.depth_scale)
+                                                  for v, r in zip(vids, recs, strict=True)])  # fmt: skip
+        frames = [[cv2.cvtColor(cv2.imread(str(root.abspath(root.rgb_relpath(v, i)))), cv2.COLOR_BGR2RGB) for i in range(n)]
+                  for v in vids]  # fmt: skip
         teacher = create_teacher(args.teacher)
-        teacher.predict(frames[:2])  # warm-up
+        teacher.predict(frames[0][:2])  # warm-up
 
         def model_only() -> None:
-            teacher.reset()
-            for s in range(0, n, args.batch_size):
-                teacher.predict(frames[s : s + args.batch_size])
+            for fr in frames:  # each recording from a fresh tracking state, as the labelling run
+                teacher.reset()
+                for s in range(0, n, args.batch_size):
+                    teacher.predict(fr[s : s + args.batch_size])
 
         def run(boxes: str) -> None:
             label(root.path, teacher=args.teacher, batch_size=args.batch_size, progress=False, overwrite=True,
@@ -128,9 +145,10 @@ def bench_single_walker(args: argparse.Namespace) -> None:
 
         best: dict[str, tuple[float, float]] = {}
         paired: dict[str, list[float]] = {"default": [], "no proposals": []}  # per round: model time / run time
-        for _ in range(args.repeats):
+        runs = (("model only", model_only), ("default", lambda: run("auto")), ("no proposals", lambda: run("none")))
+        for r in range(args.repeats):
             times = {}
-            for name, fn in (("model only", model_only), ("default", lambda: run("auto")), ("no proposals", lambda: run("none"))):
+            for name, fn in runs if r % 2 == 0 else runs[::-1]:  # alternate the order between rounds
                 wall, cpu = _timed(fn)
                 times[name] = wall
                 prev = best.get(name)
@@ -138,14 +156,17 @@ def bench_single_walker(args: argparse.Namespace) -> None:
             for name in paired:
                 paired[name].append(times["model only"] / times[name])
         teacher.close()
-    model = n / best["model only"][0]
-    print(f"{args.teacher}, one walker, {n} frames {w}x{h}, {args.repeats} rounds (best run of each kind):")
+    total = k * n
+    model = total / best["model only"][0]
+    what = f"{n} frames" if k == 1 else f"a session of {k} recordings x {n} frames"
+    print(f"{args.teacher}, one walker per recording, {what} {w}x{h}, {args.repeats} rounds (best run of each kind):")
     for name, (wall, cpu) in best.items():
-        print(f"  {name:13s} {n / wall:6.1f} frames/s  {1000 * cpu / n:6.1f} ms CPU/frame  ratio to model only {n / wall / model:.2f}")
-    med = {k: float(np.median(v)) for k, v in paired.items()}
-    print(f"  labelling (default) vs model only: best runs {n / best['default'][0] / model:.2f}, median of rounds "
+        print(f"  {name:13s} {total / wall:6.1f} frames/s  {1000 * cpu / total:6.1f} ms CPU/frame  "
+              f"ratio to model only {total / wall / model:.2f}")  # fmt: skip
+    med = {key: float(np.median(v)) for key, v in paired.items()}
+    print(f"  labelling (default) vs model only: best runs {total / best['default'][0] / model:.2f}, median of rounds "
           f"{med['default']:.2f} (goal >= 0.90); CPU-time ratio {best['model only'][1] / best['default'][1]:.2f}")  # fmt: skip
-    print(f"  without proposals (--boxes none) vs model only: best runs {n / best['no proposals'][0] / model:.2f}, "
+    print(f"  without proposals (--boxes none) vs model only: best runs {total / best['no proposals'][0] / model:.2f}, "
           f"median of rounds {med['no proposals']:.2f}")  # fmt: skip
 
 
@@ -295,7 +316,8 @@ def bench_fastpose(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--teacher", default="mediapipe")
-    ap.add_argument("--frames", type=int, default=100)
+    ap.add_argument("--frames", type=int, default=100, help="frames per recording of the single-walker measurements")
+    ap.add_argument("--recordings", type=int, default=1, help="recordings in the single-walker root (a session)")
     ap.add_argument("--size", default="640x480")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=5, help="rounds of the single-walker measurements")

@@ -168,6 +168,9 @@ class PeopleProposer:
         self._size = (0, 0)
         self._single = False  # the recording looks like one person in view (see PeopleConfig)
         self._stats: dict[str, Any] = {}
+        # depth frames begin decoded for the depth background, by their depth_path: the labelling run
+        # takes them from here instead of decoding them again (emptied when the next recording begins)
+        self.decoded_depth: dict[str, np.ndarray] = {}
 
     # ---- per recording ----------------------------------------------------------------------------
     def begin(self, root: DatasetRoot, video: pd.Series, frames: pd.DataFrame) -> None:
@@ -206,6 +209,8 @@ class PeopleProposer:
                 found = HogPeople(HogConfig(**{**asdict(cfg.hog), "scale": cfg.hog_background_scale})).detect(bg, upscale=f)
                 self.stationary = found[found[:, 4] >= cfg.hog_background_min_score] * np.array([f, f, f, f, 1.0])
             depths = [f.result() for f in depth_futs]
+        self.decoded_depth.clear()
+        self.decoded_depth.update((depth_paths[i], d) for i, d in zip(depth_pos, depths, strict=True))
         self.background = background_depth(depths, "max") if depths else None
         self._depth_limit = None
         if self.background is not None:

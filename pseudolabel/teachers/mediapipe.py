@@ -34,6 +34,7 @@ import hashlib
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,13 +88,21 @@ def _import_mediapipe():
 class _Graph:
     """A mediapipe solution graph. Its C++ calculators start in background threads after it is made
     and log to descriptor 2 until its first run returns: that span is caught by a
-    :class:`gaitdata.nativelog.NativeLogFilter`, which lets errors and other output through."""
+    :class:`gaitdata.nativelog.NativeLogFilter`, which lets errors and other output through.
+
+    ``fresh``: it has only run on blank warm-up images, in which nobody is found, so it holds no
+    tracking state (it predicts as a new graph does: tested).
+    """
 
     def __init__(self, graph: Any, native_logs: Any) -> None:
         self._graph = graph
         self._native_logs = native_logs
+        self.fresh = True
+        self.warm_size: tuple[int, int] | None = None  # (width, height) of the warm-up image it ran on
 
-    def process(self, image: np.ndarray) -> Any:
+    def process(self, image: np.ndarray, blank: bool = False) -> Any:
+        if not blank:
+            self.fresh = False
         try:
             return self._graph.process(image)
         finally:
@@ -232,6 +241,19 @@ def _overlaps_square(box: np.ndarray, side: int) -> bool:
     return x < side and y < side and x + w > 0 and y + h > 0
 
 
+@dataclass(frozen=True)
+class PreparedCrops:
+    """Crops cut ahead for one image's boxes (see :meth:`MediaPipeTeacher.prepare`)."""
+
+    boxes: np.ndarray  # (N, 4) x, y, w, h they were cut for
+    items: list  # (box, x0, y0, side) per crop
+    crops: list  # crop_size x crop_size RGB crops
+
+    def fits(self, boxes: np.ndarray) -> bool:
+        """Whether these are the crops of exactly ``boxes`` (same boxes, same order: blanking depends on all)."""
+        return boxes.shape[0] == self.boxes.shape[0] and np.array_equal(boxes[:, :4], self.boxes)
+
+
 class MediaPipeTeacher:
     """BlazePose full as a :class:`pseudolabel.registry.Teacher` (see the module docstring)."""
 
@@ -270,6 +292,7 @@ class MediaPipeTeacher:
         self.weights_hash: str | None = bundled_weights_hash()
         self._video: Any = None
         self._static: Any = None
+        self._spare: Any = None  # (boxes, future of a started graph) for the next recording (see warm_spare)
 
     # ---- mediapipe graphs -----------------------------------------------------------------------
     def _make(self, static: bool) -> Any:
@@ -313,13 +336,13 @@ class MediaPipeTeacher:
             return None
         return np.array([(p.x, p.y, p.z, p.visibility) for p in result.pose_landmarks.landmark], dtype=np.float64)
 
-    def _run(self, image: np.ndarray, static: bool, graph: Any = None) -> np.ndarray | None:
+    def _run(self, image: np.ndarray, static: bool, graph: Any = None, blank: bool = False) -> np.ndarray | None:
         img = np.ascontiguousarray(image)
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise ValueError(f"mediapipe teacher: expected an RGB uint8 HxWx3 image, got {img.shape} {img.dtype}")
         with warnings.catch_warnings():  # mediapipe 0.10.14 calls a protobuf API deprecated in 4.x
             warnings.simplefilter("ignore", UserWarning)
-            return self._landmarks((graph or self._graph(static)).process(img))
+            return self._landmarks((graph or self._graph(static)).process(img, blank=blank))
 
     def _run_crop(self, crop: np.ndarray, lane: int = 0) -> np.ndarray | None:
         """Landmarks of the person a crop was cut for (tracking graph first in video mode, then static)."""
@@ -357,21 +380,27 @@ class MediaPipeTeacher:
             extras=extras or {},
         )
 
-    def predict_one(self, image: np.ndarray, boxes: np.ndarray | None = None) -> list[Pose]:
-        h, w = image.shape[:2]
-        if boxes is None:
-            lm = self._run(image, static=self.mode == "static")
-            return [] if lm is None else [self.pose_from_landmarks(lm, w, h)]
-        import cv2
+    def prepare(self, image: np.ndarray, boxes: np.ndarray | None) -> PreparedCrops | None:
+        """The crops :meth:`predict` would cut for ``boxes`` in ``image``, cut ahead of time.
 
+        A pure function of the image, the boxes and the teacher's settings, safe to call from other
+        threads (the labelling run calls it in its frame-decoding threads, for the boxes detected
+        there); :meth:`predict` uses them only where the boxes it is given are exactly these.
+        """
+        if boxes is None:
+            return None
         boxes = np.asarray(boxes, dtype=np.float64)
         if boxes.size == 0:
-            if not self.search_empty:
-                return []
-            lm = self._run(image, static=self.mode == "static")
-            return [] if lm is None else [self.pose_from_landmarks(lm, w, h)]
+            return None
         boxes = boxes.reshape(-1, boxes.shape[-1])
-        items: list[tuple[np.ndarray, int, int, int]] = []  # (box, x0, y0, side)
+        return PreparedCrops(boxes[:, :4].copy(), *self._cut(image, boxes))
+
+    def _cut(self, image: np.ndarray, boxes: np.ndarray) -> tuple[list[tuple[np.ndarray, int, int, int]], list[np.ndarray]]:
+        """(box, x0, y0, side) and the ``crop_size`` square crop of each usable box (others blanked)."""
+        import cv2
+
+        h, w = image.shape[:2]
+        items: list[tuple[np.ndarray, int, int, int]] = []
         crops: list[np.ndarray] = []
         for i, box in enumerate(boxes[:, :4]):
             if box[2] <= 1 or box[3] <= 1:
@@ -383,6 +412,26 @@ class MediaPipeTeacher:
                 crop = cv2.resize(crop, (self.crop_size, self.crop_size), interpolation=interp)
             items.append((box, x0, y0, side))
             crops.append(crop)
+        return items, crops
+
+    def predict_one(
+        self, image: np.ndarray, boxes: np.ndarray | None = None, prepared: PreparedCrops | None = None
+    ) -> list[Pose]:
+        h, w = image.shape[:2]
+        if boxes is None:
+            lm = self._run(image, static=self.mode == "static")
+            return [] if lm is None else [self.pose_from_landmarks(lm, w, h)]
+        boxes = np.asarray(boxes, dtype=np.float64)
+        if boxes.size == 0:
+            if not self.search_empty:
+                return []
+            lm = self._run(image, static=self.mode == "static")
+            return [] if lm is None else [self.pose_from_landmarks(lm, w, h)]
+        boxes = boxes.reshape(-1, boxes.shape[-1])
+        if prepared is not None and prepared.fits(boxes):
+            items, crops = prepared.items, prepared.crops
+        else:
+            items, crops = self._cut(image, boxes)
         found: list[Pose] = []
         for (box, x0, y0, side), lm in zip(items, self._run_crops(crops), strict=True):
             if lm is None:
@@ -402,39 +451,102 @@ class MediaPipeTeacher:
                 kept.append(p)
         return kept
 
-    def predict(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None] | None = None) -> list[list[Pose]]:
+    def predict(
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[np.ndarray | None] | None = None,
+        prepared: Sequence[PreparedCrops | None] | None = None,
+    ) -> list[list[Pose]]:
+        """Poses per image; ``prepared``: per image, crops cut ahead by :meth:`prepare` (or None)."""
         if boxes is not None and len(boxes) != len(images):
             raise ValueError(f"mediapipe teacher: {len(images)} images but {len(boxes)} box arrays")
-        return [self.predict_one(img, None if boxes is None else boxes[i]) for i, img in enumerate(images)]
+        if prepared is not None and len(prepared) != len(images):
+            raise ValueError(f"mediapipe teacher: {len(images)} images but {len(prepared)} prepared crop sets")
+        return [
+            self.predict_one(img, None if boxes is None else boxes[i], None if prepared is None else prepared[i])
+            for i, img in enumerate(images)
+        ]
 
-    def warm_up(self, boxes: bool = False) -> None:
+    def warm_up(self, boxes: bool = False, size: tuple[int, int] | None = None) -> None:
         """Start the graph the next images go through: crop lane 0's (``boxes``) or the whole-frame one.
 
-        A graph's first run loads its models (a few hundred milliseconds); here that happens on a
-        blank ``crop_size`` image, in which nobody is found, so the graph's tracking state stays as
-        fresh as after :meth:`reset` (the labelling run calls this for the crops while the box
-        proposer prepares; whole frames of another size would make the graph set up again).
+        A graph's first run loads its models (about a hundred milliseconds); here that happens on a
+        blank image (``crop_size`` square for crops, ``size`` = (width, height) of the frames to come
+        for whole frames: frames of another size would make the graph set up again), in which nobody
+        is found, so the graph's tracking state stays as fresh as after :meth:`reset`, which keeps it.
+        A graph already started and still fresh is not run again.
         """
-        blank = np.zeros((self.crop_size, self.crop_size, 3), np.uint8)
-        static = self.mode == "static"
         if boxes:
             lane = self._lane(0)
-            self._run(blank, static, lane[0] if lane[0] is not None else self._graph(True))
+            graph = lane[0] if lane[0] is not None else self._graph(True)
         else:
-            self._run(blank, static)
+            graph = self._graph(self.mode == "static")
+        self._warm(graph, boxes, size)
+
+    def _warm(self, graph: _Graph, boxes: bool, size: tuple[int, int] | None) -> _Graph:
+        w, h = (int(v) for v in size) if (size and not boxes) else (self.crop_size, self.crop_size)
+        if not (graph.fresh and graph.warm_size == (w, h)):
+            self._run(np.zeros((h, w, 3), np.uint8), self.mode == "static", graph, blank=True)
+            graph.warm_size = (w, h)
+        return graph
+
+    def warm_spare(self, boxes: bool = False, size: tuple[int, int] | None = None) -> None:
+        """Start, in a background thread, the tracking graph of the next recording (``boxes`` and
+        ``size`` as for :meth:`warm_up`): :meth:`reset` puts it in place of the graph it closes, so
+        the next recording starts without loading models. Meanwhile this teacher goes on predicting
+        (the spare is a graph of its own). In static mode there is nothing to do (no tracking state:
+        its graph is never closed between recordings).
+        """
+        if self.mode != "video" or self._spare is not None:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaitdata-spare-graph")
+        self._spare = (boxes, pool.submit(lambda: self._warm(self._make(False), boxes, size)))
+        pool.shutdown(wait=False)
+
+    def _take_spare(self) -> tuple[bool, _Graph] | None:
+        """The spare graph started by :meth:`warm_spare` (waiting for it), or None."""
+        if self._spare is None:
+            return None
+        boxes, fut = self._spare
+        self._spare = None
+        return boxes, fut.result()
 
     def reset(self) -> None:
-        """Forget tracking state: the next video-mode frame (or crop) is detected afresh."""
-        if self._video is not None:
+        """Forget tracking state: the next video-mode frame (or crop) is detected afresh.
+
+        Graphs that have only seen warm-up images hold no state and are kept (started, ready); a
+        closed one is replaced by the spare from :meth:`warm_spare`, when there is one.
+        """
+        spare = self._take_spare()
+        if self._video is not None and not self._video.fresh:
             self._video.close()
             self._video = None
         for lane in self._lanes.values():  # lane 0's static graph is the shared one, closed by close()
-            if lane[0] is not None:
+            if lane[0] is not None and not lane[0].fresh:
                 lane[0].close()
                 lane[0] = None
+        if spare is not None:
+            boxes, graph = spare
+            lane0 = self._lanes.setdefault(0, [None, None]) if boxes else None
+            if lane0 is not None and lane0[0] is None:
+                lane0[0] = graph
+            elif lane0 is None and self._video is None:
+                self._video = graph
+            else:
+                graph.close()
 
     def close(self) -> None:
-        self.reset()
+        spare = None
+        with contextlib.suppress(Exception):  # a spare that failed to start has nothing to close
+            spare = self._take_spare()
+        if spare is not None:
+            spare[1].close()
+        for graph in [self._video] + [lane[0] for lane in self._lanes.values()]:
+            if graph is not None:
+                graph.close()
+        self._video = None
         for k, lane in self._lanes.items():
             if k and lane[1] is not None:
                 lane[1].close()

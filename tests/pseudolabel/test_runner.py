@@ -66,7 +66,7 @@ def test_resume_after_a_crash_gives_the_same_table(tmp_path, monkeypatch) -> Non
     ref = read_labels(ref_root, "test_blob")
 
     root = _root(tmp_path, "crash")
-    real = runner.label_recording
+    real = runner.collect_recording
     calls: list[str] = []
 
     def crash_on_second(root_, video, *a, **k):
@@ -75,14 +75,14 @@ def test_resume_after_a_crash_gives_the_same_table(tmp_path, monkeypatch) -> Non
             raise KeyboardInterrupt  # killed between recordings
         return real(root_, video, *a, **k)
 
-    monkeypatch.setattr(runner, "label_recording", crash_on_second)
+    monkeypatch.setattr(runner, "collect_recording", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
         runner.label(root.path, teacher="test_blob", progress=False)
     parts = runner.parts_dir(root, "test_blob")
     assert sorted(p.name for p in parts.glob("*.parquet")) == ["s1_walk.parquet"]
     assert not root.label_path("test_blob").exists()  # nothing half-way
 
-    monkeypatch.setattr(runner, "label_recording", real)
+    monkeypatch.setattr(runner, "collect_recording", real)
     s = runner.label(root.path, teacher="test_blob", progress=False)
     assert [r.resumed for r in s.recordings] == [True, False]
     pd.testing.assert_frame_equal(read_labels(root, "test_blob"), ref)
