@@ -40,13 +40,14 @@ def _thresholds(ctx: click.Context, param: click.Parameter, value: str) -> tuple
 @click.option("--no-subject", is_flag=True, help="Do not pick a gait subject (every person is_subject).")
 @click.option("--no-qa", is_flag=True, help="Skip the QA flags.")
 @click.option("--video", "videos", multiple=True, help="Label only these video ids (repeatable).")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Frame-decoding threads.")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Frame-decoding threads [default: one per CPU beyond the first, at most 2].")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Relabel from scratch (drops earlier parts of this label set).")
 @ray_options(gpus=True)
 def command(
     root: str | None, teacher: str, weights: str | None, device: str, batch_size: int, label_set: str | None,
     boxes: str, smooth: bool, vis_thresholds: tuple[float, float], mode: str | None, no_subject: bool,
-    no_qa: bool, videos: tuple[str, ...], workers: int, overwrite: bool, ray_address: str | None,
+    no_qa: bool, videos: tuple[str, ...], workers: int | None, overwrite: bool, ray_address: str | None,
     cpus_per_task: float, gpus_per_task: float | None,
 ) -> None:  # fmt: skip
     """Pseudo-label every extracted frame of ROOT with a teacher pose model.

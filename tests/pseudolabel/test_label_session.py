@@ -151,3 +151,9 @@ def test_background_joints_of_many_poses_match_one_at_a_time() -> None:
     assert sum(map(len, many)) > 10 and any(len(m) < 17 for m in many)
     assert background_joints_of_poses(kp, near, None, 0.001, cfg) == [[]] * 7
     assert background_joints_of_poses(np.zeros((0, 17, 3)), np.zeros((0, 17)), background, 0.001, cfg) == []
+
+
+@pytest.mark.parametrize(("cpus", "threads"), [(1, 1), (2, 1), (3, 2), (16, 2)])
+def test_decoding_threads_leave_a_cpu_to_the_teacher(monkeypatch, cpus, threads) -> None:
+    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    assert runner.decoding_threads() == threads
