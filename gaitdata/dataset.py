@@ -19,11 +19,13 @@ of the layout; a root written by an older version is upgraded in place by ``gait
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -119,8 +121,14 @@ def conform(df: pd.DataFrame, columns: dict[str, str], table: str) -> pd.DataFra
     out = {}
     for c, t in columns.items():
         s = df[c] if c in df.columns else pd.Series([None] * len(df), index=df.index)
-        out[c] = s.astype(t) if t != "object" else s.astype(object)
+        out[c] = s if s.dtype == _dtype(t) else s.astype(t)  # (converting to its own dtype copies for nothing)
     return pd.DataFrame(out).reset_index(drop=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype(name: str) -> Any:
+    """The pandas dtype a column type name stands for (``object`` included)."""
+    return pd.api.types.pandas_dtype(name)
 
 
 @dataclass(frozen=True)
