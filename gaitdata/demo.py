@@ -106,12 +106,10 @@ def _run_stages(opts: DemoOptions, console: Console) -> DemoResult:
         lambda: (synth.write_ground_truth_labels(root), "synthetic ground truth stored as label set 'ground_truth'"),
     )  # fmt: skip
 
-    from pseudolabel.runner import label
-
     _stage(
         console, result, f"label ({opts.teacher})",
         lambda: _with_summary(
-            label(root, teacher=opts.teacher, label_set=opts.teacher, progress=True),
+            _label_demo(console, root, opts.teacher),
             lambda s: f"{s.n_frames} frames, {s.n_persons} persons, mean confidence {s.mean_confidence:.2f}",
         ),
     )  # fmt: skip
@@ -153,11 +151,7 @@ def _student_stages(console: Console, result: DemoResult, root: Path, files: dic
     export_dir = Path(next(iter(files.values()))).parent
     run_dir = _stage(
         console, result, "train student",
-        lambda: _with_summary(
-            student.train(root, export_dir, model=STUDENT, batch_size=8, epochs=opts.epochs, seed=opts.seed,
-                          progress=not is_quiet()),
-            lambda p: f"run {Path(p).name} (models/)",
-        ),
+        lambda: _with_summary(_train_demo(console, root, export_dir, opts), lambda p: f"run {Path(p).name} (models/)"),
     )  # fmt: skip
     _stage(console, result, "compress", lambda: _compress(run_dir))
     ev = _stage(
@@ -170,6 +164,22 @@ def _student_stages(console: Console, result: DemoResult, root: Path, files: dic
     _print_student(console, ev, opts.teacher)
     _stage(console, result, "label (student)", lambda: _label_with_student(root, run_dir, files, opts.teacher))
     return Path(ev.report)
+
+
+def _train_demo(console: Console, root: Path, export_dir: Path, opts: Any) -> Path:
+    """The demo's student: resumed, or trained again when its run was made from other export files (an
+    earlier demo whose labels were made again, e.g. by another gaitdata release)."""
+    from gaitdata import student
+    from gaitdata.staleness import StaleInputError
+
+    kw = dict(model=STUDENT, batch_size=8, epochs=opts.epochs, seed=opts.seed, progress=not is_quiet())
+    try:
+        return student.train(root, export_dir, **kw)
+    except StaleInputError as e:
+        if "trained on other export files" not in str(e):
+            raise
+        console.print(f"[yellow]{e.args[0].split(';')[0]}: this demo trains it again[/]")
+        return student.train(root, export_dir, overwrite=True, **kw)
 
 
 def _compress(run_dir: Path) -> tuple[list[Path], str]:
@@ -196,6 +206,17 @@ def _compress(run_dir: Path) -> tuple[list[Path], str]:
     return paths, head + "; ".join(notes)
 
 
+def _label_demo(console: Console, root: Path, teacher: str) -> Any:
+    """The demo's label set: resumed, or made again when an earlier demo (another gaitdata release) used other settings."""
+    from pseudolabel.runner import LabelSettingsChangedError, label
+
+    try:
+        return label(root, teacher=teacher, label_set=teacher, progress=True)
+    except LabelSettingsChangedError as e:
+        console.print(f"[yellow]{e}: this demo relabels it[/]")
+        return label(root, teacher=teacher, label_set=teacher, progress=True, overwrite=True)
+
+
 def _label_with_student(root: Path, run_dir: Path, files: dict, teacher: str) -> tuple[Any, str]:
     """The trained student (its ONNX file, onnxruntime on CPU) labels the held-out recordings behind
     the teacher's boxes, as it would label new recordings; scored against the ground truth."""
@@ -211,10 +232,10 @@ def _label_with_student(root: Path, run_dir: Path, files: dict, teacher: str) ->
     s = label(root, teacher="student", weights=run_dir / "model.onnx", boxes=f"labels:{teacher}",
               label_set="student", videos=videos, overwrite=True, progress=False)  # fmt: skip
     df = compare_label_sets(root, "ground_truth", "student")
-    matched = df[df["oks"].notna()] if "oks" in df else df
+    oks = df["oks"].dropna().to_numpy(np.float64) if "oks" in df else np.zeros(0)
     return s, (
         f"{s.n_frames} frames of {len(videos)} held-out recordings at {s.frames_per_second:.0f} frames/s; "
-        f"mean OKS vs ground truth {float(np.nanmean(matched['oks'])):.3f}"
+        + (f"mean OKS vs ground truth {float(oks.mean()):.3f}" if len(oks) else "no person matched to the ground truth")
     )
 
 

@@ -625,6 +625,11 @@ def _bar_done(bar: Any, total: int) -> Any:
 
 
 # ---- the run ------------------------------------------------------------------------------------
+class LabelSettingsChangedError(GaitdataError):
+    """A label set's earlier (unfinished or finished) run used other settings: resume needs the same
+    settings, relabelling needs ``overwrite=True``."""
+
+
 PART_FRAMES_KEY = b"gaitdata.frames_fingerprint"  # parquet metadata of a part: the frames it was made from
 
 
@@ -665,7 +670,7 @@ def _start_parts(root: DatasetRoot, name: str, run_cfg: dict, overwrite: bool) -
         before = json.loads(run_json.read_text())
         if before != run_cfg:
             changed = sorted(k for k in set(before) | set(run_cfg) if before.get(k) != run_cfg.get(k))
-            raise GaitdataError(
+            raise LabelSettingsChangedError(
                 f"label set {name!r} was started with other settings ({', '.join(changed)} differ; see {run_json}); "
                 f"rerun with the same settings to resume, or pass --overwrite to relabel"
             )
