@@ -28,7 +28,8 @@ from gaitdata.cli.common import no_wait_option, output_options
 def command(out: Path, subjects: int, frames: int, seed: int, teacher: str, epochs: int, no_train: bool,
             browse: bool, port: int | None) -> None:  # fmt: skip
     """Run every stage on synthetic sample data: synth, extract, validate, label, split, audit,
-    export, train, evaluate (and browse). Rerunning resumes where it stopped.
+    export, train, evaluate (and browse). Rerunning resumes where it stopped; over
+    a demo made with other settings (an earlier release), it labels and trains again.
 
     \b
     Examples:
