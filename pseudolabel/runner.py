@@ -477,20 +477,14 @@ def label_recording(
     teacher_name: str,
     proposer: BoxProposer | None,
     cfg: PostprocessConfig,
-    *,
-    batch_size: int = 8,
-    workers: int | None = None,
-    prefetch: int = 16,
-    on_frames: Any = None,
+    **opts: Any,
 ) -> pd.DataFrame:
     """Label one recording's written frames; returns its post-processed rows (LABEL_COLUMNS).
 
-    The teacher's pass (:func:`collect_recording`), then post-processing (:func:`finish_recording`).
+    The teacher's pass (:func:`collect_recording`, which takes ``opts``: ``batch_size``, ``workers``,
+    ``prefetch``, ``on_frames``), then post-processing (:func:`finish_recording`).
     """
-    return finish_recording(collect_recording(
-        root, video, frames, teacher, teacher_name, proposer, cfg,
-        batch_size=batch_size, workers=workers, prefetch=prefetch, on_frames=on_frames,
-    ))  # fmt: skip
+    return finish_recording(collect_recording(root, video, frames, teacher, teacher_name, proposer, cfg, **opts))
 
 
 # ---- one recording's part (this process, or a Ray task) ----------------------------------------
