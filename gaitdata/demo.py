@@ -170,14 +170,12 @@ def _train_demo(console: Console, root: Path, export_dir: Path, opts: Any) -> Pa
     """The demo's student: resumed, or trained again when its run was made from other export files (an
     earlier demo whose labels were made again, e.g. by another gaitdata release)."""
     from gaitdata import student
-    from gaitdata.staleness import StaleInputError
+    from gaitdata.staleness import OtherExportsError
 
     kw = dict(model=STUDENT, batch_size=8, epochs=opts.epochs, seed=opts.seed, progress=not is_quiet())
     try:
         return student.train(root, export_dir, **kw)
-    except StaleInputError as e:
-        if "trained on other export files" not in str(e):
-            raise
+    except OtherExportsError as e:
         console.print(f"[yellow]{e.args[0].split(';')[0]}: this demo trains it again[/]")
         return student.train(root, export_dir, overwrite=True, **kw)
 

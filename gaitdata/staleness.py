@@ -33,6 +33,10 @@ class StaleInputError(GaitdataError):
     """An input of a command changed after it was made; the message names the refreshing command."""
 
 
+class OtherExportsError(StaleInputError):
+    """A training run folder holds a run trained on other export files than those given now."""
+
+
 @dataclass(frozen=True)
 class ArtefactState:
     """What is known about one artefact's inputs."""
@@ -366,7 +370,7 @@ def check_train_inputs(
         except (OSError, ValueError, AttributeError):
             before = None
         if isinstance(before, dict) and before.get("files") != rec["files"]:
-            raise StaleInputError(
+            raise OtherExportsError(
                 f"train refused: {run_dir} holds a run trained on other export files than {export_dir} holds now; "
                 f"pass --overwrite to train again from the start, or choose another --out"
             )

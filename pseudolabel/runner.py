@@ -311,8 +311,7 @@ class CollectedRecording:
     background: np.ndarray | None  # depth background for QA (raw units)
     depth_scale: float
     height: float  # frame height (pixels)
-    num_keypoints: int
-    schema: Any
+    schema: Any  # the teacher's keypoint schema
     cfg: PostprocessConfig
 
 
@@ -356,7 +355,8 @@ def collect_recording(
     # detect_ahead: the detections a proposer can make before it has seen the earlier frames; the
     # teacher's crops for them are cut there too (used where tracking proposes exactly those boxes)
     detect = getattr(proposer, "detect_ahead", None) or getattr(proposer, "detect", None)
-    prepare = getattr(teacher, "prepare", None) if callable(getattr(teacher, "prepare", None)) else None
+    prepare = getattr(teacher, "prepare", None)
+    prepare = prepare if callable(prepare) else None
 
     def detect_when_ready(fi: int, img: np.ndarray, d: np.ndarray | None) -> Any:
         if begun is not None:
@@ -383,7 +383,7 @@ def collect_recording(
     sampled = background_positions(frames) if (has_depth and cfg.qa and background is None) else set()
     out = CollectedRecording(video, len(frames), [], [], [], background, depth_scale,
                              float(video["height"]) if not pd.isna(video.get("height")) else float("nan"),
-                             teacher.cfg.schema.num_keypoints, teacher.cfg.schema, cfg)  # fmt: skip
+                             teacher.cfg.schema, cfg)  # fmt: skip
     qa_background: list[np.ndarray] = []  # the running farthest depth over the sampled frames
 
     def flush(batch: list[tuple]) -> None:
@@ -396,10 +396,8 @@ def collect_recording(
             poses_of = teacher.predict(imgs, [proposer.propose(*item) for item in batch])
         else:
             boxes = [proposer.propose(fi, img, d, ahead[0]) for fi, img, d, ahead in batch]
-            if prepare is not None:
-                poses_of = teacher.predict(imgs, boxes, prepared=[ahead[1] for *_, ahead in batch])
-            else:
-                poses_of = teacher.predict(imgs, boxes)
+            crops = {"prepared": [ahead[1] for *_, ahead in batch]} if prepare is not None else {}
+            poses_of = teacher.predict(imgs, boxes, **crops)
         if len(poses_of) != len(batch):
             raise GaitdataError(f"teacher {teacher_name} returned {len(poses_of)} results for {len(batch)} images")
         for (fi, _, d, *_), poses in zip(batch, poses_of, strict=True):
@@ -424,6 +422,9 @@ def collect_recording(
                 first = False
         if batch:
             flush(batch)
+    decoded = getattr(proposer, "decoded_depth", None)
+    if decoded:
+        decoded.clear()  # those the reader had decoded itself before they were ready: not kept till the next recording
     refine = getattr(teacher, "refine_recording", None)
     if callable(refine):  # a teacher that looks at the whole recording (see pseudolabel.registry)
         refine(out.rows, out.near_depths)
@@ -455,7 +456,7 @@ def finish_recording(c: CollectedRecording) -> pd.DataFrame:
     bg_joints: list[list[int]] = [[] for _ in c.rows]
     if c.background is not None and with_near:
         found = background_joints_of_poses(
-            np.stack([decode_keypoints(c.rows[i]["keypoints"], c.num_keypoints) for i in with_near]),
+            np.stack([decode_keypoints(c.rows[i]["keypoints"], c.schema.num_keypoints) for i in with_near]),
             np.stack([c.near_depths[i] for i in with_near]), c.background, c.depth_scale, c.cfg,
         )  # fmt: skip
         for i, joints in zip(with_near, found, strict=True):
@@ -551,7 +552,7 @@ def _label_parts_here(
         if failed.is_set():
             return None
         try:
-            return _write_finished(job, finish_recording(c), c.num_keypoints)
+            return _write_finished(job, finish_recording(c), c.schema.num_keypoints)
         except BaseException:
             failed.set()
             raise
