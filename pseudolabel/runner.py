@@ -204,6 +204,50 @@ def decoding_threads() -> int:
     return min(2, max(1, n - 1))
 
 
+class _ReaderClosed(Exception):
+    """A frame's in-order step given up because its reader was closed first."""
+
+
+class _Turns:
+    """Runs one step of each frame task at a time, in the order the tasks were submitted.
+
+    Task ``seq`` waits until the tasks before it have passed (run their step, failed, or found the
+    reader closed); after a task fails, the later ones skip their step (their results are never
+    used: the reader raises at the failed frame).
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next = 0
+        self._closed = False
+        self._failed = False
+
+    def run(self, seq: int, step: Any) -> Any:
+        """``step()`` in turn ``seq`` (None: this task failed before its step; it only passes its turn)."""
+        with self._cond:
+            while self._next != seq and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                raise _ReaderClosed
+        try:
+            if step is None or self._failed:
+                self._failed = True
+                return None
+            return step()
+        except BaseException:
+            self._failed = True
+            raise
+        finally:
+            with self._cond:
+                self._next = seq + 1
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
 class FrameReader:
     """(frame_index, RGB, depth or None) of ``rows`` in order; decoding runs ahead in ``workers`` threads
     (None: :func:`decoding_threads`).
@@ -211,18 +255,25 @@ class FrameReader:
     Decoding starts when the reader is made (up to ``prefetch`` frames ahead), so the first frames
     are ready when the caller starts iterating; :meth:`close` (or leaving the ``with`` block) stops
     the threads. With ``per_frame(frame_index, rgb, depth)`` (thread-safe, e.g. a box proposer's
-    per-frame detection), it runs in those threads too and the tuples get its result as a fourth item.
+    per-frame detection), it runs in those threads too, frames in any order; with
+    ``in_order(frame_index, rgb, depth, per_frame_result)`` (e.g. tracking, which needs the frames
+    in order), it runs in those threads after ``per_frame``, one frame at a time in frame order.
+    The tuples then get the last result as a fourth item.
     ``decoded_depth``: depth frames decoded already, by depth_path (taken out of it when used).
     """
 
     def __init__(
         self, root: DatasetRoot, rows: pd.DataFrame, want_depth: bool, workers: int | None = None,
         prefetch: int = 16, per_frame: Any = None, decoded_depth: dict[str, np.ndarray] | None = None,
+        in_order: Any = None,
     ) -> None:  # fmt: skip
         workers = decoding_threads() if workers is None else workers
         self._items = iter(zip(rows["frame_index"].astype(int), rows["rgb_path"], rows["depth_path"], strict=True))
         self._args = (root, want_depth, per_frame, decoded_depth)
-        self._per_frame = per_frame
+        self._extra = per_frame is not None or in_order is not None
+        self._in_order = in_order
+        self._turns = _Turns()
+        self._seq = 0
         self._pool = ThreadPoolExecutor(max_workers=max(int(workers), 1), thread_name_prefix="gaitdata-decode")
         self._pending: deque = deque()
         for _ in range(max(int(prefetch), 1)):
@@ -234,19 +285,31 @@ class FrameReader:
         if nxt is None:
             return False
         fi, rgb, dep = nxt
-        root, want_depth, per_frame, decoded_depth = self._args
         dep = None if pd.isna(dep) else dep
-        self._pending.append(self._pool.submit(_load, root, fi, rgb, dep, want_depth, per_frame, decoded_depth))
+        self._pending.append(self._pool.submit(self._task, self._seq, fi, rgb, dep))
+        self._seq += 1
         return True
+
+    def _task(self, seq: int, fi: int, rgb: str, dep: str | None) -> tuple:
+        root, want_depth, per_frame, decoded_depth = self._args
+        if self._in_order is None:
+            return _load(root, fi, rgb, dep, want_depth, per_frame, decoded_depth)
+        try:
+            fi, img, d, found = _load(root, fi, rgb, dep, want_depth, per_frame, decoded_depth)
+        except BaseException:
+            self._turns.run(seq, None)
+            raise
+        return fi, img, d, self._turns.run(seq, lambda: self._in_order(fi, img, d, found))
 
     def __iter__(self) -> Iterator[tuple]:
         while self._pending:
             fut = self._pending.popleft()
             self._submit()
-            yield fut.result()[:3] if self._per_frame is None else fut.result()
+            yield fut.result() if self._extra else fut.result()[:3]
 
     def close(self) -> None:
         self._pending.clear()
+        self._turns.close()  # tasks waiting for the turn of a frame that will never run give up
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> FrameReader:
@@ -342,7 +405,6 @@ def collect_recording(
     has_depth = frames["depth_path"].notna().any()
     scale = video.get("depth_scale")
     depth_scale = float(scale) if scale is not None and not pd.isna(scale) else 0.001
-    teacher.reset()
     want_depth = bool(has_depth and (cfg.qa or hasattr(proposer, "background") or cfg.select_subject))
     # Started together, so that the first batch is ready when the loop starts: the proposer's
     # per-recording models (a background thread), the decoding of the first frames (the decoding
@@ -352,8 +414,9 @@ def collect_recording(
         begin_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaitdata-begin")
         begun = begin_pool.submit(proposer.begin, root, video, frames)
         begin_pool.shutdown(wait=False)
-    # detect_ahead: the detections a proposer can make before it has seen the earlier frames; the
-    # teacher's crops for them are cut there too (used where tracking proposes exactly those boxes)
+    # In the decoding threads: the detections a proposer can make before it has seen the earlier
+    # frames (detect_ahead, frames in any order), then, one frame at a time in frame order, its
+    # proposals (tracking) and the teacher's crops for them, so the teacher only has to run.
     detect = getattr(proposer, "detect_ahead", None) or getattr(proposer, "detect", None)
     prepare = getattr(teacher, "prepare", None)
     prepare = prepare if callable(prepare) else None
@@ -361,12 +424,18 @@ def collect_recording(
     def detect_when_ready(fi: int, img: np.ndarray, d: np.ndarray | None) -> Any:
         if begun is not None:
             begun.result()
-        det = detect(fi, img, d)
-        return det, (prepare(img, det) if prepare is not None and det is not None else None)
+        return detect(fi, img, d) if detect is not None else None
 
-    reader = FrameReader(root, frames, want_depth, workers, prefetch, detect_when_ready if detect is not None else None,
-                         getattr(proposer, "decoded_depth", None))  # fmt: skip
+    def propose_in_order(fi: int, img: np.ndarray, d: np.ndarray | None, det: Any) -> tuple[np.ndarray, Any]:
+        assert proposer is not None
+        boxes = proposer.propose(fi, img, d, det) if detect is not None else proposer.propose(fi, img, d)
+        return boxes, (prepare(img, boxes) if prepare is not None else None)
+
+    reader = FrameReader(root, frames, want_depth, workers, prefetch, detect_when_ready if proposer is not None else None,
+                         getattr(proposer, "decoded_depth", None),
+                         in_order=propose_in_order if proposer is not None else None)  # fmt: skip
     try:
+        teacher.reset()  # (after the proposer and the decoding started: it may wait for a spare graph to start)
         warm_up = getattr(teacher, "warm_up", None)
         if begun is not None:
             if callable(warm_up):
@@ -388,14 +457,12 @@ def collect_recording(
 
     def flush(batch: list[tuple]) -> None:
         imgs = [b[1] for b in batch]
-        # (N, 5) x, y, w, h, proposal score: teachers use the first four columns (alphapose also the score)
-        # (a proposer's per-frame detections, when it has them, were made in the decoding threads)
+        # (N, 5) x, y, w, h, proposal score: teachers use the first four columns (alphapose also the score);
+        # proposals and crops were made in the decoding threads
         if proposer is None:
             poses_of = teacher.predict(imgs)
-        elif detect is None:
-            poses_of = teacher.predict(imgs, [proposer.propose(*item) for item in batch])
         else:
-            boxes = [proposer.propose(fi, img, d, ahead[0]) for fi, img, d, ahead in batch]
+            boxes = [ahead[0] for *_, ahead in batch]
             crops = {"prepared": [ahead[1] for *_, ahead in batch]} if prepare is not None else {}
             poses_of = teacher.predict(imgs, boxes, **crops)
         if len(poses_of) != len(batch):
@@ -520,12 +587,19 @@ def _write_finished(job: _PartJob, df: pd.DataFrame, num_keypoints: int) -> Reco
 
 def _frame_size(job: _PartJob) -> tuple[int, int] | None:
     """(width, height) of a recording's extracted frames, from its first frame's header."""
+    if job.frames.empty:
+        return None
+    return _image_size(Path(job.root) / str(job.frames["rgb_path"].iloc[0]))
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of an image, from its header; None when it cannot be read."""
     from PIL import Image
 
     try:
-        with Image.open(Path(job.root) / str(job.frames["rgb_path"].iloc[0])) as im:
+        with Image.open(path) as im:
             return int(im.size[0]), int(im.size[1])
-    except (OSError, IndexError):
+    except OSError:
         return None
 
 
@@ -701,25 +775,14 @@ def _teacher_config(teacher: Teacher) -> dict:
     }  # fmt: skip
 
 
+def _close_teacher(model: Teacher) -> None:
+    close = getattr(model, "close", None)
+    if callable(close):
+        close()
+
+
 def _json_safe(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
-
-
-def _start_warm_up(model: Teacher, root: DatasetRoot, frames: pd.DataFrame, boxes: bool) -> None:
-    """Start the teacher's graph for the first recording in the background (teachers with ``warm_up``)."""
-    warm_up = getattr(model, "warm_up", None)
-    if not callable(warm_up):
-        return
-    size = None
-    if not boxes:
-        from PIL import Image
-
-        try:
-            with Image.open(root.abspath(frames["rgb_path"].iloc[0])) as im:
-                size = (int(im.size[0]), int(im.size[1]))
-        except OSError:
-            return
-    warm_up(boxes=boxes, size=size, background=True)
 
 
 @writes_root("label")
@@ -768,7 +831,6 @@ def label(
     cfg = postprocess or PostprocessConfig(
         vis_thresholds=tuple(vis_thresholds), smooth=smooth, select_subject=select_subject, qa=qa
     )
-    vids, frames, frames_fps = _frames_to_label(root, videos)
     if ray is None or not device.startswith("cuda"):  # on Ray, the GPU nodes check their own devices
         check_device(device)
     kwargs: dict[str, Any] = {"device": device, **opts}
@@ -776,36 +838,45 @@ def label(
         kwargs["weights"] = str(weights)
     # on Ray the teacher here only gives the label set its config and weights hash: the CPU does
     model = create_teacher(teacher, **(kwargs if ray is None else {**kwargs, "device": "cpu"}))
-    whash = getattr(model, "weights_hash", None)
+    try:  # (the teacher may be starting a graph already: closed on any error before the run)
+        whash = getattr(model, "weights_hash", None)
+        spec = boxes if boxes is not None else "none"
+        if spec == "auto":  # teachers that take person boxes get the combined proposals; the others none
+            spec = "people" if (model.cfg.top_down or model.cfg.extra.get("uses_boxes")) else "none"
+        spare = getattr(model, "warm_spare", None)
+        if ray is None and spec != "none" and callable(spare):
+            spare(boxes=True)  # the graph for the first recording's crops starts while the tables are read
+        vids, frames, frames_fps = _frames_to_label(root, videos)
+        if ray is None and spec == "none" and callable(spare):  # the whole-frame graph, for frames of the first's size
+            spare(boxes=False, size=_image_size(root.path / str(frames["rgb_path"].iloc[0])))
+        if spec.startswith("labels:"):  # boxes taken from a label set made on other frames would be misplaced
+            require_fresh_inputs(root, "label", labels=[spec[len("labels:") :]])
+        popts = dict(box_opts or {})
+        if spec.startswith("json:") and videos is not None and len(videos) == 1:
+            popts.setdefault("video", videos[0])  # bare image names in the file belong to that recording
+        proposer = None if spec == "none" else make_proposer(spec, **popts)
+        prepare = getattr(proposer, "prepare", None)
+        if callable(prepare):
+            prepare(root)  # read and check the proposer's inputs before anything is written
+        if proposer is None and model.cfg.top_down:
+            raise GaitdataError(f"teacher {teacher} is top-down and needs person boxes; use --boxes depth|detector|json:PATH|labels:SET")
 
-    spec = boxes if boxes is not None else "none"
-    if spec == "auto":  # teachers that take person boxes get the combined proposals; the others none
-        spec = "people" if (model.cfg.top_down or model.cfg.extra.get("uses_boxes")) else "none"
-    if spec.startswith("labels:"):  # boxes taken from a label set made on other frames would be misplaced
-        require_fresh_inputs(root, "label", labels=[spec[len("labels:") :]])
-    popts = dict(box_opts or {})
-    if spec.startswith("json:") and videos is not None and len(videos) == 1:
-        popts.setdefault("video", videos[0])  # bare image names in the file belong to that recording
-    proposer = None if spec == "none" else make_proposer(spec, **popts)
-    prepare = getattr(proposer, "prepare", None)
-    if callable(prepare):
-        prepare(root)  # read and check the proposer's inputs before anything is written
-    if proposer is None and model.cfg.top_down:
-        raise GaitdataError(f"teacher {teacher} is top-down and needs person boxes; use --boxes depth|detector|json:PATH|labels:SET")
+        run_cfg = _json_safe(
+            {
+                "teacher": teacher, "teacher_options": {k: v for k, v in opts.items()}, "weights_hash": whash,
+                "boxes": proposer.describe() if proposer is not None else None, "postprocess": cfg.to_dict(),
+                "schema": model.cfg.schema.name,
+            }
+        )  # fmt: skip
+        if ray is not None:
+            from gaitdata.distributed import preflight
 
-    run_cfg = _json_safe(
-        {
-            "teacher": teacher, "teacher_options": {k: v for k, v in opts.items()}, "weights_hash": whash,
-            "boxes": proposer.describe() if proposer is not None else None, "postprocess": cfg.to_dict(),
-            "schema": model.cfg.schema.name,
-        }
-    )  # fmt: skip
-    if ray is not None:
-        from gaitdata.distributed import preflight
-
-        preflight(ray)
-    pdir = _start_parts(root, name, run_cfg, overwrite)
-    final = root.label_path(name)
+            preflight(ray)
+        pdir = _start_parts(root, name, run_cfg, overwrite)
+        final = root.label_path(name)
+    except BaseException:
+        _close_teacher(model)
+        raise
 
     stats: list[RecordingStats] = []
     bar = progress_bar(total=len(frames), unit="frame", desc=f"label {name}", enabled=progress)
@@ -837,9 +908,7 @@ def label(
         stats.sort(key=lambda r: r.video_id)
     finally:
         bar.close()
-        close = getattr(model, "close", None)
-        if callable(close):
-            close()
+        _close_teacher(model)
 
     merged = pd.concat(
         [conform(pd.read_parquet(pdir / f"{v}.parquet"), LABEL_COLUMNS, v) for v in sorted(frames["video_id"].unique())],

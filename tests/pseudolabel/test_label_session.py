@@ -157,3 +157,99 @@ def test_background_joints_of_many_poses_match_one_at_a_time() -> None:
 def test_decoding_threads_leave_a_cpu_to_the_teacher(monkeypatch, cpus, threads) -> None:
     monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
     assert runner.decoding_threads() == threads
+
+
+def _reader_root(tmp_path, n=8):
+    rgb, dep = blob_frames(n, lambda i: [(10 + 20 * i, 40, 20, 60)])
+    root = make_root(tmp_path / "r", {"v": (rgb, dep)})
+    return root, root.read_frames()
+
+
+def test_in_order_steps_run_in_frame_order_whatever_the_threads(tmp_path) -> None:
+    import time
+
+    root, frames = _reader_root(tmp_path)
+    order: list[int] = []
+
+    def slow_first(fi, img, d):  # the earlier frames finish their parallel step last
+        time.sleep(0.004 * (8 - fi))
+        return fi * 10
+
+    def track(fi, img, d, found):
+        order.append(fi)
+        return found + 1
+
+    with runner.FrameReader(root, frames, True, workers=3, prefetch=8, per_frame=slow_first, in_order=track) as reader:
+        got = [(fi, extra) for fi, _, _, extra in reader]
+    assert order == list(range(8))
+    assert got == [(fi, fi * 10 + 1) for fi in range(8)]
+
+
+def test_closing_a_reader_frees_the_frames_waiting_for_their_turn(tmp_path) -> None:
+    import threading
+
+    root, frames = _reader_root(tmp_path)
+    release = threading.Event()
+    stepped: list[int] = []
+
+    def hold_first(fi, img, d):
+        if fi == 0:
+            release.wait(5)
+        return None
+
+    reader = runner.FrameReader(root, frames, False, workers=3, prefetch=8, per_frame=hold_first,
+                                in_order=lambda fi, *_: stepped.append(fi))  # fmt: skip
+    closer = threading.Thread(target=reader.close)
+    closer.start()  # frames 1-2 wait for frame 0's turn: closing lets them go
+    closer.join(0.5)
+    release.set()
+    closer.join(10)
+    assert not closer.is_alive()
+    assert stepped == []  # no frame's step ran after the reader closed
+
+
+def test_an_unreadable_frame_stops_the_in_order_steps_after_it(tmp_path) -> None:
+    root, frames = _reader_root(tmp_path)
+    bad = root.path / str(frames["rgb_path"].iloc[3])
+    bad.write_bytes(b"not an image")
+    stepped: list[int] = []
+    got = []
+    reader = runner.FrameReader(root, frames, True, workers=2, prefetch=8, in_order=lambda fi, *_: stepped.append(fi))
+    with reader, pytest.raises(runner.GaitdataError, match="cannot decode .*000003"):
+        for item in reader:
+            got.append(item[0])
+    assert got == [0, 1, 2]
+    assert stepped[:3] == [0, 1, 2] and 3 not in stepped and all(fi < 3 for fi in stepped)
+
+
+@pytest.mark.mediapipe
+def test_labels_do_not_depend_on_the_number_of_decoding_threads(tmp_path, walks) -> None:
+    root = root_from_synth(tmp_path / "root", {"s01_crowd": walks["s01_crowd"]})
+    one = runner.label(root.path, label_set="one", workers=1, progress=False)
+    three = runner.label(root.path, label_set="three", workers=3, progress=False)
+    assert one.n_persons == three.n_persons >= 30
+    pd.testing.assert_frame_equal(read_labels(root, "one").drop(columns="label_set", errors="ignore"),
+                                  read_labels(root, "three").drop(columns="label_set", errors="ignore"))  # fmt: skip
+
+
+@pytest.mark.mediapipe
+def test_the_teacher_started_early_is_closed_when_the_run_stops_before_labelling(tmp_path, monkeypatch) -> None:
+    from pseudolabel.registry import create_teacher
+
+    made, spares = [], []
+
+    def recording(*args, **kwargs):
+        teacher = create_teacher(*args, **kwargs)
+        real = teacher.warm_spare
+        teacher.warm_spare = lambda **kw: (spares.append(kw), real(**kw))[1]
+        made.append(teacher)
+        return teacher
+
+    monkeypatch.setattr(runner, "create_teacher", recording)
+    rgb, dep = blob_frames(4, lambda i: [(10 + 20 * i, 40, 20, 60)])
+    root = make_root(tmp_path / "r", {"v": (rgb, dep)})
+    with pytest.raises(runner.GaitdataError, match="unknown video ids"):
+        runner.label(root.path, videos=["nope"], progress=False)
+    (teacher,) = made
+    assert spares == [{"boxes": True}]  # it had started the crops' graph before the tables were read
+    assert teacher._spare is None and teacher._lanes == {}  # the spare graph it had started was closed
