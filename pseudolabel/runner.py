@@ -604,7 +604,8 @@ def _image_size(path: Path) -> tuple[int, int] | None:
 
 
 def _label_parts_here(
-    jobs: list[_PartJob], model: Teacher, proposers: list[BoxProposer | None], on_frames: Any = None
+    jobs: list[_PartJob], model: Teacher, proposers: list[BoxProposer | None], on_frames: Any = None,
+    written: dict[str, pd.DataFrame] | None = None,
 ) -> list[RecordingStats]:
     """Label recordings in this process, one after another, each written as a part.
 
@@ -613,7 +614,8 @@ def _label_parts_here(
     two, and the teacher's next graph, ``warm_spare``) and recording k-1 is post-processed and
     written, in threads. A part that fails to be written stops the run (the parts after it are not
     written) and its error is raised; on any error the parts before it are still written (a
-    rerun resumes from them).
+    rerun resumes from them). The teacher is closed once the last recording has gone through it
+    (while that one is post-processed). ``written``: gets each part's rows, by video id, as written.
     """
     finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaitdata-finish")
     starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaitdata-begin")
@@ -626,7 +628,11 @@ def _label_parts_here(
         if failed.is_set():
             return None
         try:
-            return _write_finished(job, finish_recording(c), c.schema.num_keypoints)
+            df = finish_recording(c)
+            stats = _write_finished(job, df, c.schema.num_keypoints)
+            if written is not None:
+                written[stats.video_id] = df
+            return stats
         except BaseException:
             failed.set()
             raise
@@ -663,6 +669,7 @@ def _label_parts_here(
             waiting.append((collected, job))
             begun = ahead[0] if ahead else None
         hand_over()
+        _close_teacher(model)  # (its graphs' threads end while the last recording is post-processed)
         return results()
     finally:
         hand_over()  # on an error: the recordings labelled before it are still written
@@ -879,6 +886,7 @@ def label(
         raise
 
     stats: list[RecordingStats] = []
+    parts: dict[str, pd.DataFrame] = {}  # rows of the parts resumed or written by this run, by video id
     bar = progress_bar(total=len(frames), unit="frame", desc=f"label {name}", enabled=progress)
     n_new = 0
     relabelled: list[str] = []
@@ -889,6 +897,7 @@ def label(
             part = pdir / f"{vid}.parquet"
             done = _reusable_part(part, fr, frames_fps[str(vid)])
             if done is not None:
+                parts[str(vid)] = done
                 stats.append(recording_stats(done, resumed=True, num_keypoints=model.cfg.schema.num_keypoints))
                 bar.update(len(fr))
                 continue
@@ -899,7 +908,8 @@ def label(
             n_new += len(fr)
             todo.append(job)
         if todo and ray is None:
-            stats += _label_parts_here(todo, model, _proposers(proposer, spec, popts, len(todo)), on_frames=bar.update)
+            stats += _label_parts_here(todo, model, _proposers(proposer, spec, popts, len(todo)), on_frames=bar.update,
+                                       written=parts)  # fmt: skip
         elif todo:
             from pseudolabel.remote import label_on_ray
 
@@ -910,10 +920,11 @@ def label(
         bar.close()
         _close_teacher(model)
 
-    merged = pd.concat(
-        [conform(pd.read_parquet(pdir / f"{v}.parquet"), LABEL_COLUMNS, v) for v in sorted(frames["video_id"].unique())],
+    merged = pd.concat(  # (the parts labelled on Ray are read back)
+        [parts[v] if v in parts else conform(pd.read_parquet(pdir / f"{v}.parquet"), LABEL_COLUMNS, v)
+         for v in sorted(frames["video_id"].astype(str).unique())],
         ignore_index=True,
-    )
+    )  # fmt: skip
     seconds = time.perf_counter() - t0
     summary = LabelSummary(
         root=root.path, label_set=name, teacher=teacher, weights_hash=whash, path=final,
