@@ -782,6 +782,22 @@ def _teacher_config(teacher: Teacher) -> dict:
     }  # fmt: skip
 
 
+def _run_proposer(
+    root: DatasetRoot, spec: str, box_opts: dict | None, videos: list[str] | None
+) -> tuple[BoxProposer | None, dict]:
+    """The run's box proposer (None for ``none``) and its options, its inputs checked."""
+    if spec.startswith("labels:"):  # boxes taken from a label set made on other frames would be misplaced
+        require_fresh_inputs(root, "label", labels=[spec[len("labels:") :]])
+    popts = dict(box_opts or {})
+    if spec.startswith("json:") and videos is not None and len(videos) == 1:
+        popts.setdefault("video", videos[0])  # bare image names in the file belong to that recording
+    proposer = None if spec == "none" else make_proposer(spec, **popts)
+    prepare = getattr(proposer, "prepare", None)
+    if callable(prepare):
+        prepare(root)  # read and check the proposer's inputs before anything is written
+    return proposer, popts
+
+
 def _close_teacher(model: Teacher) -> None:
     close = getattr(model, "close", None)
     if callable(close):
@@ -856,18 +872,9 @@ def label(
         vids, frames, frames_fps = _frames_to_label(root, videos)
         if ray is None and spec == "none" and callable(spare):  # the whole-frame graph, for frames of the first's size
             spare(boxes=False, size=_image_size(root.path / str(frames["rgb_path"].iloc[0])))
-        if spec.startswith("labels:"):  # boxes taken from a label set made on other frames would be misplaced
-            require_fresh_inputs(root, "label", labels=[spec[len("labels:") :]])
-        popts = dict(box_opts or {})
-        if spec.startswith("json:") and videos is not None and len(videos) == 1:
-            popts.setdefault("video", videos[0])  # bare image names in the file belong to that recording
-        proposer = None if spec == "none" else make_proposer(spec, **popts)
-        prepare = getattr(proposer, "prepare", None)
-        if callable(prepare):
-            prepare(root)  # read and check the proposer's inputs before anything is written
+        proposer, popts = _run_proposer(root, spec, box_opts, videos)
         if proposer is None and model.cfg.top_down:
             raise GaitdataError(f"teacher {teacher} is top-down and needs person boxes; use --boxes depth|detector|json:PATH|labels:SET")
-
         run_cfg = _json_safe(
             {
                 "teacher": teacher, "teacher_options": {k: v for k, v in opts.items()}, "weights_hash": whash,
